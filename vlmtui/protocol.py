@@ -1,0 +1,213 @@
+"""The messages between vlmtui and its worker subprocess: one JSON object a line, both directions.
+
+Both sides import this module, so a field added here is added for both. Every message is a frozen
+dataclass with a ``type`` tag; ``encode`` and ``decode`` are the only (de)serialisers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+PROTOCOL_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- parent -> worker
+
+
+@dataclass(frozen=True)
+class Load:
+    """Load one model and keep it until ``Unload``; the worker answers ``Loaded`` or ``LoadFailed``."""
+
+    type: ClassVar[str] = "load"
+    model: dict[str, Any]
+    """The model's spec as ``ModelSpec.to_dict()`` gives it."""
+    memory_limit_bytes: int | None = None
+    """A hard limit for the framework's allocator (MLX, torch), so over-allocation is catchable."""
+    sample_ms: int = 250
+    """How often the worker reports its framework memory while a model is loaded."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """Run one case on the loaded model; the worker streams ``Token`` and ends with ``Result``."""
+
+    type: ClassVar[str] = "run"
+    case_id: str
+    prompt: str
+    image: str | None = None
+    max_tokens: int = 64
+    temperature: float = 0.0
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Stop the running generation at the next token; the case ends ``aborted`` with ``reason``."""
+
+    type: ClassVar[str] = "abort"
+    reason: str = "aborted by the user"
+    unload: bool = False
+    """Also unload the model after stopping (the guard's abort), answering ``Unloaded``."""
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """Free caches now (between tokens when generating); the worker answers ``Cleaned``."""
+
+    type: ClassVar[str] = "cleanup"
+    reason: str = "requested"
+
+
+@dataclass(frozen=True)
+class Unload:
+    """Free the model and clear the framework caches; the worker answers ``Unloaded``."""
+
+    type: ClassVar[str] = "unload"
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """End the worker process (closing its stdin does the same)."""
+
+    type: ClassVar[str] = "shutdown"
+
+
+# ----------------------------------------------------------------------------- worker -> parent
+
+
+@dataclass(frozen=True)
+class Hello:
+    """The worker is up; sent once, first."""
+
+    type: ClassVar[str] = "hello"
+    pid: int
+    python: str
+    protocol: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The model is loaded and ready."""
+
+    type: ClassVar[str] = "loaded"
+    model_id: str
+    load_s: float
+    device: str
+    dtype: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """Things the user should see about this load (remote code trusted, a workaround applied)."""
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    """The model could not be loaded; ``error`` is one line meant for the user."""
+
+    type: ClassVar[str] = "load_failed"
+    model_id: str
+    error: str
+    detail: str = ""
+    """A traceback, kept in the log, never shown as the error line."""
+
+
+@dataclass(frozen=True)
+class Token:
+    """A chunk of generated text for a running case."""
+
+    type: ClassVar[str] = "token"
+    case_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """A case ended inside the worker: ``completed``, ``failed`` or ``aborted``."""
+
+    type: ClassVar[str] = "result"
+    case_id: str
+    outcome: str
+    output: str = ""
+    error: str = ""
+    detail: str = ""
+    metrics: dict[str, float | int | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """The worker's own view of memory: its RSS and, where the framework reports it, framework memory."""
+
+    type: ClassVar[str] = "memory"
+    t: float
+    """``time.time()`` when sampled, so the parent can line samples up with its own."""
+    rss_bytes: int
+    framework: dict[str, Any] | None = None
+    """A ``FrameworkSample`` as a dict, or ``None`` where no framework is loaded."""
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """A cleanup ran; ``freed_bytes`` is what the guarded quantity dropped by."""
+
+    type: ClassVar[str] = "cleaned"
+    freed_bytes: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Unloaded:
+    """The model is gone and caches are cleared."""
+
+    type: ClassVar[str] = "unloaded"
+    model_id: str = ""
+
+
+@dataclass(frozen=True)
+class Log:
+    """A line the worker wants in the session log (not a case result)."""
+
+    type: ClassVar[str] = "log"
+    level: str
+    message: str
+
+
+Command = Load | Run | Abort | Cleanup | Unload | Shutdown
+Event = Hello | Loaded | LoadFailed | Token | Result | Memory | Cleaned | Unloaded | Log
+
+_TYPES: dict[str, type[Any]] = {
+    cls.type: cls
+    for cls in (
+        Load, Run, Abort, Cleanup, Unload, Shutdown,
+        Hello, Loaded, LoadFailed, Token, Result, Memory, Cleaned, Unloaded, Log,
+    )
+}
+
+
+class ProtocolError(ValueError):
+    """A line that is not a message of this protocol."""
+
+
+def encode(message: Command | Event) -> str:
+    """One message as one JSON line (with the trailing newline)."""
+    payload = {"type": message.type, **dataclasses.asdict(message)}
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def decode(line: str | bytes) -> Command | Event:
+    """One JSON line back into its message; unknown fields are ignored so old peers keep working."""
+    try:
+        payload = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"not JSON: {line[:120]!r}") from exc
+    if not isinstance(payload, dict) or "type" not in payload:
+        raise ProtocolError(f"no message type: {line[:120]!r}")
+    cls = _TYPES.get(payload.pop("type"))
+    if cls is None:
+        raise ProtocolError(f"unknown message type in {line[:120]!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        message: Command | Event = cls(**{k: v for k, v in payload.items() if k in names})
+    except TypeError as exc:
+        raise ProtocolError(f"bad {cls.type} message: {exc}") from exc
+    return message
