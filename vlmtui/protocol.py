@@ -47,6 +47,8 @@ class Abort:
     """Stop the running generation at the next token; the case ends ``aborted`` with ``reason``."""
 
     type: ClassVar[str] = "abort"
+    case_id: str | None = None
+    """The case to stop; ``None`` stops whatever runs."""
     reason: str = "aborted by the user"
     unload: bool = False
     """Also unload the model after stopping (the guard's abort), answering ``Unloaded``."""
@@ -99,6 +101,9 @@ class Loaded:
     versions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     """Things the user should see about this load (remote code trusted, a workaround applied)."""
+    device_info: dict[str, Any] = field(default_factory=dict)
+    """``memory.frameworks.device_info()`` as the worker sees it, so the parent can size "auto" budgets
+    without importing a framework itself."""
 
 
 @dataclass(frozen=True)

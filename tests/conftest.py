@@ -1,0 +1,24 @@
+"""Shared fixtures: an isolated cache and data directory, offline, for every test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_IMAGES = ROOT / "sample_images"
+
+# Nothing from the hub at test time.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tiny models are built once per test session into a shared cache; logs go to a temp dir."""
+    cache = os.environ.get("VLMTUI_TEST_CACHE_DIR") or str(tmp_path_factory.mktemp("cache"))
+    os.environ["VLMTUI_CACHE_DIR"] = cache
+    os.environ["VLMTUI_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))

@@ -1,0 +1,5 @@
+"""``python -m vlmtui`` runs the command line."""
+
+from vlmtui.cli import entry
+
+entry()

@@ -1,0 +1,88 @@
+"""The ``vlmtui`` command: argument parsing and dispatch only."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from vlmtui import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"vlmtui: error: {message} (see vlmtui {self.prog.split()[-1]} --help)\n")
+
+
+def _guard_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("memory guard (override the suite's [guard])")
+    group.add_argument("--budget", help='memory budget: "auto", a size like 12GiB, or a percentage of RAM like 60%%')
+    group.add_argument("--warn", type=float, help="warn at this percentage of the budget (default 75)")
+    group.add_argument("--cleanup", type=float, help="free caches at this percentage (default 85)")
+    group.add_argument("--abort", type=float, help="abort the case at this percentage (default 95)")
+    group.add_argument("--sample-ms", type=int, help="memory sampling interval in ms (default 250)")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--headless", action="store_true",
+                        help="plain output instead of the dashboard (automatic when stdout is not a terminal)")
+    parser.add_argument("--log", metavar="PATH", help="session log file (default: under the user data directory)")
+    parser.add_argument("--resume", metavar="LOG", help="continue an interrupted session from its log")
+    parser.add_argument("--rerun-failed", metavar="LOG",
+                        help="rerun the failed, crashed and aborted cases of a session log")
+    _guard_options(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = _Parser(prog="vlmtui", description="Test vision-language models without taking the machine down.")
+    parser.add_argument("--version", action="version", version=f"vlmtui {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run a suite file")
+    run.add_argument("suite", nargs="?", help="the suite TOML file (optional with --rerun-failed/--resume)")
+    _run_options(run)
+    demo = sub.add_parser("demo", help="run the built-in demo suite on tiny offline models")
+    _run_options(demo)
+    doctor = sub.add_parser("doctor", help="what this machine can run: backends, devices, memory, budget")
+    _guard_options(doctor)
+    report = sub.add_parser("report", help="write a report of a session log")
+    report.add_argument("log", help="the session log (JSONL)")
+    report.add_argument("--format", choices=("md", "html", "json", "junit"), default="md")
+    report.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    compare = sub.add_parser("compare", help="compare two session logs case by case")
+    compare.add_argument("log_a")
+    compare.add_argument("log_b")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    from vlmtui import commands  # keeps `vlmtui --help` fast
+
+    handler = {
+        "run": commands.run,
+        "demo": commands.demo,
+        "doctor": commands.doctor,
+        "report": commands.report,
+        "compare": commands.compare,
+    }[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("vlmtui: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def entry() -> None:
+    """``python -m vlmtui``."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
+

@@ -1,0 +1,141 @@
+"""What each sub-command does; every user error ends as one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from vlmtui.events import FAILED_STATUSES
+from vlmtui.session.log import LogError
+from vlmtui.session.setup import GuardOverrides, Session, prepare_session
+from vlmtui.suite import SuiteError
+
+from vlmtui.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+
+_STOP_SIGNALS = {
+    signal.SIGINT: "interrupted (Ctrl-C)",
+    signal.SIGTERM: "terminated (SIGTERM)",
+    signal.SIGHUP: "the terminal hung up (SIGHUP)",
+}
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    """Print one error line and return the exit code."""
+    print(f"vlmtui: error: {message}", file=sys.stderr)
+    return code
+
+
+def demo_suite_path() -> Path:
+    """The demo suite: from the source tree when run from a checkout, else the copy in the wheel."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "suites" / "demo.toml", package / "_bundled" / "suites" / "demo.toml"):
+        if candidate.exists():
+            return candidate
+    raise SuiteError("the demo suite is missing from this installation (reinstall vlmtui)")
+
+
+def _overrides(args: argparse.Namespace) -> GuardOverrides:
+    return GuardOverrides(budget=args.budget, warn=args.warn, cleanup=args.cleanup, abort=args.abort,
+                          sample_ms=args.sample_ms)
+
+
+def _exit_code(counts: dict[str, int], stopped_by: str | None) -> int:
+    if stopped_by is not None:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if any(counts.get(s, 0) for s in FAILED_STATUSES) else EXIT_OK
+
+
+async def _run_headless(session: Session) -> int:
+    from vlmtui.headless import HeadlessPrinter
+
+    scheduler = session.scheduler
+    scheduler.subscribe(HeadlessPrinter())
+    stopped_by: list[str] = []
+    loop = asyncio.get_running_loop()
+
+    def on_signal(reason: str) -> None:
+        stopped_by.append(reason)
+        scheduler.stop(reason)
+
+    for signum, reason in _STOP_SIGNALS.items():
+        loop.add_signal_handler(signum, on_signal, reason)
+    try:
+        counts = await scheduler.run()
+    finally:
+        for signum in _STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+    return _exit_code(counts, stopped_by[0] if stopped_by else None)
+
+
+def _start(args: argparse.Namespace, suite: str | Path | None) -> int:
+    if args.resume and args.rerun_failed:
+        return fail("--resume and --rerun-failed cannot be used together")
+    try:
+        session = prepare_session(
+            suite, overrides=_overrides(args), log_path=args.log, resume=args.resume,
+            rerun_failed=args.rerun_failed,
+        )
+    except (SuiteError, LogError) as exc:
+        return fail(str(exc))
+    headless = args.headless or not sys.stdout.isatty() or os.environ.get("VLMTUI_HEADLESS") == "1"
+    try:
+        if headless:
+            code = asyncio.run(_run_headless(session))
+        else:
+            from vlmtui.tui.app import run_app
+
+            code = run_app(session)
+    finally:
+        session.log.close()
+    print(f"session log: {session.log.path}", file=sys.stderr)
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    """``vlmtui run SUITE``."""
+    if args.suite is None and not (args.resume or args.rerun_failed):
+        return fail("name a suite file: vlmtui run SUITE.toml")
+    return _start(args, args.suite)
+
+
+def demo(args: argparse.Namespace) -> int:
+    """``vlmtui demo``: the built-in suite on tiny offline models."""
+    try:
+        path = demo_suite_path()
+    except SuiteError as exc:
+        return fail(str(exc))
+    return _start(args, None if (args.resume or args.rerun_failed) else path)
+
+
+def doctor(args: argparse.Namespace) -> int:
+    """``vlmtui doctor``."""
+    from vlmtui.doctor import print_doctor
+
+    try:
+        return print_doctor(_overrides(args))
+    except SuiteError as exc:
+        return fail(str(exc))
+
+
+def report(args: argparse.Namespace) -> int:
+    """``vlmtui report LOG``."""
+    from vlmtui.session.report import write_report
+
+    try:
+        return write_report(args.log, args.format, args.output)
+    except LogError as exc:
+        return fail(str(exc))
+
+
+def compare(args: argparse.Namespace) -> int:
+    """``vlmtui compare LOG_A LOG_B``."""
+    from vlmtui.session.compare import print_comparison
+
+    try:
+        return print_comparison(args.log_a, args.log_b)
+    except LogError as exc:
+        return fail(str(exc))

@@ -1,0 +1,118 @@
+"""``vlmtui doctor``: what this machine can run — backends, devices, memory sources, the budget."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from vlmtui import __version__
+from vlmtui.memory.budget import resolve_budget
+from vlmtui.memory.system import probe_pressure, probe_system, probe_wired_limit_mb
+from vlmtui.session.setup import GuardOverrides
+from vlmtui.suite import GuardConfig, SuiteError
+from vlmtui.units import format_bytes
+
+PROBE_TIMEOUT_S = 120
+
+
+def run_probe() -> dict[str, Any]:
+    """The framework probe's findings, from a subprocess; an ``error`` key when it failed."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "vlmtui.probe"], capture_output=True, text=True,
+                              timeout=PROBE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"the framework probe did not answer in {PROBE_TIMEOUT_S} s"}
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"the framework probe exited with {done.returncode}: {tail}"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _mark(ok: bool) -> str:
+    return "[green]yes[/]" if ok else "[red]no[/]"
+
+
+def print_doctor(overrides: GuardOverrides, console: Console | None = None) -> int:
+    """Print the doctor's tables; returns 0 (1 when no backend can run at all)."""
+    console = console or Console(highlight=False)
+    guard = overrides.apply(GuardConfig())
+    console.print(f"[bold]vlmtui {__version__}[/] · Python {platform.python_version()} · {platform.platform()}")
+    found = run_probe()
+    if "error" in found:
+        console.print(f"[red]{found['error']}[/]")
+        found = {"backends": {}, "devices": {}, "sources": {}}
+
+    backends = Table(title="Backends", title_justify="left")
+    for column in ("backend", "usable", "modules"):
+        backends.add_column(column)
+    for name, info in found["backends"].items():
+        mods = ", ".join(
+            f"{m} {v['version']}" if v["ok"] else f"{m}: [red]{v['error']}[/]" for m, v in info["modules"].items()
+        )
+        backends.add_row(name, _mark(info["ok"]), mods)
+    console.print(backends)
+
+    devices = found["devices"]
+    table = Table(title="Devices", title_justify="left")
+    table.add_column("device")
+    table.add_column("available")
+    table.add_column("detail")
+    metal = devices.get("metal")
+    table.add_row("Metal (MLX)", _mark(bool(metal)), (
+        f"{metal.get('device_name') or ''} recommended working set "
+        f"{format_bytes(metal.get('max_recommended_working_set_size'))}") if metal else "")
+    mps = devices.get("mps")
+    table.add_row("MPS (torch)", _mark(bool(mps)),
+                  f"recommended max {format_bytes(mps.get('recommended_max_memory'))}" if mps else "")
+    cuda = devices.get("cuda") or []
+    table.add_row("CUDA (torch)", _mark(bool(cuda)),
+                  "; ".join(f"{d['name']} {format_bytes(d['total_memory'])}" for d in cuda))
+    mlx = devices.get("mlx")
+    table.add_row("CPU", _mark(True), f"{devices.get('cpu', {}).get('count', '?')} cores"
+                  + (f"; MLX computes on {mlx['backend']}" if mlx else ""))
+    console.print(table)
+
+    system = probe_system()
+    pressure = probe_pressure()
+    wired = probe_wired_limit_mb()
+    memory = Table(title="Memory sources", title_justify="left")
+    memory.add_column("source")
+    memory.add_column("readable")
+    memory.add_column("now")
+    memory.add_row("system (psutil)", _mark(True),
+                   f"{format_bytes(system.used)} used of {format_bytes(system.total)}, "
+                   f"{format_bytes(system.available)} available; swap {format_bytes(system.swap_used)}")
+    memory.add_row("macOS memory pressure", _mark(pressure is not None),
+                   pressure.name if pressure else "only on macOS (sysctl kern.memorystatus_vm_pressure_level)")
+    if sys.platform == "darwin":
+        memory.add_row("iogpu.wired_limit_mb", _mark(wired is not None),
+                       "default" if wired == 0 else f"{wired} MB" if wired else "unreadable")
+    for label, info in found["sources"].items():
+        sample = info.get("sample")
+        detail = ""
+        if label in ("mlx", "torch") and sample:
+            detail = f"{sample['framework']} on {sample['device']}: {format_bytes(sample['guarded_bytes'])}"
+        elif label == "nvml" and sample:
+            detail = f"{len(sample.get('devices', []))} GPU(s), driver {sample.get('driver')}"
+        elif "error" in info:
+            detail = info["error"]
+        memory.add_row(f"{label} probe", _mark(bool(info.get("ok"))), detail)
+    console.print(memory)
+
+    try:
+        budget = resolve_budget(guard.budget, devices, system.total)
+    except ValueError as exc:
+        raise SuiteError(f"--budget: {exc}") from None
+    limits = budget.thresholds(guard.warn, guard.cleanup, guard.abort)
+    console.print(f"[bold]Memory budget[/]: {budget} · warn {format_bytes(limits.warn_bytes)} "
+                  f"({guard.warn:g}%) · cleanup {format_bytes(limits.cleanup_bytes)} ({guard.cleanup:g}%) · "
+                  f"abort {format_bytes(limits.abort_bytes)} ({guard.abort:g}%)")
+    usable = any(info["ok"] for info in found["backends"].values())
+    return 0 if usable else 1

@@ -1,0 +1,193 @@
+"""What the scheduler tells its subscribers (session log, headless printer, TUI): frozen dataclasses.
+
+Every event is plain data; a subscriber is a callable taking one event. The engine imports no UI.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+STATUSES = ("passed", "failed", "crashed", "aborted", "skipped")
+FAILED_STATUSES = ("failed", "crashed", "aborted")
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """The end of one attempt at one case; what the log keeps and the reports read."""
+
+    case_id: str
+    attempt: int
+    model: str
+    backend: str
+    image: str | None
+    prompt: str
+    kind: str
+    status: str
+    error: str = ""
+    output: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    warmup: bool = False
+    detail: str = ""
+    """A traceback or the worker's stderr tail; kept in the log, not shown as the error."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the log."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SessionStarted:
+    """A session began: the suite, the planned cases, machine and versions."""
+
+    session_id: str
+    suite: str
+    suite_path: str
+    info: dict[str, Any]
+    cases: list[dict[str, Any]]
+    t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class CaseQueued:
+    """A case was put in the queue (at start, or again for a rerun)."""
+
+    case_id: str
+    attempt: int
+    t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class CaseStarted:
+    """A case was sent to the worker."""
+
+    case_id: str
+    attempt: int
+    model: str
+    t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class TokenReceived:
+    """Text streamed for the running case."""
+
+    case_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CaseFinished:
+    """A case attempt ended (any status)."""
+
+    result: CaseResult
+
+
+@dataclass(frozen=True)
+class ModelLoading:
+    """A worker starts loading a model."""
+
+    model: str
+    backend: str
+    path: str
+    trust_remote_code: bool
+    t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class ModelLoaded:
+    """The model is loaded; its cases follow."""
+
+    model: str
+    load_s: float
+    device: str
+    dtype: str
+    versions: dict[str, str]
+    notes: list[str]
+    t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class ModelLoadFailed:
+    """The model could not be loaded; its cases fail with ``error``."""
+
+    model: str
+    error: str
+    detail: str = ""
+    t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class WorkerExited:
+    """The worker process ended unexpectedly."""
+
+    pid: int
+    returncode: int | None
+    description: str
+    stderr_tail: list[str]
+    t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class MemoryUpdate:
+    """One combined memory sample: the system (parent's probe) and the worker's own view."""
+
+    t: float
+    system: dict[str, Any]
+    worker_rss: int | None
+    framework: dict[str, Any] | None
+    guarded_bytes: int | None
+    guarded_source: str
+    budget_bytes: int
+    level: str
+    pressure: int | None = None
+
+
+@dataclass(frozen=True)
+class GuardEvent:
+    """The guard changed level or acted (warn, cleanup, abort, recover)."""
+
+    t: float
+    level: str
+    previous: str
+    action: str
+    reason: str
+    case_id: str | None
+    reading: dict[str, Any]
+    freed_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class QueueChanged:
+    """Paused or resumed, or a rerun added cases."""
+
+    paused: bool
+    pending: int
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A line for the user (a skipped model, a worker restart, a saved report)."""
+
+    level: str
+    message: str
+    t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class SessionFinished:
+    """The queue is done (or stopped); counts by status over each case's latest attempt."""
+
+    counts: dict[str, int]
+    stopped: bool
+    reason: str = ""
+    t: float = field(default_factory=time.time)
+
+
+Event = (
+    SessionStarted | CaseQueued | CaseStarted | TokenReceived | CaseFinished | ModelLoading
+    | ModelLoaded | ModelLoadFailed | WorkerExited | MemoryUpdate | GuardEvent | QueueChanged
+    | Notice | SessionFinished
+)
