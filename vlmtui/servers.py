@@ -28,6 +28,7 @@ DEFAULT_HEALTH_URL = "http://127.0.0.1:{port}/v1/models"
 STOP_TIMEOUT_S = 10.0
 """How long ``stop`` waits for the reaper (its own grace is 3 s) before killing the group itself."""
 TAIL_LINES = 5
+PORT_ATTEMPTS = 3
 
 
 def free_loopback_port() -> int:
@@ -102,6 +103,17 @@ class ManagedServer:
         """Start the server and wait until its health URL answers 200; returns its base URL."""
         if self._reaper is not None:
             raise RuntimeError("ManagedServer.start() called twice")
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                return self._start_once()
+            except BackendError as exc:
+                # Another process took the free port between our probe and the server's bind: take another.
+                retry = any("{port}" in arg for arg in self.argv) and attempt + 1 < PORT_ATTEMPTS
+                if not (retry and "address already in use" in str(exc).lower()):
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> str:
         self.port = free_loopback_port()
         argv = fill_placeholders(self.argv, port=self.port, model_path=self.model_path)
         health_url = self.health_url_template.replace("{port}", str(self.port))

@@ -178,6 +178,35 @@ def test_kill_9_of_the_owner_stops_the_server() -> None:
         owner.wait()
 
 
+FORKING_OWNER = textwrap.dedent("""
+    import os, sys, time
+    from vlmtui.servers import ManagedServer
+    server = ManagedServer(["{python}", "-m", "http.server", "--bind", "127.0.0.1", "{port}"],
+                           health_url_template="http://127.0.0.1:{port}/", startup_timeout_s=30)
+    server.start()
+    if os.fork() == 0:  # a child that keeps the reaper's stdin pipe open after the owner dies
+        time.sleep(30)
+        os._exit(0)
+    print(server.server_pid, server.port, flush=True)
+    time.sleep(600)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux only")
+def test_the_owner_dying_stops_the_server_even_if_a_fork_holds_the_pipe() -> None:
+    owner = subprocess.Popen([sys.executable, "-c", FORKING_OWNER], stdout=subprocess.PIPE, text=True,
+                             cwd=ROOT, start_new_session=True)
+    try:
+        assert owner.stdout is not None
+        pid, port = (int(v) for v in owner.stdout.readline().split())
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+        wait_until(lambda: not group_alive(pid) and port_free(port), 5.0)
+    finally:
+        os.killpg(owner.pid, signal.SIGKILL)  # the forked child
+        owner.wait()
+
+
 def test_a_server_started_from_a_thread_outlives_that_thread() -> None:
     """Linux sends the parent-death signal when the spawning *thread* exits; that must not stop it."""
     server = ManagedServer(["{python}", "-m", "http.server", "--bind", "127.0.0.1", "{port}"],
@@ -190,6 +219,19 @@ def test_a_server_started_from_a_thread_outlives_that_thread() -> None:
         assert server.running and server.server_pid is not None and group_alive(server.server_pid)
     finally:
         server.stop()
+
+
+def test_a_port_taken_before_the_server_binds_it_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = [taken.getsockname()[1]]
+        real = free_loopback_port
+        monkeypatch.setattr("vlmtui.servers.free_loopback_port", lambda: ports.pop() if ports else real())
+        server = ManagedServer(["{python}", "-m", "http.server", "--bind", "127.0.0.1", "{port}"],
+                               health_url_template="http://127.0.0.1:{port}/", startup_timeout_s=30)
+        with server:
+            assert not ports and server.port != taken.getsockname()[1] and server.running
 
 
 def test_a_command_that_exits_at_once_fails_quickly_with_its_output() -> None:

@@ -72,9 +72,11 @@ def test_auto_with_torch_mps_only_uses_its_recommended_max() -> None:
 
 
 def test_auto_on_cuda_is_the_first_gpus_total() -> None:
-    # torch.cuda.get_device_properties(0).total_memory of an NVIDIA H100 80GB HBM3 (recorded).
-    device = {**LINUX_CPU, "cuda": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "total_memory": 85045346304}]}
-    assert resolve_budget("auto", device, system_total=128 * GiB) == Budget(85045346304, "cuda total")
+    # frameworks.device_info() on an NVIDIA H200, torch 2.11.0+cu130 (recorded; total_memory is
+    # torch.cuda.get_device_properties(0).total_memory, equal to mem_get_info()'s total there).
+    device = {**LINUX_CPU, "cpu": {"count": 16},
+              "cuda": [{"index": 0, "name": "NVIDIA H200", "total_memory": 150109880320}]}
+    assert resolve_budget("auto", device, system_total=128 * GiB) == Budget(150109880320, "cuda total")
 
 
 def test_auto_elsewhere_is_system_ram() -> None:
@@ -83,10 +85,11 @@ def test_auto_elsewhere_is_system_ram() -> None:
 
 def test_auto_with_this_machines_real_probes() -> None:
     total = probe_system().total
-    budget = resolve_budget("auto", device_info(import_if_missing=False), system_total=total)
-    if "metal" not in device_info(import_if_missing=False) and "cuda" not in device_info(import_if_missing=False):
-        assert budget == Budget(total, "system RAM")
+    device = device_info(import_if_missing=False)
+    budget = resolve_budget("auto", device, system_total=total)
     assert budget.bytes > 0
+    if not {"metal", "mps", "cuda"} & set(device):
+        assert budget == Budget(total, "system RAM")
 
 
 def test_percentage_of_ram() -> None:

@@ -480,7 +480,7 @@ class TransformersBackend(Backend):
             torch.mps.set_per_process_memory_fraction(min(2.0, max(0.0, fraction)))
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
-        """torch's catchable OOM (CUDA or MPS) or a RuntimeError that says "out of memory"."""
+        """torch's catchable OOM (CUDA, MPS, or the CPU allocator refusing a size) or a RuntimeError saying so."""
         if super().is_out_of_memory(exc):
             return True
         torch = sys.modules.get("torch")
@@ -488,7 +488,8 @@ class TransformersBackend(Backend):
             oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
             if isinstance(exc, oom):
                 return True
-        return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+        message = str(exc).lower()
+        return isinstance(exc, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
 
     def unload(self) -> None:
         """Drop model and processor, collect garbage and empty the device cache."""

@@ -87,8 +87,9 @@ def probe_mlx(*, import_if_missing: bool = False) -> FrameworkSample | None:
 def probe_torch(*, import_if_missing: bool = False) -> FrameworkSample | None:
     """torch's allocator on CUDA (guarded = reserved) or MPS (guarded = driver-allocated); ``None`` on CPU.
 
-    CUDA is probed only once the process has initialised it: a probe that created the CUDA context
-    would itself cost hundreds of MiB of device memory.
+    CUDA is probed only once torch has initialised it, and the driver's free/total
+    (``mem_get_info``) only once the allocator holds memory: before that there may be no CUDA context,
+    and a probe that created one would itself cost about 500 MiB of device memory (seen on an H200).
     """
     torch = _module("torch", import_if_missing)
     if torch is None:
@@ -98,7 +99,10 @@ def probe_torch(*, import_if_missing: bool = False) -> FrameworkSample | None:
             index = int(torch.cuda.current_device())
             allocated = int(torch.cuda.memory_allocated(index))
             reserved = int(torch.cuda.memory_reserved(index))
-            free, total = torch.cuda.mem_get_info(index)
+            free: int | None = None
+            total: int | None = None
+            if reserved > 0:
+                free, total = (int(v) for v in torch.cuda.mem_get_info(index))
             return FrameworkSample(
                 framework="torch-cuda",
                 device=f"cuda:{index}",
@@ -106,8 +110,8 @@ def probe_torch(*, import_if_missing: bool = False) -> FrameworkSample | None:
                 active_bytes=allocated,
                 cache_bytes=reserved - allocated,
                 peak_bytes=int(torch.cuda.max_memory_allocated(index)),
-                device_total_bytes=int(total),
-                device_free_bytes=int(free),
+                device_total_bytes=total,
+                device_free_bytes=free,
             )
         mps = getattr(torch.backends, "mps", None)
         if mps is not None and mps.is_available():

@@ -1,0 +1,48 @@
+"""Building blocks for engine tests: suites written to disk, a scheduler with an event recorder."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from vlmtui.events import Event
+from vlmtui.plan import Case, plan_cases
+from vlmtui.scheduler import Scheduler
+from vlmtui.suite import load_suite
+
+
+def write_suite(tmp_path: Path, body: str, *, images: str = "", name: str = "suite.toml") -> Path:
+    """A suite file in ``tmp_path``; ``images`` is a glob (default: the sample images)."""
+    from tests.conftest import SAMPLE_IMAGES
+
+    glob = images or f"{SAMPLE_IMAGES}/*"
+    path = tmp_path / name
+    path.write_text(f'name = "test"\nimages = ["{glob}"]\n{body}')
+    return path
+
+
+def cases_of(path: Path, **overrides: Any) -> list[Case]:
+    """The planned cases of a suite file, with Case fields overridden."""
+    cases = plan_cases(load_suite(path))
+    return [dataclasses.replace(c, **overrides) for c in cases] if overrides else cases
+
+
+class Recorder:
+    """Collects every event; ``of(T)`` filters them by type."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list[Any]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def scheduler_for(cases: list[Case], **kwargs: Any) -> tuple[Scheduler, Recorder]:
+    scheduler = Scheduler(cases, **kwargs)
+    recorder = Recorder()
+    scheduler.subscribe(recorder)
+    return scheduler, recorder
