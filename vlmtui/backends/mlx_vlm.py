@@ -99,9 +99,9 @@ def shield_image_processor(processor: Any) -> bool:
     """
     from typing import is_typeddict
 
-    image_processor = getattr(processor, "image_processor", None)
-    valid = getattr(image_processor, "valid_kwargs", None)
-    preprocess = getattr(image_processor, "preprocess", None)
+    image_processor: Any = getattr(processor, "image_processor", None)
+    valid: Any = getattr(image_processor, "valid_kwargs", None)
+    preprocess: Any = getattr(image_processor, "preprocess", None)
     if image_processor is None or not is_typeddict(valid) or not callable(preprocess):
         return False
     declared = set(valid.__required_keys__) | set(valid.__optional_keys__)
@@ -150,16 +150,17 @@ class MlxVlmBackend(Backend):
     def load(self) -> LoadInfo:
         """Resolve the path, ``mlx_vlm.load`` it, and fit the processor to the suite's options."""
         import mlx.core as mx
-        import mlx_vlm
+        from mlx_vlm.utils import load
 
         self._select_device(mx)
         path = self.resolve_path()
         try:
-            model, processor = mlx_vlm.load(str(path))
+            model, processor = load(str(path))
         except Exception as exc:
+            where = self.spec.path
             if is_mlx_out_of_memory(exc):
-                raise OutOfMemoryError(f"MLX ran out of memory loading {self.spec.path}: {_first_line(exc)}") from exc
-            raise BackendError(f"mlx-vlm could not load {self.spec.path}: {_first_line(exc)}") from exc
+                raise OutOfMemoryError(f"MLX ran out of memory loading {where}: {_first_line(exc)}") from exc
+            raise BackendError(f"mlx-vlm could not load {where}: {_first_line(exc)}") from exc
         self.model_path = path
         self.model_type = str(getattr(model.config, "model_type", "")).lower()
         notes: list[str] = []
@@ -175,7 +176,7 @@ class MlxVlmBackend(Backend):
             dtype=dtype,
             versions={
                 "mlx": _version("mlx"),
-                "mlx-vlm": mlx_vlm.__version__,
+                "mlx-vlm": _version("mlx-vlm"),
                 "transformers": _version("transformers"),
             },
             notes=notes,
@@ -220,7 +221,9 @@ class MlxVlmBackend(Backend):
                 ) from None
             raise BackendError(f"{at} is not cached and the Hugging Face hub cannot be reached") from None
         except GatedRepoError:
-            raise BackendError(f"{repo_id} is gated: accept its licence on the hub and log in (hf auth login)") from None
+            raise BackendError(
+                f"{repo_id} is gated: accept its licence on the hub, then log in (hf auth login)"
+            ) from None
         except RevisionNotFoundError:
             raise BackendError(f"revision {revision!r} not found in {repo_id}") from None
         except RepositoryNotFoundError:
@@ -235,26 +238,26 @@ class MlxVlmBackend(Backend):
             mx.set_default_device(mx.cpu)
             return
         if device in ("gpu", "metal", "cuda"):
-            has_gpu = any(
-                getattr(getattr(mx, name, None), "is_available", lambda: False)() for name in ("metal", "cuda")
-            )
-            if not has_gpu:
-                raise BackendError(f"device {device!r} asked for, but this MLX build has no GPU backend (use cpu)")
+            backends = (getattr(mx, name, None) for name in ("metal", "cuda"))
+            if not any(b is not None and b.is_available() for b in backends):
+                raise BackendError(f"device {device!r} asked for, but this MLX has no GPU backend (use cpu)")
             mx.set_default_device(mx.gpu)
             return
         raise BackendError(f"device {self.spec.device!r} is not an MLX device (use auto, cpu or gpu)")
 
     def _apply_dtype(self, model: Any, mx: Any) -> str:
-        """Cast the weights to the spec's dtype and say what they are (``"4-bit, float16"`` when quantised)."""
+        """Cast the weights to the spec's dtype; say what they are (``"4-bit, float16"`` when quantised)."""
         from mlx.utils import tree_flatten
 
         wanted = self.spec.dtype.lower()
         if wanted != "auto":
             if wanted not in _DTYPES:
-                raise BackendError(f"dtype {self.spec.dtype!r} is not supported by mlx-vlm (use auto, {', '.join(_DTYPES)})")
+                choices = ", ".join(("auto", *_DTYPES))
+                raise BackendError(f"dtype {self.spec.dtype!r} is not supported by mlx-vlm (use {choices})")
             model.set_dtype(getattr(mx, wanted))
         sizes: dict[str, int] = {}
-        for _, param in tree_flatten(model.parameters()):
+        params: Any = tree_flatten(model.parameters())
+        for _, param in params:
             if mx.issubdtype(param.dtype, mx.floating):
                 name = str(param.dtype).rsplit(".", 1)[-1]
                 sizes[name] = sizes.get(name, 0) + int(param.size)
@@ -287,20 +290,20 @@ class MlxVlmBackend(Backend):
                 f"fetch it once online (hf download {TOKENIZER_REPO})"
             )
         vision = model.config.vision_config
-        wrapped = Moondream3Processor(
+        wrapped: Any = Moondream3Processor(  # type: ignore[no-untyped-call]
             processor,
             crop_size=vision.crop_size,
             max_crops=vision.max_crops,
             overlap_margin=vision.overlap_margin,
         )
         wrapped.detokenizer = processor.detokenizer  # set by mlx_vlm.load on the tokenizer it returned
-        notes.append(f"{self.model_type}: the tiny model's bundled tokenizer is used instead of {TOKENIZER_REPO}")
+        notes.append(f"{self.model_type}: the tiny model's own tokenizer stands in for {TOKENIZER_REPO}")
         return wrapped
 
     def _apply_image_options(self, processor: Any) -> list[str]:
         """Apply ``image_splitting`` and ``max_image_size`` where the processor has a switch for them."""
         notes: list[str] = []
-        image_processor = getattr(processor, "image_processor", None)
+        image_processor: Any = getattr(processor, "image_processor", None)
         splitting = self.spec.image_splitting
         if splitting is not None:
             if hasattr(image_processor, "do_image_splitting"):
@@ -313,10 +316,10 @@ class MlxVlmBackend(Backend):
             else:
                 notes.append(f"image_splitting does not apply to {self.model_type or 'this model'}")
         limit = self.spec.max_image_size
-        size = getattr(image_processor, "size", None)
+        size: Any = getattr(image_processor, "size", None)
         longest = size.get("longest_edge") if hasattr(size, "get") else getattr(size, "longest_edge", None)
         if limit is not None and isinstance(longest, int):
-            tile = getattr(image_processor, "max_image_size", None)
+            tile: Any = getattr(image_processor, "max_image_size", None)
             tile_edge = tile.get("longest_edge") if hasattr(tile, "get") else None
             capped = max(min(longest, limit), tile_edge if isinstance(tile_edge, int) else 1)
             image_processor.size = {"longest_edge": capped}
@@ -328,23 +331,26 @@ class MlxVlmBackend(Backend):
     def generate(self, request: GenerationRequest, emit: Callable[[str], None]) -> GenerationStats:
         """Stream one case through ``mlx_vlm.stream_generate``; ``emit`` raising stops it and propagates."""
         import mlx.core as mx
-        import mlx_vlm
+        from mlx_vlm.generate import stream_generate
         from mlx_vlm.prompt_utils import apply_chat_template
 
         if self.model is None:
             raise BackendError("generate() called before load()")
         if request.image is None and self.model_type in VISION_ONLY_TYPES:
-            raise BackendError(f"{self.model_type} is vision-only in mlx-vlm: a text-only prompt does not apply")
+            raise BackendError(f"{self.model_type} is vision-only in mlx-vlm: text-only prompts do not apply")
         model, processor = self.model, self.processor
-        images = [request.image] if request.image is not None else None
+        # stream_generate is annotated for paths, but prepare_inputs takes PIL images as they are.
+        images: Any = [request.image] if request.image is not None else None
         kwargs: dict[str, Any] = {"max_tokens": request.max_tokens, "temperature": request.temperature}
         if self.spec.prefill_step_size is not None:
             kwargs["prefill_step_size"] = self.spec.prefill_step_size
         last: Any = None
         stream: Any = None
         try:
-            prompt = apply_chat_template(processor, model.config, request.prompt, num_images=len(images or ()))
-            stream = mlx_vlm.stream_generate(model, processor, prompt, image=images, **kwargs)
+            prompt: Any = apply_chat_template(
+                processor, model.config, request.prompt, num_images=len(images or ())
+            )
+            stream = stream_generate(model, processor, prompt, image=images, **kwargs)
             for result in stream:
                 last = result
                 if result.text:

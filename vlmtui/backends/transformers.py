@@ -77,13 +77,14 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 
 def _raised_in_remote_code(exc: BaseException) -> bool:
-    """Whether a frame of ``exc``'s traceback (or its causes') is in a module transformers fetched from a repo."""
+    """Whether ``exc`` (or a cause) came from a repo's own code or from transformers importing it."""
     for link in _chain(exc):
-        if isinstance(link, ImportError):
-            return True
         tb: TracebackType | None = link.__traceback__
         while tb is not None:
-            if "transformers_modules" in tb.tb_frame.f_code.co_filename:
+            filename = tb.tb_frame.f_code.co_filename
+            # transformers copies a repo's code into HF_MODULES_CACHE/transformers_modules and imports it
+            # through dynamic_module_utils (whose check_imports raises for missing packages).
+            if "transformers_modules" in filename or filename.endswith("dynamic_module_utils.py"):
                 return True
             tb = tb.tb_next
     return False
@@ -118,7 +119,8 @@ class TransformersBackend(Backend):
         trust = bool(self.spec.trust_remote_code)
         notes: list[str] = []
         if trust:
-            notes.append(f"trust_remote_code is on for {self.spec.path}: code from the model repo runs in the worker")
+            notes.append(f"trust_remote_code is on for {self.spec.path}: "
+                         f"code from the model repo runs in the worker")
         # trust_remote_code must always be passed as a bool: left as None, transformers 5 asks
         # "Do you wish to run the custom code? [y/N]" on stdin, which is the worker's command pipe.
         hub_kwargs: dict[str, Any] = {"trust_remote_code": trust}
@@ -128,7 +130,8 @@ class TransformersBackend(Backend):
         try:
             config = transformers.AutoConfig.from_pretrained(source, **hub_kwargs)
             remote_code = trust and bool(getattr(config, "auto_map", None))
-            processor = transformers.AutoProcessor.from_pretrained(source, **hub_kwargs)
+            auto_processor: Any = transformers.AutoProcessor  # from_pretrained is untyped in 5.24
+            processor = auto_processor.from_pretrained(source, **hub_kwargs)
             model, loader = self._load_model(transformers, source, config, hub_kwargs)
             model.to(device)
             model.eval()
@@ -140,7 +143,8 @@ class TransformersBackend(Backend):
                                        f"{_first_line(exc)}") from exc
             raise self._load_error(exc, trust, remote_code, transformers.__version__) from exc
         if loader != MODEL_LOADERS[0]:
-            notes.append(f"{config.model_type} loaded with {loader} (AutoModelForImageTextToText does not map it)")
+            notes.append(f"{config.model_type} loaded with {loader} "
+                         f"(AutoModelForImageTextToText does not map it)")
         self._model, self._processor = model, processor
         self._tokenizer = getattr(processor, "tokenizer", None) or processor
         notes.extend(self._configure_images(str(config.model_type)))
@@ -184,7 +188,7 @@ class TransformersBackend(Backend):
     def _load_model(
         self, transformers: Any, source: str, config: Any, hub_kwargs: dict[str, Any]
     ) -> tuple[Any, str]:
-        """The model, through the first loader of ``MODEL_LOADERS`` that maps ``config``, and that loader's name."""
+        """The model from the first of ``MODEL_LOADERS`` that maps ``config``, and that loader's name."""
         tried: list[str] = []
         for name in MODEL_LOADERS:
             name = name or FAMILY_CLASSES.get(str(config.model_type))
@@ -217,7 +221,7 @@ class TransformersBackend(Backend):
         return BackendError(f"could not load {path}: {_first_line(exc)}")
 
     def _configure_images(self, model_type: str) -> list[str]:
-        """Apply the spec's image splitting and max image size to the image processor; notes on what was ignored."""
+        """Apply the spec's image splitting and max image size to the image processor; notes if ignored."""
         notes: list[str] = []
         image_processor = getattr(self._processor, "image_processor", None)
         if image_processor is None:
@@ -229,7 +233,7 @@ class TransformersBackend(Backend):
                 notes.append(f"image_splitting is ignored: {model_type} does not split images")
         limit = self.spec.max_image_size
         size = getattr(image_processor, "size", None)
-        longest = getattr(size, "longest_edge", None) or (size.get("longest_edge") if isinstance(size, dict) else None)
+        longest = size.get("longest_edge") if isinstance(size, dict) else getattr(size, "longest_edge", None)
         if limit and longest and limit < longest:
             # SmolVLM/Idefics3: resize to this edge before tiling, so it bounds the number of image tiles.
             image_processor.size = {"longest_edge": limit}
@@ -238,7 +242,7 @@ class TransformersBackend(Backend):
     # ------------------------------------------------------------------------------ generate
 
     def generate(self, request: GenerationRequest, emit: Callable[[str], None]) -> GenerationStats:
-        """Stream one answer: generate in a thread, emit text chunks here, stop the thread if ``emit`` raises."""
+        """Stream one answer: generate in a thread, emit chunks here, stop that thread if ``emit`` raises."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
@@ -250,7 +254,7 @@ class TransformersBackend(Backend):
         stop = threading.Event()
         backend = self
 
-        class TokenClock(StoppingCriteria):  # type: ignore[misc]
+        class TokenClock(StoppingCriteria):
             """Called after every new token: counts and times it, and stops generation on request."""
 
             def __init__(self) -> None:
@@ -304,12 +308,14 @@ class TransformersBackend(Backend):
         if failure:
             error = failure[0]
             if self.is_out_of_memory(error) and not isinstance(error, OutOfMemoryError):
-                raise OutOfMemoryError(f"out of memory generating on {self.device}: {_first_line(error)}") from error
+                raise OutOfMemoryError(
+                    f"out of memory generating on {self.device}: {_first_line(error)}"
+                ) from error
             raise error
         return self._stats(prompt_tokens, clock.count, started, clock.first, clock.last)
 
     def _inputs(self, request: GenerationRequest) -> Any:
-        """The processor's tensors for the chat-formatted prompt (and image), on the model's device and dtype."""
+        """The processor's tensors for the chat-formatted prompt (and image), on the model's device/dtype."""
         processor = self._processor
         image = request.image
         if image is not None:
@@ -344,7 +350,7 @@ class TransformersBackend(Backend):
     def _stats(
         self, prompt_tokens: int, gen_tokens: int, started: float, first: float | None, last: float | None
     ) -> GenerationStats:
-        """Token counts and rates: prefill ends at the first token, decoding runs from the first to the last."""
+        """Token counts and rates: prefill ends at the first token, decoding runs from first to last."""
         prompt_tps = gen_tps = None
         if first is not None and first > started:
             prompt_tps = prompt_tokens / (first - started)
@@ -376,7 +382,9 @@ class TransformersBackend(Backend):
                 else:
                     want = "cpu"
             elif want.startswith("cuda") and not torch.cuda.is_available():
-                raise BackendError(f"device = \"{self.spec.device}\" but torch {torch.__version__} sees no CUDA device")
+                raise BackendError(
+                    f"device = \"{self.spec.device}\" but torch {torch.__version__} sees no CUDA device"
+                )
             elif want == "mps" and not torch.backends.mps.is_available():
                 raise BackendError(f"device = \"mps\" but torch {torch.__version__} has no MPS device here")
             self._device = want
@@ -387,7 +395,9 @@ class TransformersBackend(Backend):
         want = self.spec.dtype.strip().lower()
         if want not in ("", "auto"):
             if want not in DTYPES:
-                raise BackendError(f"dtype = \"{self.spec.dtype}\" is not one of auto, float16, bfloat16, float32")
+                raise BackendError(
+                    f"dtype = \"{self.spec.dtype}\" is not one of auto, float16, bfloat16, float32"
+                )
             return DTYPES[want]
         if device.startswith("cuda"):
             return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
@@ -480,7 +490,7 @@ class TransformersBackend(Backend):
             torch.mps.set_per_process_memory_fraction(min(2.0, max(0.0, fraction)))
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
-        """torch's catchable OOM (CUDA, MPS, or the CPU allocator refusing a size) or a RuntimeError saying so."""
+        """torch's catchable OOM: CUDA, MPS, or the CPU allocator refusing a size (a RuntimeError)."""
         if super().is_out_of_memory(exc):
             return True
         torch = sys.modules.get("torch")
@@ -489,7 +499,8 @@ class TransformersBackend(Backend):
             if isinstance(exc, oom):
                 return True
         message = str(exc).lower()
-        return isinstance(exc, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
+        said = "out of memory" in message or "can't allocate memory" in message
+        return isinstance(exc, RuntimeError) and said
 
     def unload(self) -> None:
         """Drop model and processor, collect garbage and empty the device cache."""

@@ -81,7 +81,6 @@ def build_idefics3(dest: Path) -> None:
         text_config={"model_type": "llama", **_text_config(tokenizer)},
         scale_factor=scale_factor,
         image_token_id=processor.image_token_id,
-        pad_token_id=tokenizer.pad_token_id,
     )
     _save(dest, Idefics3ForConditionalGeneration, config, processor, tokenizer)
 
@@ -104,7 +103,8 @@ def build_llava_next(dest: Path) -> None:
         crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
         image_grid_pinpoints=pinpoints,
     )
-    processor = LlavaNextProcessor(
+    processor_class: Any = LlavaNextProcessor  # its __init__ is untyped in transformers 5.24
+    processor = processor_class(
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=PATCH_SIZE,
@@ -150,7 +150,7 @@ def _text_config(tokenizer: Any) -> dict[str, Any]:
 
 
 def _save(dest: Path, model_class: Any, config: Any, processor: Any, tokenizer: Any) -> None:
-    """Initialise ``model_class`` from a fixed seed, mute the special tokens and save everything to ``dest``."""
+    """Initialise ``model_class`` from a fixed seed, mute the special tokens, save it all to ``dest``."""
     import torch
 
     with torch.random.fork_rng(devices=[]):

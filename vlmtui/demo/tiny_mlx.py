@@ -58,8 +58,10 @@ def build_llava15(dest: Path) -> None:
     size = tiny_hf.IMAGE_SIZE
     patch = tiny_hf.PATCH_SIZE
     tokenizer = build_tokenizer(["<image>"], chat_template=tiny_hf.LLAVA_NEXT_TEMPLATE)
-    image_processor = CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
-    processor = LlavaProcessor(
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+    )
+    processor = LlavaProcessor(  # type: ignore[no-untyped-call]
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=patch,
@@ -91,7 +93,8 @@ def build_moondream2(dest: Path) -> None:
     """Write a tiny Moondream2 (mlx-vlm's ``moondream2`` classes, random weights) into ``dest``."""
     import mlx.core as mx
     from mlx.utils import tree_flatten
-    from mlx_vlm.models import moondream2
+    from mlx_vlm.models.moondream2.config import ModelConfig
+    from mlx_vlm.models.moondream2.moondream2 import Model
 
     # Moondream ships no chat template (mlx-vlm formats its prompts as plain text); with one, mlx-vlm's
     # apply_chat_template would hand the template bare strings and transformers would reject them.
@@ -125,7 +128,7 @@ def build_moondream2(dest: Path) -> None:
             "proj_out_dim": WIDTH,
         },
     }
-    model = moondream2.Model(moondream2.ModelConfig.from_dict(config))
+    model = Model(ModelConfig.from_dict(config))  # type: ignore[no-untyped-call]
     # Initialised as transformers initialises its models (normal(0, 0.02) matrices, zero biases, unit
     # norms) from a fixed key: MLX's own init makes this decoder repeat one token, and draws from the
     # process-wide generator, which a build must leave alone.
@@ -167,7 +170,8 @@ def _hub_vision_keys(weights_file: Path) -> None:
     """
     import mlx.core as mx
 
-    weights, metadata = mx.load(str(weights_file), return_metadata=True)
+    loaded: Any = mx.load(str(weights_file), return_metadata=True)
+    weights, metadata = loaded
     renamed = {
         (
             "vision_tower.vision_model." + key.removeprefix("vision_tower.")

@@ -4,6 +4,9 @@ Worker side. torch and mlx are imported inside the functions, and only when the 
 them already or the caller asks (``import_if_missing=True``, e.g. ``vlmtui doctor``), so probing never
 pays a framework import nor, on CUDA, creates a context the model did not. Any failure of a framework
 call is "not available" (``None``): a probe must never take the worker down.
+
+Cost per call, measured: ``probe_mlx`` ≈ 6 µs (mlx 0.32 on CPU, dev box); ``probe_torch`` on CUDA
+≈ 170 µs and ``probe_nvml`` ≈ 13 µs (torch 2.11+cu130, one H200).
 """
 
 from __future__ import annotations
@@ -97,8 +100,11 @@ def probe_torch(*, import_if_missing: bool = False) -> FrameworkSample | None:
     try:
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             index = int(torch.cuda.current_device())
-            allocated = int(torch.cuda.memory_allocated(index))
-            reserved = int(torch.cuda.memory_reserved(index))
+            # One memory_stats() call (~75 µs on an H200) instead of memory_allocated/_reserved/
+            # max_memory_allocated, which each build the same dict; the keys are the ones they read.
+            stats = torch.cuda.memory_stats(index)
+            allocated = int(stats.get("allocated_bytes.all.current", 0))
+            reserved = int(stats.get("reserved_bytes.all.current", 0))
             free: int | None = None
             total: int | None = None
             if reserved > 0:
@@ -109,7 +115,7 @@ def probe_torch(*, import_if_missing: bool = False) -> FrameworkSample | None:
                 guarded_bytes=reserved,
                 active_bytes=allocated,
                 cache_bytes=reserved - allocated,
-                peak_bytes=int(torch.cuda.max_memory_allocated(index)),
+                peak_bytes=int(stats.get("allocated_bytes.all.peak", 0)),
                 device_total_bytes=total,
                 device_free_bytes=free,
             )
