@@ -9,12 +9,11 @@ import signal
 import sys
 from pathlib import Path
 
+from vlmtui.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from vlmtui.events import FAILED_STATUSES
 from vlmtui.session.log import LogError
 from vlmtui.session.setup import GuardOverrides, Session, prepare_session
 from vlmtui.suite import SuiteError
-
-from vlmtui.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 _STOP_SIGNALS = {
     signal.SIGINT: "interrupted (Ctrl-C)",

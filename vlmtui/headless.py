@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -67,7 +69,7 @@ class HeadlessPrinter:
             TextColumn("{task.fields[current]}"), console=self.console, transient=True,
         )
         self._task = self.progress.add_task("cases", total=0, current="")
-        self._results: dict[str, dict[str, object]] = {}
+        self._results: dict[str, dict[str, Any]] = {}
 
     def __call__(self, event: Event) -> None:
         out = self.progress.console
@@ -101,7 +103,7 @@ class HeadlessPrinter:
             out.print(f"  [{style}]{escape(event.message)}[/]")
         elif isinstance(event, SessionFinished):
             self.progress.stop()
-            self.console.print(summary_table(summarise(r for r in self._results.values())))  # type: ignore[misc]
+            self.console.print(summary_table(summarise(self._results.values())))
             counts = ", ".join(f"{n} {status}" for status, n in event.counts.items())
             self.console.print(f"{'stopped' if event.stopped else 'done'}: {counts}")
 

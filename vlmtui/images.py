@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import cast
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -26,7 +27,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     """8-bit RGB from any mode PIL opens: CMYK, 16-bit, float, palette, grayscale, alpha."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         image = image.convert("I") if image.mode != "F" else image
-        lo, hi = image.getextrema()
+        lo, hi = cast(tuple[float, float], image.getextrema())
         scale = 255.0 / (float(hi) - float(lo)) if hi != lo else 1.0
         offset = -float(lo) * scale
         image = image.point(lambda v: v * scale + offset).convert("L")

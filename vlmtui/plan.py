@@ -72,9 +72,9 @@ def plan_cases(suite: Suite) -> list[Case]:
         max_tokens = model.max_tokens or suite.max_tokens
         temperature = model.temperature if model.temperature is not None else suite.temperature
         work: list[tuple[str, Path | None, int, str, Expect]] = []
-        for image in suite.images:
+        for image_path in suite.images:
             for i, prompt in enumerate(suite.prompts):
-                work.append((f"{model.id}/{image.name}/p{i}", image, i, prompt.text,
+                work.append((f"{model.id}/{image_path.name}/p{i}", image_path, i, prompt.text,
                              model.expect.merged(prompt.expect)))
         for i, prompt in enumerate(suite.text_prompts):
             work.append((f"{model.id}/text/t{i}", None, i, prompt.text, model.expect.merged(prompt.expect)))

@@ -193,6 +193,14 @@ class ProtocolError(ValueError):
     """A line that is not a message of this protocol."""
 
 
+def decode_event(line: str | bytes) -> Event:
+    """A worker-to-parent line; a command here is a protocol error."""
+    message = decode(line)
+    if isinstance(message, Load | Run | Abort | Cleanup | Unload | Shutdown):
+        raise ProtocolError(f"expected an event, got a {message.type} command")
+    return message
+
+
 def encode(message: Command | Event) -> str:
     """One message as one JSON line (with the trailing newline)."""
     payload = {"type": message.type, **dataclasses.asdict(message)}

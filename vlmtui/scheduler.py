@@ -372,7 +372,7 @@ class Scheduler:
         self.guard.reset()
 
     def _record_result(self, case: Case, attempt: int, running: _Running, reply: p.Result) -> None:
-        metrics = dict(reply.metrics)
+        metrics: dict[str, Any] = dict(reply.metrics)
         if reply.outcome == "completed":
             failures = check_expectations(case.expect, reply.output, metrics)
             status = "failed" if failures else "passed"

@@ -111,7 +111,7 @@ class WorkerClient:
             if not line:
                 break
             try:
-                message = p.decode(line)
+                message = p.decode_event(line)
             except p.ProtocolError as exc:
                 self.stderr_tail.append(f"[vlmtui] bad line from worker: {exc}")
                 continue
@@ -138,10 +138,8 @@ class WorkerClient:
         """Queue one command to the worker (no-op once it is gone)."""
         if not self.alive or self.process is None or self.process.stdin is None:
             return
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.process.stdin.write(p.encode(command).encode("utf-8"))
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
     def kill(self) -> None:
         """SIGKILL the worker (its stdin-watching children, such as a server reaper, follow)."""

@@ -59,12 +59,13 @@ async def test_worker_killed_mid_case_is_crashed_and_the_queue_goes_on(tmp_path:
     long_case = cases[0].case_id
     cases[0] = cases[0].__class__(**{**cases[0].__dict__, "max_tokens": 2000})
     scheduler, recorder = scheduler_for(cases)
+    killed: list[int] = []
 
     def kill_on_first_token(event: object) -> None:
-        if isinstance(event, TokenReceived) and event.case_id == long_case and scheduler.worker_pid:
-            if not getattr(kill_on_first_token, "done", False):
-                kill_on_first_token.done = True  # type: ignore[attr-defined]
-                os.kill(scheduler.worker_pid, signum)
+        pid = scheduler.worker_pid
+        if isinstance(event, TokenReceived) and event.case_id == long_case and pid and not killed:
+            killed.append(pid)
+            os.kill(pid, signum)
 
     scheduler.subscribe(kill_on_first_token)
     counts = await scheduler.run()
@@ -104,7 +105,7 @@ async def test_abort_then_rerun_appends_an_attempt(tmp_path: Path) -> None:
     cases = cases_of(write_suite(tmp_path, SMOL))[:2]
     first = cases[0].case_id
     cases[0] = cases[0].__class__(**{**cases[0].__dict__, "max_tokens": 2000})
-    scheduler, recorder = scheduler_for(cases)
+    scheduler, _recorder = scheduler_for(cases)
 
     def abort_on_first_token(event: object) -> None:
         if isinstance(event, TokenReceived) and event.case_id == first and scheduler.running_case == first:

@@ -153,6 +153,9 @@ class MlxVlmBackend(Backend):
         from mlx_vlm.utils import load
 
         self._select_device(mx)
+        if self.spec.dtype.lower() not in ("auto", *_DTYPES):
+            choices = ", ".join(("auto", *_DTYPES))
+            raise BackendError(f"dtype {self.spec.dtype!r} is not supported by mlx-vlm (use {choices})")
         path = self.resolve_path()
         try:
             model, processor = load(str(path))
@@ -251,9 +254,6 @@ class MlxVlmBackend(Backend):
 
         wanted = self.spec.dtype.lower()
         if wanted != "auto":
-            if wanted not in _DTYPES:
-                choices = ", ".join(("auto", *_DTYPES))
-                raise BackendError(f"dtype {self.spec.dtype!r} is not supported by mlx-vlm (use {choices})")
             model.set_dtype(getattr(mx, wanted))
         sizes: dict[str, int] = {}
         params: Any = tree_flatten(model.parameters())

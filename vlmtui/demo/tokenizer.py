@@ -57,7 +57,7 @@ def build_tokenizer(
         show_progress=False,
     )
     raw.train_from_iterator(_CORPUS.splitlines(), trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=raw,
         bos_token="<|im_start|>",
         eos_token="<|im_end|>",
