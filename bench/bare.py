@@ -1,0 +1,79 @@
+"""The baseline for bench/overhead.py: the backend library called directly, as a user's own script would.
+
+Run as a subprocess: loads the model once, then for each JSON line on stdin
+(``{"image": path|null, "prompt": str, "max_tokens": int}``) generates with streaming and prints
+``{"wall_s", "tokens"}``. No vlmtui code runs in the timed path.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+from PIL import Image
+
+
+def transformers_runner(model_dir: str) -> Any:
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor, TextIteratorStreamer
+
+    processor = AutoProcessor.from_pretrained(model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+    def run(image_path: str | None, prompt: str, max_tokens: int) -> tuple[int, list[float]]:
+        content: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
+        images = None
+        if image_path:
+            images = [Image.open(image_path).convert("RGB")]
+            content.insert(0, {"type": "image"})
+        text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+        inputs = processor(text=text, images=images, return_tensors="pt")
+        streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = dict(inputs, streamer=streamer, max_new_tokens=max_tokens, do_sample=False)
+        output: list[Any] = []
+        thread = threading.Thread(target=lambda: output.append(model.generate(**kwargs)))
+        thread.start()
+        stamps = [time.perf_counter() for chunk in streamer if chunk]
+        thread.join()
+        return int(output[0].shape[-1] - inputs["input_ids"].shape[-1]), stamps
+
+    return run
+
+
+def mlx_runner(model_dir: str) -> Any:
+    from mlx_vlm import load, stream_generate
+    from mlx_vlm.prompt_utils import apply_chat_template
+
+    model, processor = load(model_dir)
+    config = model.config
+
+    def run(image_path: str | None, prompt: str, max_tokens: int) -> tuple[int, list[float]]:
+        images = [Image.open(image_path).convert("RGB")] if image_path else None
+        formatted = apply_chat_template(processor, config, prompt, num_images=1 if images else 0)
+        stamps: list[float] = []
+        tokens = 0
+        for chunk in stream_generate(model, processor, formatted, image=images, max_tokens=max_tokens):
+            stamps.append(time.perf_counter())
+            tokens = chunk.generation_tokens
+        return tokens, stamps
+
+    return run
+
+
+def main() -> None:
+    backend, model_dir = sys.argv[1], sys.argv[2]
+    run = transformers_runner(model_dir) if backend == "transformers" else mlx_runner(model_dir)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        job = json.loads(line)
+        started = time.perf_counter()
+        tokens, stamps = run(job["image"], job["prompt"], job["max_tokens"])
+        wall = time.perf_counter() - started
+        print(json.dumps({"wall_s": wall, "tokens": tokens}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Harness overhead: the same model, images and prompts run by a bare script and through vlmtui, side by side.
+
+(a) bench/bare.py calls the backend library directly (transformers ``generate`` with a streamer;
+``mlx_vlm.stream_generate``) in its own process; (b) vlmtui runs the same cases through its scheduler,
+worker subprocess, session log and memory watch. Runs are interleaved case by case (which side goes
+first alternates), the first round is a warm-up, and each case's medians are compared. Prints the
+per-case ratios, saves the result under bench/results/, and ends with ``overhead_ratio=<float>``: the
+median over cases of (vlmtui time / bare time).
+
+    python bench/overhead.py [--rounds 7] [--max-tokens 32] [--backends transformers mlx-vlm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, save  # noqa: E402
+from vlmtui.events import CaseFinished, CaseStarted, Event  # noqa: E402
+from vlmtui.plan import Case  # noqa: E402
+from vlmtui.scheduler import Scheduler  # noqa: E402
+from vlmtui.session.log import SessionLog  # noqa: E402
+from vlmtui.suite import Expect, ModelSpec  # noqa: E402
+
+PROMPT = "Describe this image in one sentence."
+TEXT_PROMPT = "What is the capital of France?"
+
+
+def tiny_dir(family: str, backend: str) -> str:
+    """Build (or find) the tiny model in a subprocess, so this process never imports a framework."""
+    code = f"from vlmtui.demo.tiny import tiny_model_dir; print(tiny_model_dir('tiny:{family}', '{backend}'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return done.stdout.strip().splitlines()[-1]
+
+
+class Bare:
+    """The bare-script process: one job at a time over a pipe."""
+
+    def __init__(self, backend: str, model_dir: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "bare.py"), backend, model_dir],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        while '"ready"' not in (line := self.proc.stdout.readline()):
+            if not line:
+                raise RuntimeError("the bare runner died while loading")
+
+    def run(self, image: str | None, prompt: str, max_tokens: int) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps({"image": image, "prompt": prompt, "max_tokens": max_tokens}) + "\n")
+        self.proc.stdin.flush()
+        result: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        return result
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+class Harness:
+    """vlmtui's side: a live scheduler (keep-alive) that runs one queued case at a time."""
+
+    def __init__(self, cases: list[Case], log_path: Path) -> None:
+        self.scheduler = Scheduler(cases, suite_name="overhead")
+        for case in cases:
+            self.scheduler.mark_done(case.case_id, None)
+        self.log = SessionLog(log_path)
+        self.scheduler.subscribe(self.log)
+        self.scheduler.subscribe(self._on_event)
+        self._started: dict[str, float] = {}
+        self._done: asyncio.Future[tuple[float, dict[str, Any]]] | None = None
+        self.task = asyncio.create_task(self.scheduler.run(keep_alive=True))
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, CaseStarted):
+            self._started[event.case_id] = event.t
+        elif isinstance(event, CaseFinished) and self._done is not None and not self._done.done():
+            result = event.result
+            wall = result.ended_at - self._started[result.case_id]
+            self._done.set_result((wall, {"status": result.status, **result.metrics}))
+
+    async def run(self, case_id: str) -> dict[str, Any]:
+        self._done = asyncio.get_running_loop().create_future()
+        self.scheduler.rerun([case_id])
+        wall, metrics = await self._done
+        if metrics["status"] != "passed":
+            raise RuntimeError(f"{case_id} ended {metrics['status']}")
+        return {"wall_s": wall, "tokens": metrics.get("gen_tokens")}
+
+    async def close(self) -> None:
+        self.scheduler.stop("benchmark done")
+        await self.task
+        self.log.close()
+
+
+async def bench_backend(backend: str, rounds: int, max_tokens: int) -> dict[str, Any]:
+    family = "idefics3"
+    model_dir = tiny_dir(family, backend)
+    images = sorted(str(p) for p in (ROOT / "sample_images").iterdir())
+    model = ModelSpec(id=f"tiny-{family}", backend=backend, path=model_dir)
+    jobs = [(Path(i).name, i, PROMPT) for i in images] + [("text", None, TEXT_PROMPT)]
+    cases = [Case(f"{model.id}/{name}", model, prompt, Path(image) if image else None, 0, max_tokens, 0.0, Expect())
+             for name, image, prompt in jobs]
+    bare = Bare(backend, model_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        harness = Harness(cases, Path(tmp) / "log.jsonl")
+        samples: dict[str, dict[str, list[dict[str, Any]]]] = {c.case_id: {"bare": [], "vlmtui": []} for c in cases}
+        for r in range(rounds + 1):
+            for i, case in enumerate(cases):
+                image = str(case.image) if case.image else None
+                order = ("bare", "vlmtui") if (r + i) % 2 == 0 else ("vlmtui", "bare")
+                for side in order:
+                    if side == "bare":
+                        sample = await asyncio.to_thread(bare.run, image, case.prompt, max_tokens)
+                    else:
+                        sample = await harness.run(case.case_id)
+                    if r > 0:  # round 0 warms both sides up
+                        samples[case.case_id][side].append(sample)
+        await harness.close()
+    bare.close()
+    per_case = {}
+    for case_id, sides in samples.items():
+        b = statistics.median(s["wall_s"] for s in sides["bare"])
+        v = statistics.median(s["wall_s"] for s in sides["vlmtui"])
+        # Throughput the same way on both sides: generated tokens over the case's wall time.
+        b_tps = statistics.median(s["tokens"] / s["wall_s"] for s in sides["bare"])
+        v_tps = statistics.median(s["tokens"] / s["wall_s"] for s in sides["vlmtui"])
+        tokens = {s["tokens"] for s in sides["bare"] + sides["vlmtui"]}
+        if len(tokens) != 1:
+            raise RuntimeError(f"{case_id}: the two sides generated different token counts {tokens}")
+        per_case[case_id] = {
+            "bare_s": round(b, 5), "vlmtui_s": round(v, 5), "time_ratio": round(v / b, 4),
+            "tps_ratio": round(v_tps / b_tps, 4), "tokens": tokens.pop(),
+        }
+    ratio = statistics.median(c["time_ratio"] for c in per_case.values())
+    return {"backend": backend, "model": f"tiny:{family}", "rounds": rounds, "max_tokens": max_tokens,
+            "cases": per_case, "time_ratio": round(ratio, 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--backends", nargs="+", default=["transformers", "mlx-vlm"])
+    args = parser.parse_args()
+    results = []
+    for backend in args.backends:
+        result = asyncio.run(bench_backend(backend, args.rounds, args.max_tokens))
+        results.append(result)
+        print(f"\n{backend} ({result['model']}, {args.max_tokens} tokens, {args.rounds} rounds, medians)")
+        print(f"  {'case':<34} {'bare s':>8} {'vlmtui s':>9} {'time ×':>7} {'tok/s ×':>8}")
+        for case_id, c in result["cases"].items():
+            print(f"  {case_id:<34} {c['bare_s']:>8.4f} {c['vlmtui_s']:>9.4f} {c['time_ratio']:>7.3f} "
+                  f"{c['tps_ratio'] if c['tps_ratio'] is not None else '—':>8}")
+        print(f"  median time ratio: {result['time_ratio']:.3f}")
+    overall = max(r["time_ratio"] for r in results)
+    path = save("overhead-cpu", {"results": results, "overhead_ratio": overall})
+    print(f"\nsaved {path.relative_to(ROOT)}")
+    print(f"overhead_ratio={overall:.4f}")
+
+
+if __name__ == "__main__":
+    main()
