@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -45,16 +46,16 @@ def printable(text: str, limit: int = 100) -> str:
 
 
 def summary_table(summaries: list[ModelSummary], title: str = "Per-model summary") -> Table:
-    """The per-model summary as a Rich table: counts, mean time, mean gen tok/s, peak memory."""
-    table = Table(title=title, title_justify="left", pad_edge=False)
-    table.add_column("model", overflow="fold")
-    table.add_column("backend", overflow="fold")
-    for column in ("pass", "fail", "crash", "abort", "skip", "mean s", "tok/s", "peak mem"):
-        table.add_column(column, justify="right", no_wrap=True)
+    """The per-model summary as a Rich table: counts, mean time, mean gen tok/s, peak memory (fits 80 columns)."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                  padding=(0, 1))
+    table.add_column("model", no_wrap=True, overflow="ellipsis")
+    for column in ("pass", "fail", "crash", "abort", "skip", "mean s", "tok/s", "peak"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for s in summaries:
-        table.add_row(s.model, s.backend, *(str(s.counts.get(k, 0)) for k in
+        table.add_row(s.model, *(str(s.counts.get(k, 0)) for k in
                       ("passed", "failed", "crashed", "aborted", "skipped")),
-                      _fmt(s.mean_total_s, "{:.2f}"), _fmt(s.mean_gen_tps, "{:.1f}"),
+                      _fmt(s.mean_total_s, "{:.2f}"), _fmt(s.mean_gen_tps, "{:.0f}"),
                       format_bytes(s.peak_memory_bytes))
     return table
 

@@ -108,7 +108,8 @@ def test_tiny_builds_are_deterministic(tmp_path: Path) -> None:
 
     build_llava_next(tmp_path / "a")
     build_llava_next(tmp_path / "b")
-    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+    weights = [(tmp_path / name / "model.safetensors").read_bytes() for name in ("a", "b")]
+    assert weights[0] == weights[1]
 
 
 # ---------------------------------------------------------------------------------------- generation
@@ -134,7 +135,7 @@ def test_text_only_case_streams(loaded: TransformersBackend) -> None:
 
 
 def test_sampling_runs(loaded: TransformersBackend) -> None:
-    text, stats = run(loaded, ask(photo(), max_tokens=12, temperature=0.8))
+    _, stats = run(loaded, ask(photo(), max_tokens=12, temperature=0.8))
     assert stats.gen_tokens is not None and 0 < stats.gen_tokens <= 12
 
 
@@ -222,9 +223,17 @@ def test_hub_id_not_cached_offline() -> None:
                                  "HF_HUB_OFFLINE is set; download it once with network")
 
 
-@pytest.fixture
-def broken_remote_repo(tmp_path: Path) -> Path:
-    """A model directory whose remote configuration code fails to import, as Moondream2's does on transformers 5."""
+BROKEN_IMPORTS = {
+    # a module this transformers no longer has: raised by the repo's own code as it runs
+    "removed-api": ("from transformers.models.phi.nonexistent import PhiConfig\n", "ModuleNotFoundError: "),
+    # a package that is not installed: refused by transformers' check_imports before it runs
+    "missing-package": ("import vlmtui_missing_package_xyz\n", "ImportError: This modeling file requires"),
+}
+
+
+@pytest.fixture(params=sorted(BROKEN_IMPORTS))
+def broken_remote_repo(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, str]:
+    """A model directory whose remote config code fails to import (as Moondream2's can), and the error."""
     repo = tmp_path / "broken-remote"
     repo.mkdir()
     (repo / "config.json").write_text(json.dumps({
@@ -235,28 +244,28 @@ def broken_remote_repo(tmp_path: Path) -> Path:
             "AutoModelForCausalLM": "modeling_broken.BrokenRemoteModel",
         },
     }))
-    (repo / "configuration_broken.py").write_text(
-        "from transformers.models.phi.nonexistent import PhiConfig  # gone in this transformers\n"
-    )
-    return repo
+    code, error = BROKEN_IMPORTS[request.param]
+    (repo / "configuration_broken.py").write_text(code)
+    return repo, error
 
 
-def test_remote_code_import_failure_gives_hint(broken_remote_repo: Path) -> None:
+def test_remote_code_import_failure_gives_hint(broken_remote_repo: tuple[Path, str]) -> None:
     import transformers
 
+    repo, error = broken_remote_repo
     with pytest.raises(BackendError) as caught:
-        TransformersBackend(spec(str(broken_remote_repo), trust_remote_code=True)).load()
+        TransformersBackend(spec(str(repo), trust_remote_code=True)).load()
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(f"remote code of {broken_remote_repo} failed to import (ModuleNotFoundError: ")
+    assert message.startswith(f"remote code of {repo} failed to import ({error}")
     assert 'use backend = "mlx-vlm" or pin revision' in message
     assert f"supports transformers {transformers.__version__}" in message
 
 
-def test_remote_code_without_opt_in_is_refused_not_prompted(broken_remote_repo: Path) -> None:
+def test_remote_code_without_opt_in_is_refused_not_prompted(broken_remote_repo: tuple[Path, str]) -> None:
     # Without an explicit False transformers would ask on stdin, which in the worker is the command pipe.
     with pytest.raises(BackendError, match="set trust_remote_code = true"):
-        TransformersBackend(spec(str(broken_remote_repo))).load()
+        TransformersBackend(spec(str(broken_remote_repo[0]))).load()
 
 
 def test_working_remote_code_loads_with_a_note(tmp_path: Path) -> None:
@@ -281,7 +290,8 @@ def test_working_remote_code_loads_with_a_note(tmp_path: Path) -> None:
     backend = TransformersBackend(spec(str(repo), trust_remote_code=True))
     info = backend.load()
     try:
-        assert f"trust_remote_code is on for {repo}: code from the model repo runs in the worker" in info.notes
+        note = f"trust_remote_code is on for {repo}: code from the model repo runs in the worker"
+        assert note in info.notes
         assert type(backend._model).__name__ == "RemoteIdefics3"
         assert run(backend, ask(photo(), max_tokens=3))[1].gen_tokens == 3
     finally:

@@ -1,6 +1,7 @@
 """A model run by mlx-vlm (MLX: Metal on Apple Silicon, the CPU on Linux) in the worker process.
 
-``mlx_vlm.load`` then ``mlx_vlm.stream_generate`` in the calling thread, one chunk of text per token.
+``mlx_vlm.load`` then ``mlx_vlm.stream_generate`` in the calling thread, emitting text as the streaming
+detokenizer completes it (usually a word at a time).
 What this backend adds, each for a version it names:
 
 - transformers 5 image processors reject tokenizer options (``padding``) that mlx-vlm 0.7.10's
@@ -67,10 +68,11 @@ def explain_error(exc: BaseException) -> BackendError | None:
     if match is None:
         return None
     kwargs_class, option = match.groups()
+    # mlx-vlm 0.7.10 itself requires transformers>=5.14, so "downgrade transformers" alone cannot work.
     return BackendError(
         f"mlx-vlm {_version('mlx-vlm')} passes the tokenizer option {option!r} to the image processor and "
-        f"transformers {_version('transformers')} rejects it ({kwargs_class}); install transformers<5 "
-        "next to this mlx-vlm, or an mlx-vlm release that no longer passes it"
+        f"transformers {_version('transformers')} rejects it ({kwargs_class}, Blaizzy/mlx-vlm#870); fix: an "
+        "mlx-vlm release that filters image-processor options, or transformers 4 with an mlx-vlm that allows it"
     )
 
 
@@ -91,11 +93,12 @@ def is_mlx_out_of_memory(exc: BaseException) -> bool:
 def shield_image_processor(processor: Any) -> bool:
     """Make a transformers ≥5 image processor ignore tokenizer options it does not declare.
 
-    mlx-vlm 0.7.10's ``LlavaProcessor.__call__`` forwards every option, ``padding=True`` included, to
-    ``image_processor(images, **kwargs)``; transformers 5 validates those against the processor's
-    ``valid_kwargs`` TypedDict and raises ``ImagesKwargs.__init__() got an unexpected keyword argument
-    'padding'`` (transformers 4 only warned). The instance's ``preprocess`` is wrapped, so
-    ``isinstance`` checks and every other attribute stay as they were. True when it was wrapped.
+    mlx-vlm 0.7.10's ``LlavaProcessor.__call__`` (also GOT's, Nemotron-Parse's) forwards every option,
+    ``padding=True`` included, to ``image_processor(images, **kwargs)``; transformers 5 validates those
+    against the processor's ``valid_kwargs`` TypedDict and raises ``ImagesKwargs.__init__() got an
+    unexpected keyword argument 'padding'`` (transformers 4 only warned; Blaizzy/mlx-vlm#870, fixed
+    upstream for PaliGemma only). The instance's ``preprocess`` is wrapped, so ``isinstance`` checks and
+    every other attribute stay as they were. True when it was wrapped.
     """
     from typing import is_typeddict
 
@@ -112,6 +115,23 @@ def shield_image_processor(processor: Any) -> bool:
 
     image_processor.preprocess = shielded
     return True
+
+
+def _next_result(stream: Any) -> Any:
+    """The stream's next ``GenerationResult`` (``None`` at its end), with MLX and library errors explained."""
+    try:
+        return next(stream)
+    except StopIteration:
+        return None
+    except BackendError:
+        raise
+    except Exception as exc:
+        if is_mlx_out_of_memory(exc):
+            raise OutOfMemoryError(f"MLX ran out of memory: {_first_line(exc)}") from exc
+        known = explain_error(exc)
+        if known is not None:
+            raise known from exc
+        raise
 
 
 def _version(dist: str) -> str:
@@ -144,6 +164,7 @@ class MlxVlmBackend(Backend):
         self.processor: Any = None
         self.model_type = ""
         self.model_path: Path | None = None
+        self._replaced_device: Any = None
 
     # ------------------------------------------------------------------ load
 
@@ -152,7 +173,7 @@ class MlxVlmBackend(Backend):
         import mlx.core as mx
         from mlx_vlm.utils import load
 
-        self._select_device(mx)
+        device = self._device(mx)
         if self.spec.dtype.lower() not in ("auto", *_DTYPES):
             choices = ", ".join(("auto", *_DTYPES))
             raise BackendError(f"dtype {self.spec.dtype!r} is not supported by mlx-vlm (use {choices})")
@@ -173,6 +194,9 @@ class MlxVlmBackend(Backend):
         notes += self._apply_image_options(processor)
         dtype = self._apply_dtype(model, mx)
         self.model, self.processor = model, processor
+        if device is not None:
+            self._replaced_device = mx.default_device()
+            mx.set_default_device(device)
         sample = probe_mlx()
         return LoadInfo(
             device=sample.device if sample is not None else str(mx.default_device()),
@@ -232,20 +256,18 @@ class MlxVlmBackend(Backend):
         except RepositoryNotFoundError:
             raise BackendError(f"model not found on the Hugging Face hub: {repo_id}") from None
 
-    def _select_device(self, mx: Any) -> None:
-        """Make the spec's device MLX's default (``auto`` keeps MLX's choice)."""
+    def _device(self, mx: Any) -> Any:
+        """The MLX device the spec asks for, ``None`` for ``auto`` (MLX's own default)."""
         device = self.spec.device.lower()
         if device == "auto":
-            return
+            return None
         if device == "cpu":
-            mx.set_default_device(mx.cpu)
-            return
+            return mx.cpu
         if device in ("gpu", "metal", "cuda"):
             backends = (getattr(mx, name, None) for name in ("metal", "cuda"))
             if not any(b is not None and b.is_available() for b in backends):
                 raise BackendError(f"device {device!r} asked for, but this MLX has no GPU backend (use cpu)")
-            mx.set_default_device(mx.gpu)
-            return
+            return mx.gpu
         raise BackendError(f"device {self.spec.device!r} is not an MLX device (use auto, cpu or gpu)")
 
     def _apply_dtype(self, model: Any, mx: Any) -> str:
@@ -344,31 +366,19 @@ class MlxVlmBackend(Backend):
         kwargs: dict[str, Any] = {"max_tokens": request.max_tokens, "temperature": request.temperature}
         if self.spec.prefill_step_size is not None:
             kwargs["prefill_step_size"] = self.spec.prefill_step_size
+        prompt: Any = apply_chat_template(processor, model.config, request.prompt, num_images=len(images or ()))
+        stream = stream_generate(model, processor, prompt, image=images, **kwargs)
         last: Any = None
-        stream: Any = None
         try:
-            prompt: Any = apply_chat_template(
-                processor, model.config, request.prompt, num_images=len(images or ())
-            )
-            stream = stream_generate(model, processor, prompt, image=images, **kwargs)
-            for result in stream:
+            # Only the library's steps are translated; whatever emit raises goes out untouched.
+            while (result := _next_result(stream)) is not None:
                 last = result
                 if result.text:
                     emit(result.text)
                 if request.should_stop():
                     break
-        except BackendError:
-            raise
-        except Exception as exc:
-            if is_mlx_out_of_memory(exc):
-                raise OutOfMemoryError(f"MLX ran out of memory: {_first_line(exc)}") from exc
-            known = explain_error(exc)
-            if known is not None:
-                raise known from exc
-            raise
         finally:
-            if stream is not None:
-                stream.close()  # runs stream_generate's own cleanup when we stopped early
+            stream.close()  # runs stream_generate's own clean-up when we stop early
         if last is None:
             return GenerationStats(peak_memory_bytes=int(mx.get_peak_memory()))
         return GenerationStats(
@@ -410,7 +420,12 @@ class MlxVlmBackend(Backend):
         return is_mlx_out_of_memory(exc)
 
     def unload(self) -> None:
-        """Drop the model and processor, then clear MLX's cache."""
+        """Drop the model and processor, give back MLX's default device, then clear MLX's cache."""
         self.model = None
         self.processor = None
+        if self._replaced_device is not None:
+            import mlx.core as mx
+
+            mx.set_default_device(self._replaced_device)
+            self._replaced_device = None
         self.cleanup()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import platformdirs
 
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 """Bump when a builder changes, so stale cached models are rebuilt."""
 
 # family -> flavour -> "module:function" that writes the model into an empty directory.
@@ -35,8 +35,15 @@ BUILDERS: dict[str, dict[str, str]] = {
     "moondream2": {
         "mlx": "vlmtui.demo.tiny_mlx:build_moondream2",
     },
+    # LLaVA-1.5 (model_type "llava"): the family whose mlx-vlm processor trips over transformers 5.
+    "llava-1.5": {
+        "mlx": "vlmtui.demo.tiny_mlx:build_llava15",
+    },
 }
-ALIASES = {"smolvlm": "idefics3", "llava": "llava-next", "llava_next": "llava-next", "moondream": "moondream2"}
+ALIASES = {
+    "smolvlm": "idefics3", "llava": "llava-next", "llava_next": "llava-next", "llava15": "llava-1.5",
+    "moondream": "moondream2",
+}
 
 FLAVOUR_OF_BACKEND = {"transformers": "hf", "mlx-vlm": "mlx", "openai": "mlx"}
 

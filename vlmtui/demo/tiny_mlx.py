@@ -144,12 +144,6 @@ def build_moondream2(dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     mx.save_safetensors(str(dest / "model.safetensors"), weights, metadata={"format": "mlx"})
     (dest / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    (dest / "processor_config.json").write_text(
-        json.dumps(
-            {"crop_size": MOONDREAM_CROP, "max_crops": MOONDREAM_MAX_CROPS, "overlap_margin": 4}, indent=2
-        )
-        + "\n"
-    )
     tokenizer.save_pretrained(dest)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from vlmtui.events import (
 )
 
 SCHEMA_VERSION = 1
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def default_log_path(suite_name: str) -> Path:
@@ -48,7 +50,11 @@ class SessionLog:
     def __init__(self, path: str | Path, *, memory_every_s: float = 1.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = _ends_torn(self.path)
         self._file: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the run)
+        if torn:
+            # A kill -9 mid-write left half a line: end it, or the resumed session_start would be glued on.
+            self._file.write("\n")
         self._memory_every_s = memory_every_s
         self._last_memory = 0.0
         self.session_id = ""
@@ -56,7 +62,12 @@ class SessionLog:
     def write(self, event: str, payload: dict[str, Any], *, sync: bool = False) -> None:
         """Append one line; ``sync`` also fsyncs it (case boundaries)."""
         record = {"event": event, "t": payload.pop("t", time.time()), "session_id": self.session_id, **payload}
-        self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        try:
+            self._file.write(line)
+        except UnicodeEncodeError:
+            # A lone surrogate (half an emoji from a streaming server) is not UTF-8: keep the line, not the half.
+            self._file.write(_SURROGATE.sub("\ufffd", line))
         self._file.flush()
         if sync:
             os.fsync(self._file.fileno())
@@ -94,6 +105,16 @@ class SessionLog:
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
+
+
+def _ends_torn(path: Path) -> bool:
+    """Whether a non-empty file's last byte is not a newline."""
+    try:
+        with open(path, "rb") as existing:
+            existing.seek(-1, os.SEEK_END)
+            return existing.read(1) != b"\n"
+    except OSError:  # missing, or empty (cannot seek before the start)
+        return False
 
 
 class LogError(Exception):

@@ -1,0 +1,109 @@
+"""How the dashboard writes numbers, statuses and model text: short, with units, one cell wide where it can."""
+
+from __future__ import annotations
+
+from vlmtui.units import format_bytes
+
+STATUS_LABELS: dict[str, tuple[str, str, str]] = {
+    # status: (mark, short word, style)
+    "passed": ("✓", "pass", "green"),
+    "failed": ("✗", "fail", "red"),
+    "crashed": ("☠", "crash", "bold red"),
+    "aborted": ("■", "abort", "yellow"),
+    "skipped": ("–", "skip", "bright_black"),
+    "running": ("▶", "run", "bold cyan"),
+    "queued": ("·", "queued", "bright_black"),
+}
+"""Display marks and colours per status (the display thresholds live on the TUI side)."""
+
+LEVEL_STYLES: dict[str, str] = {
+    "ok": "green",
+    "warn": "yellow",
+    "cleanup": "dark_orange",
+    "abort": "bold red",
+}
+"""Colour of each guard level."""
+
+PRESSURE_NAMES: dict[int, tuple[str, str]] = {
+    1: ("normal", "green"),
+    2: ("warning", "yellow"),
+    4: ("critical", "bold red"),
+}
+"""macOS ``kern.memorystatus_vm_pressure_level`` values and how they are shown."""
+
+FRAMEWORK_LABELS: dict[str, str] = {
+    "mlx": "MLX",
+    "torch-mps": "MPS",
+    "torch-cuda": "CUDA",
+    "torch-cpu": "torch",
+    "rss": "RSS",
+}
+"""Short names of the guarded quantity's source."""
+
+
+def status_mark(status: str) -> tuple[str, str]:
+    """The one-cell mark and style of a status."""
+    mark, _, style = STATUS_LABELS.get(status, ("?", status, "white"))
+    return mark, style
+
+
+def status_label(status: str, attempt: int = 1) -> str:
+    """``✓ pass``, with ``×N`` when this is the N-th attempt."""
+    mark, word, _ = STATUS_LABELS.get(status, ("?", status, "white"))
+    return f"{mark} {word}" + (f" ×{attempt}" if attempt > 1 else "")
+
+
+def seconds(value: float | None) -> str:
+    """``0.26``, ``12.3``, ``123`` (seconds), ``—`` for unknown."""
+    if value is None:
+        return "—"
+    if value < 10:
+        return f"{value:.2f}"
+    if value < 100:
+        return f"{value:.1f}"
+    return f"{value:.0f}"
+
+
+def rate(value: float | None) -> str:
+    """Tokens per second: ``42.1``, ``575``; ``—`` for unknown."""
+    if value is None:
+        return "—"
+    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+
+
+def clock(elapsed: float) -> str:
+    """Elapsed time as ``MM:SS`` (``H:MM:SS`` past an hour)."""
+    total = max(int(elapsed), 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def size(n: float | None) -> str:
+    """A size with its unit (``406.3 MiB``)."""
+    return format_bytes(n)
+
+
+def size_pair(used: float | None, total: float | None) -> str:
+    """``12.1/16.0 GiB``: both numbers in the unit of the larger one."""
+    if used is None or total is None or total <= 0:
+        return size(used)
+    unit, scale = "B", 1.0
+    for name, factor in (("TiB", 1024.0**4), ("GiB", 1024.0**3), ("MiB", 1024.0**2), ("KiB", 1024.0)):
+        if max(used, total) >= factor:
+            unit, scale = name, factor
+            break
+    return f"{used / scale:.1f}/{total / scale:.1f} {unit}"
+
+
+def printable(text: str) -> str:
+    """Model output made safe for a terminal: control characters (escape sequences) shown as ``·``."""
+    return "".join(c if c.isprintable() or c in "\n\t" else "·" for c in text)
+
+
+def one_line(text: str, limit: int) -> str:
+    """Text flattened to one line and cut at ``limit`` characters with ``…``."""
+    flat = " ".join(printable(text).split())
+    if limit <= 0:
+        return ""
+    return flat if len(flat) <= limit else flat[: max(limit - 1, 0)] + "…"
