@@ -203,6 +203,19 @@ def test_image_splitting_is_noted_where_it_does_not_apply() -> None:
         backend.unload()
 
 
+def test_loads_transformers_processor_after_mlx_vlm_patched_auto_processor() -> None:
+    # Importing mlx-vlm's idefics3 processor patches AutoProcessor.from_pretrained for this process, as it
+    # does in a worker that ran an mlx-vlm model before this one.
+    pytest.importorskip("mlx_vlm.models.idefics3.processing_idefics3")
+    backend = TransformersBackend(spec("tiny:idefics3"))
+    backend.load()
+    try:
+        assert type(backend._processor).__module__.startswith("transformers.")
+        assert run(backend, ask(photo(), max_tokens=3))[1].gen_tokens == 3
+    finally:
+        backend.unload()
+
+
 # ---------------------------------------------------------------------------------------- errors
 
 

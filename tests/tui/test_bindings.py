@@ -14,6 +14,7 @@ from vlmtui.tui.screens.dashboard import DashboardScreen
 from vlmtui.tui.screens.filter import FilterScreen
 from vlmtui.tui.screens.help import HelpScreen
 
+
 def logged_attempts(log: Path, case_id: str) -> list[dict[str, object]]:
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     return [line for line in lines if line["event"] == "case_end" and line["case_id"] == case_id]

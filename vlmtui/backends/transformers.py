@@ -90,6 +90,18 @@ def _raised_in_remote_code(exc: BaseException) -> bool:
     return False
 
 
+def _own_processor(transformers: Any, processor: Any, source: str, hub_kwargs: dict[str, Any]) -> Any:
+    """transformers' own processor class where AutoProcessor returned a foreign one of the same name."""
+    cls = type(processor)
+    if cls.__module__.startswith(("transformers.", "transformers_modules.")):
+        return processor
+    # mlx-vlm (0.7) patches AutoProcessor.from_pretrained process-wide once its idefics3/llava_next
+    # modules are imported (install_auto_processor_patch); its processors carry no chat template and
+    # return MLX arrays. A worker that ran an mlx-vlm model first would hand those to torch.
+    own = getattr(transformers, cls.__name__, None)
+    return own.from_pretrained(source, **hub_kwargs) if own is not None else processor
+
+
 class TransformersBackend(Backend):
     """One model loaded with transformers on cuda, mps or cpu, streaming through ``TextIteratorStreamer``."""
 
@@ -132,6 +144,7 @@ class TransformersBackend(Backend):
             remote_code = trust and bool(getattr(config, "auto_map", None))
             auto_processor: Any = transformers.AutoProcessor  # from_pretrained is untyped in 5.24
             processor = auto_processor.from_pretrained(source, **hub_kwargs)
+            processor = _own_processor(transformers, processor, source, hub_kwargs)
             model, loader = self._load_model(transformers, source, config, hub_kwargs)
             model.to(device)
             model.eval()
@@ -282,7 +295,8 @@ class TransformersBackend(Backend):
         if request.temperature > 0:
             kwargs["temperature"] = request.temperature
         if model.generation_config.pad_token_id is None:
-            kwargs["pad_token_id"] = self._tokenizer.pad_token_id or self._tokenizer.eos_token_id
+            pad = self._tokenizer.pad_token_id
+            kwargs["pad_token_id"] = pad if pad is not None else self._tokenizer.eos_token_id
         failure: list[BaseException] = []
 
         def run() -> None:

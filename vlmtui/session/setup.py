@@ -57,6 +57,14 @@ def _select(cases: list[Case], previous: SessionData | None, rerun_failed: bool)
     return [c for c in cases if c.case_id not in latest], [c for c in cases if c.case_id in latest]
 
 
+def _attempts_so_far(previous: SessionData) -> dict[str, int]:
+    """Attempts already made per case: ended ones, plus the one a kill cut short (it counts too)."""
+    attempts = previous.attempts()
+    for case_id in previous.running:
+        attempts[case_id] = attempts.get(case_id, 0) + 1
+    return attempts
+
+
 def prepare_session(
     suite_path: str | Path | None,
     *,
@@ -94,7 +102,7 @@ def prepare_session(
         budget=budget,
         worker_argv=worker_argv,
         session_id=previous.starts[0].get("session_id") if previous else None,
-        done_attempts=previous.attempts() if previous else None,
+        done_attempts=_attempts_so_far(previous) if previous else None,
     )
     # Finished cases stay in the plan (for the queue's view) but are not run again.
     for case in finished:

@@ -45,6 +45,8 @@ from vlmtui.tui.widgets.summary import ModelSummary, SummaryRow
 if TYPE_CHECKING:
     from vlmtui.scheduler import Scheduler
 
+FINISHED_OUTPUT_CHARS = 6000
+"""How much of a finished case's output the pane shows (the details dialog shows it all)."""
 NOTICE_SEVERITY = {"error": "error", "warning": "warning"}
 """Engine notice levels as Textual notification severities (anything else is ``information``)."""
 
@@ -303,13 +305,22 @@ class DashboardScreen(Screen[None]):
             row = view.cases[view.running]
         if row.running:
             text = self._stream[1] if self._stream[0] == row.case_id else ""
+            # Only the tail that can be on screen: re-wrapping all of a long answer 20 times a
+            # second would stall the loop the engine runs on (enter shows everything).
+            pane = self.output_pane.size
+            tail = max(pane.width * pane.height * 2, 800)
+            if len(text) > tail:
+                text = "…" + text[-tail:]
             return OutputContent(row.case_id, "running", row.attempt, text, streaming=True, note=note)
         latest = row.latest
         if latest is None:
             return OutputContent(row.case_id, "queued", row.attempt, note="waiting in the queue")
         if row.queued:
             note = f"attempt {row.attempt} is queued; showing attempt {latest.attempt}"
-        return OutputContent(row.case_id, latest.status, latest.attempt, latest.output, latest.error,
+        output = latest.output
+        if len(output) > FINISHED_OUTPUT_CHARS:
+            output = output[:FINISHED_OUTPUT_CHARS] + f"… ({len(output)} characters: enter shows all)"
+        return OutputContent(row.case_id, latest.status, latest.attempt, output, latest.error,
                              metric_pairs(latest.metrics), note=note)
 
     @on(CaseTable.CaseHighlighted)

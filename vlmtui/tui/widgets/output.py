@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
 from textual.reactive import reactive
-from textual.widgets import Static
+from textual.widget import Widget
 
 from vlmtui.tui.format import printable, rate, seconds, size, status_label, status_mark
 
@@ -46,46 +44,61 @@ def metric_pairs(metrics: dict[str, object]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs) if metrics else ()
 
 
-class OutputPane(VerticalScroll, can_focus=False):
-    """Scrollable text of one case; follows the end while a case streams."""
+def describe(content: OutputContent) -> tuple[Text, Text]:
+    """The status and metrics lines, and the body (error, then the model's text)."""
+    _, style = status_mark(content.status)
+    head = Text()
+    head.append(status_label(content.status, content.attempt), style=style)
+    for label, value in content.metrics:
+        # No-break spaces keep each "label value unit" together when the line wraps.
+        head.append(f"  {label}\u00a0", style="bright_black")
+        head.append(value.replace(" ", "\u00a0"))
+    if content.note:
+        head.append(f"\n{content.note}", style="italic bright_black")
+    body = Text()
+    if content.error:
+        body.append(printable(content.error), style="red")
+        body.append("\n")
+    body.append(printable(content.text))
+    if content.streaming:
+        body.append("▌", style="cyan")
+    return head, body
+
+
+class OutputPane(Widget):
+    """One case's text, drawn into a fixed box: a streaming case shows its newest lines, a finished one its
+    first lines (enter shows everything). Nothing here changes the layout, so an update repaints only
+    this box, however fast tokens arrive."""
 
     DEFAULT_CSS = """
-    OutputPane > #output-body {
-        width: 1fr;
-        height: auto;
+    OutputPane {
+        height: 1fr;
     }
     """
 
     content: reactive[OutputContent | None] = reactive(None)
     """The case shown, or None before anything ran."""
 
-    def compose(self) -> ComposeResult:
-        yield Static("waiting for the first case…", id="output-body", markup=False)
-
     def watch_content(self, content: OutputContent | None) -> None:
-        body = self.query_one("#output-body", Static)
         if content is None:
-            body.update("waiting for the first case…")
             self.border_subtitle = ""
-            return
-        mark, style = status_mark(content.status)
-        self.border_subtitle = f"{mark} {content.case_id}"
-        text = Text()
-        text.append(status_label(content.status, content.attempt), style=style)
-        for label, value in content.metrics:
-            # No-break spaces keep each "label value unit" together when the line wraps.
-            text.append(f"  {label}\u00a0", style="bright_black")
-            text.append(value.replace(" ", "\u00a0"))
-        if content.note:
-            text.append(f"\n{content.note}", style="italic bright_black")
-        if content.error:
-            text.append("\n")
-            text.append(printable(content.error), style="red")
-        if content.text or content.streaming:
-            text.append("\n")
-            text.append(printable(content.text))
-            if content.streaming:
-                text.append("▌", style="blink cyan")
-        body.update(text)
+        else:
+            self.border_subtitle = f"{status_mark(content.status)[0]} {content.case_id}"
+
+    def render(self) -> Text:
+        width, height = max(self.content_size.width, 1), max(self.content_size.height, 1)
+        console = self.app.console
+        content = self.content
+        if content is None:
+            return Text("waiting for the first case…", style="bright_black")
+        head, body = describe(content)
+        head_lines = list(head.wrap(console, width))
+        body_lines = list(body.wrap(console, width)) if body.plain else []
+        room = max(height - len(head_lines), 0)
         if content.streaming:
-            self.scroll_end(animate=False, immediate=False)
+            body_lines = body_lines[-room:] if room else []
+        elif len(body_lines) > room:
+            more = Text("… (enter shows all)", style="italic bright_black")
+            body_lines = [*body_lines[: max(room - 1, 0)], more]
+        lines = (head_lines + body_lines)[:height]
+        return Text("\n", no_wrap=True, overflow="crop").join(lines)
