@@ -20,8 +20,11 @@ def transformers_runner(model_dir: str) -> Any:
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor, TextIteratorStreamer
 
+    # The same device and dtype vlmtui's backend chooses by default: bf16 on CUDA, fp32 on the CPU.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
     processor = AutoProcessor.from_pretrained(model_dir)
-    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32).eval()
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype).to(device).eval()
 
     def run(image_path: str | None, prompt: str, max_tokens: int) -> tuple[int, list[float]]:
         content: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
@@ -30,11 +33,15 @@ def transformers_runner(model_dir: str) -> Any:
             images = [Image.open(image_path).convert("RGB")]
             content.insert(0, {"type": "image"})
         text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-        inputs = processor(text=text, images=images, return_tensors="pt")
+        inputs = processor(text=text, images=images, return_tensors="pt").to(device, dtype=dtype)
         streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = dict(inputs, streamer=streamer, max_new_tokens=max_tokens, do_sample=False)
         output: list[Any] = []
-        thread = threading.Thread(target=lambda: output.append(model.generate(**kwargs)))
+        def generate() -> None:
+            with torch.inference_mode():
+                output.append(model.generate(**kwargs))
+
+        thread = threading.Thread(target=generate)
         thread.start()
         stamps = [time.perf_counter() for chunk in streamer if chunk]
         thread.join()
@@ -70,7 +77,7 @@ def main() -> None:
     for line in sys.stdin:
         job = json.loads(line)
         started = time.perf_counter()
-        tokens, stamps = run(job["image"], job["prompt"], job["max_tokens"])
+        tokens, _stamps = run(job["image"], job["prompt"], job["max_tokens"])
         wall = time.perf_counter() - started
         print(json.dumps({"wall_s": wall, "tokens": tokens}), flush=True)
 

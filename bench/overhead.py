@@ -19,17 +19,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, save  # noqa: E402
-from vlmtui.events import CaseFinished, CaseStarted, Event  # noqa: E402
-from vlmtui.plan import Case  # noqa: E402
-from vlmtui.scheduler import Scheduler  # noqa: E402
-from vlmtui.session.log import SessionLog  # noqa: E402
-from vlmtui.suite import Expect, ModelSpec  # noqa: E402
+from bench.common import ROOT, save
+from vlmtui.events import CaseFinished, CaseStarted, Event
+from vlmtui.plan import Case
+from vlmtui.scheduler import Scheduler
+from vlmtui.session.log import SessionLog
+from vlmtui.suite import Expect, ModelSpec
 
 PROMPT = "Describe this image in one sentence."
 TEXT_PROMPT = "What is the capital of France?"
@@ -87,6 +88,9 @@ class Harness:
             self._started[event.case_id] = event.t
         elif isinstance(event, CaseFinished) and self._done is not None and not self._done.done():
             result = event.result
+            if result.case_id not in self._started:  # ended before it started: a load failure or a skip
+                self._done.set_result((0.0, {"status": f"{result.status} ({result.error})"}))
+                return
             wall = result.ended_at - self._started[result.case_id]
             self._done.set_result((wall, {"status": result.status, **result.metrics}))
 
@@ -104,15 +108,18 @@ class Harness:
         self.log.close()
 
 
-async def bench_backend(backend: str, rounds: int, max_tokens: int) -> dict[str, Any]:
-    family = "idefics3"
-    model_dir = tiny_dir(family, backend)
+async def bench_backend(backend: str, rounds: int, max_tokens: int, model_dir: str | None = None,
+                        family: str = "idefics3") -> dict[str, Any]:
+    label = f"{family} at {model_dir}" if model_dir else f"tiny:{family}"
+    model_dir = model_dir or tiny_dir(family, backend)
     images = sorted(str(p) for p in (ROOT / "sample_images").iterdir())
-    model = ModelSpec(id=f"tiny-{family}", backend=backend, path=model_dir)
+    model = ModelSpec(id=family, backend=backend, path=model_dir)
     jobs = [(Path(i).name, i, PROMPT) for i in images] + [("text", None, TEXT_PROMPT)]
     cases = [Case(f"{model.id}/{name}", model, prompt, Path(image) if image else None, 0, max_tokens, 0.0, Expect())
              for name, image, prompt in jobs]
+    started = time.perf_counter()
     bare = Bare(backend, model_dir)
+    print(f"  bare runner ready in {time.perf_counter() - started:.1f} s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         harness = Harness(cases, Path(tmp) / "log.jsonl")
         samples: dict[str, dict[str, list[dict[str, Any]]]] = {c.case_id: {"bare": [], "vlmtui": []} for c in cases}
@@ -125,6 +132,7 @@ async def bench_backend(backend: str, rounds: int, max_tokens: int) -> dict[str,
                         sample = await asyncio.to_thread(bare.run, image, case.prompt, max_tokens)
                     else:
                         sample = await harness.run(case.case_id)
+                    print(f"  round {r} {case.case_id} {side}: {sample['wall_s']:.3f} s", flush=True)
                     if r > 0:  # round 0 warms both sides up
                         samples[case.case_id][side].append(sample)
         await harness.close()
@@ -144,7 +152,7 @@ async def bench_backend(backend: str, rounds: int, max_tokens: int) -> dict[str,
             "tps_ratio": round(v_tps / b_tps, 4), "tokens": tokens.pop(),
         }
     ratio = statistics.median(c["time_ratio"] for c in per_case.values())
-    return {"backend": backend, "model": f"tiny:{family}", "rounds": rounds, "max_tokens": max_tokens,
+    return {"backend": backend, "model": label, "rounds": rounds, "max_tokens": max_tokens,
             "cases": per_case, "time_ratio": round(ratio, 4)}
 
 
@@ -153,10 +161,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--backends", nargs="+", default=["transformers", "mlx-vlm"])
+    parser.add_argument("--model", action="append", default=[], metavar="FAMILY=DIR",
+                        help="a real-size model directory instead of the tiny model (transformers only)")
+    parser.add_argument("--name", default="overhead-cpu", help="results file prefix")
     args = parser.parse_args()
+    runs = [(b, None, "idefics3") for b in args.backends]
+    if args.model:
+        runs = [("transformers", d, f) for f, d in (m.split("=", 1) for m in args.model)]
     results = []
-    for backend in args.backends:
-        result = asyncio.run(bench_backend(backend, args.rounds, args.max_tokens))
+    for backend, model_dir, family in runs:
+        result = asyncio.run(bench_backend(backend, args.rounds, args.max_tokens, model_dir, family))
         results.append(result)
         print(f"\n{backend} ({result['model']}, {args.max_tokens} tokens, {args.rounds} rounds, medians)")
         print(f"  {'case':<34} {'bare s':>8} {'vlmtui s':>9} {'time ×':>7} {'tok/s ×':>8}")
@@ -165,7 +179,7 @@ def main() -> None:
                   f"{c['tps_ratio'] if c['tps_ratio'] is not None else '—':>8}")
         print(f"  median time ratio: {result['time_ratio']:.3f}")
     overall = max(r["time_ratio"] for r in results)
-    path = save("overhead-cpu", {"results": results, "overhead_ratio": overall})
+    path = save(args.name, {"results": results, "overhead_ratio": overall})
     print(f"\nsaved {path.relative_to(ROOT)}")
     print(f"overhead_ratio={overall:.4f}")
 

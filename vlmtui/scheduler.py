@@ -254,6 +254,10 @@ class Scheduler:
         self._wake.set()
         if abort_running:
             self.abort_current(f"aborted: {reason}")
+            if self._loading is not None and self._worker is not None:
+                # A load cannot stop between tokens and can take minutes: end it rather than wait.
+                self._load_abort = f"aborted: {reason}"
+                self._worker.kill()
 
     def latest(self) -> dict[str, CaseResult]:
         """Each case's latest attempt."""
@@ -477,7 +481,8 @@ class Scheduler:
             self.guard.reset()
             if self._load_abort is not None:
                 # The guard killed the worker mid-load: the model's cases are aborted, not crashed.
-                state.load_error = f"memory guard stopped the load of {model.id}: {self._load_abort}"
+                who = "the session stopped" if self._stopping else "memory guard stopped"
+                state.load_error = f"{who} the load of {model.id}: {self._load_abort}"
                 state.load_status = "aborted"
                 self.emit(ModelLoadFailed(model.id, state.load_error, "\n".join(tail)))
                 self._after_guard_abort(model)

@@ -193,14 +193,19 @@ def test_image_splitting_off_and_max_image_size_cut_image_tokens() -> None:
 
 
 def test_image_splitting_is_noted_where_it_does_not_apply() -> None:
+    import torch
+
+    threads = torch.get_num_threads()
     backend = TransformersBackend(spec("tiny:llava-next", image_splitting=False, dtype="bfloat16"))
     info = backend.load()
     try:
         assert info.dtype == "bfloat16" and info.device == "cpu"
         assert any("image_splitting is ignored" in note for note in info.notes)
         assert run(backend, ask(photo(), max_tokens=3))[1].gen_tokens == 3
+        assert torch.get_num_threads() == 1  # tiny models run single-threaded
     finally:
         backend.unload()
+    assert torch.get_num_threads() == threads
 
 
 def test_loads_transformers_processor_after_mlx_vlm_patched_auto_processor() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -43,16 +42,6 @@ path = "{tmp_path}/no-such-model"
 """
 
 
-def worker_env() -> dict[str, str]:
-    """The worker's environment: torch on one thread.
-
-    On a 2-core CI box torch's OpenMP threads spin at barriers and stall whenever the UI process
-    wakes on the other core (20× slower streams); one thread keeps the tests quick and the
-    measurement about the UI, not about CPU contention.
-    """
-    return {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
 def make_app(tmp_path: Path, body: str = SMOL, *, images: str = ONE_IMAGE, kind: str | None = None,
              **case_overrides: Any) -> VlmApp:
     """A dashboard over a real scheduler for a suite written into ``tmp_path``, with its session log.
@@ -63,7 +52,7 @@ def make_app(tmp_path: Path, body: str = SMOL, *, images: str = ONE_IMAGE, kind:
     suite = load_suite(suite_path)
     cases = [c for c in cases_of(suite_path, **case_overrides) if kind is None or c.kind == kind]
     scheduler = Scheduler(cases, suite_name=suite.name,
-                          suite_path=str(suite_path), guard=suite.guard, worker_env=worker_env())
+                          suite_path=str(suite_path), guard=suite.guard)
     log = SessionLog(tmp_path / "session.jsonl")
     scheduler.subscribe(log)
     return VlmApp(scheduler, log_path=log.path, fps=20)

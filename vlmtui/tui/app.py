@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App
@@ -24,6 +27,8 @@ if TYPE_CHECKING:
     from vlmtui.session.setup import Session
 
 EXIT_OK, EXIT_ENGINE_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+HANGUP_WATCHDOG_S = 15.0
+"""After a hang-up, how long the engine gets to stop cleanly before the worker is killed."""
 STOP_TIMEOUT_S = 30.0
 """How long quitting waits for the scheduler to stop its worker before giving up on it."""
 
@@ -48,26 +53,37 @@ class VlmApp(App[int]):
 
     def __init__(self, scheduler: Scheduler | None = None, *, log_path: Path | None = None,
                  clock: Callable[[], float] = time.time, fps: float | None = None,
-                 replay: Sequence[Event] = ()) -> None:
+                 replay: Sequence[Event] = (), on_hangup: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.scheduler = scheduler
+        self.on_hangup = on_hangup
+        """Called (to close the session log) just before the process exits after SIGHUP."""
         view = SessionView.from_scheduler(scheduler) if scheduler is not None else SessionView()
         self.dashboard = DashboardScreen(view, scheduler=scheduler, log_path=log_path, clock=clock,
                                          fps=fps or ui_fps())
         self._replay = list(replay)
         self.engine_task: asyncio.Task[dict[str, int]] | None = None
         self._quitting = False
+        self._hung_up = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._previous_sighup: Any = None
 
     async def on_mount(self) -> None:
         await self.push_screen(self.dashboard)
+        # Everything built so far lives as long as the app: keep the collector from walking it on
+        # every full collection (a 70-80 ms stall of the loop the engine shares otherwise).
+        gc.freeze()
         if self.scheduler is not None:
             self.scheduler.subscribe(self.dashboard.bridge)
             self.engine_task = asyncio.create_task(self.scheduler.run(keep_alive=True), name="scheduler")
             self.engine_task.add_done_callback(self._engine_done)
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGHUP):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(signum, self.quit_session, f"signal {signum.name}", EXIT_INTERRUPTED)
+            self._loop = asyncio.get_running_loop()
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self._loop.add_signal_handler(signal.SIGTERM, self.quit_session, "terminated (SIGTERM)",
+                                              EXIT_INTERRUPTED)
+                # A plain handler, not the loop's: Python runs it before the SIGCONT that follows a hang-up
+                # (signal 1 before 18), so Textual's SIGCONT handler can be switched off in time.
+                self._previous_sighup = signal.signal(signal.SIGHUP, self._on_sighup)
         elif self._replay:
             self.dashboard.replay(self._replay)
 
@@ -93,6 +109,48 @@ class VlmApp(App[int]):
         self.dashboard.stopping = True
         self._quit(reason, code)
 
+    def _on_sighup(self, signum: int, frame: object) -> None:
+        """The terminal is gone (SSH dropped, tmux killed): stop the engine, then leave without touching it.
+
+        Runs as a plain signal handler on the main thread. Textual redraws on the SIGCONT that a shell
+        sends after a hang-up and its writes to the dead terminal can wedge the main thread, so those
+        handlers are switched off and the output goes to /dev/null; the engine is then stopped on the
+        loop, and a watchdog thread ends the process (killing the worker) if that cannot finish.
+        """
+        if self._hung_up:
+            return
+        self._hung_up = True
+        for other in (signal.SIGCONT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(other, signal.SIG_IGN)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            with contextlib.suppress(OSError):
+                os.dup2(devnull, fd)
+        watchdog = threading.Timer(HANGUP_WATCHDOG_S, self._hard_exit)
+        watchdog.daemon = True
+        watchdog.start()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._hang_up)
+
+    def _hard_exit(self) -> None:
+        """Last resort after a hang-up: kill the worker (its reaper then stops any server) and exit."""
+        pid = self.scheduler.worker_pid if self.scheduler is not None else None
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        os._exit(EXIT_INTERRUPTED)
+
+    @work(exclusive=True, group="quit", exit_on_error=False)
+    async def _hang_up(self) -> None:
+        self._quitting = True
+        try:
+            await self.stop_engine("the terminal hung up (SIGHUP)")
+            if self.on_hangup is not None:
+                self.on_hangup()
+        finally:
+            os._exit(EXIT_INTERRUPTED)
+
     @work(exclusive=True, group="quit", exit_on_error=False)
     async def _quit(self, reason: str, code: int) -> None:
         await self.stop_engine(reason)
@@ -117,15 +175,15 @@ class VlmApp(App[int]):
             except Exception:
                 pass  # reported by _engine_done; the session log has the rest
         self.dashboard.bridge.close()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(signum)
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+            if self._previous_sighup is not None and not self._hung_up:
+                signal.signal(signal.SIGHUP, self._previous_sighup)
 
 
 def run_app(session: Session) -> int:
     """Run the dashboard over a prepared session until the user quits; returns the exit code (0 on ``q``)."""
-    app = VlmApp(session.scheduler, log_path=session.log.path)
+    app = VlmApp(session.scheduler, log_path=session.log.path, on_hangup=session.log.close)
 
     async def main() -> int:
         try:

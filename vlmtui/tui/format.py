@@ -37,6 +37,7 @@ FRAMEWORK_LABELS: dict[str, str] = {
     "torch-cuda": "CUDA",
     "torch-cpu": "torch",
     "rss": "RSS",
+    "server-rss": "srv",
 }
 """Short names of the guarded quantity's source."""
 
@@ -107,3 +108,15 @@ def one_line(text: str, limit: int) -> str:
     if limit <= 0:
         return ""
     return flat if len(flat) <= limit else flat[: max(limit - 1, 0)] + "…"
+
+
+def middle(text: str, limit: int) -> str:
+    """Text cut to ``limit`` with ``…`` in the middle: names that differ at the end stay apart
+    (``llava-n…ny-mlx`` and ``llava-n…iny-hf``)."""
+    flat = " ".join(printable(text).split())
+    if len(flat) <= limit:
+        return flat
+    if limit <= 2:
+        return flat[:limit]
+    tail = (limit - 1) // 2
+    return flat[: limit - 1 - tail] + "…" + flat[len(flat) - tail:]

@@ -17,13 +17,15 @@ from vlmtui.tui.format import printable, rate, seconds, size, status_label, stat
 from vlmtui.tui.state import CaseView
 
 
-def describe_case(row: CaseView, streamed: str = "") -> RenderableType:
+def describe_case(row: CaseView, streamed: str = "", *, trust_remote_code: bool = False) -> RenderableType:
     """The case's identity, its attempts as a table, then the latest attempt's output, error and detail."""
     head = Table.grid(padding=(0, 1))
     head.add_column(style="bold")
     head.add_column()
     head.add_row("case", Text(row.case_id))
     head.add_row("model", Text(f"{row.model} ({row.backend})"))
+    if trust_remote_code:
+        head.add_row("", Text("trust_remote_code = true: this model runs code from its repository", style="yellow"))
     head.add_row("image", Text(row.image or "— (text only)"))
     head.add_row("prompt", Text(printable(row.prompt)))
     head.add_row("status", Text(status_label(row.status, row.attempt), style=status_mark(row.status)[1]))
@@ -70,15 +72,17 @@ class CaseDetailScreen(ModalScreen[None]):
     | j, k, ↑, ↓ | Scroll. |
     """
 
-    def __init__(self, row: CaseView, streamed: str = "") -> None:
+    def __init__(self, row: CaseView, streamed: str = "", *, trust_remote_code: bool = False) -> None:
         super().__init__()
         self.row = row
         self.streamed = streamed
+        self.trust_remote_code = trust_remote_code
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail"):
             yield Label(self.row.case_id, id="dialog-title", markup=False)
-            yield Static(describe_case(self.row, self.streamed), id="detail-body")
+            yield Static(describe_case(self.row, self.streamed, trust_remote_code=self.trust_remote_code),
+                         id="detail-body")
 
     def action_close(self) -> None:
         self.dismiss(None)

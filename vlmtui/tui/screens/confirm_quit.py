@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label
+from textual.widgets import Label, Static
 
 from vlmtui.tui.format import one_line
 
@@ -34,8 +34,9 @@ class ConfirmQuitScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label("Quit vlmtui?", id="dialog-title")
-            yield Label(f"{one_line(self.running_case, 60)} is running; quitting aborts it and stops the "
-                        "worker. Its attempt is logged as aborted.", id="dialog-body", markup=False)
+            yield Static(f"{one_line(self.running_case, 60)} is running; quitting aborts it and stops the "
+                         "worker (and any server it started). Its attempt is logged as aborted.",
+                         id="dialog-body", markup=False)
             yield Label("[b]y[/] quit   [b]n[/] stay", id="dialog-keys")
 
     def action_answer(self, quit_now: bool) -> None:

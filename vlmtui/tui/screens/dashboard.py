@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
@@ -28,6 +29,7 @@ from vlmtui.events import (
     SessionFinished,
     WorkerExited,
 )
+from vlmtui.session.summary import ModelSummary
 from vlmtui.tui.bridge import EngineBridge
 from vlmtui.tui.format import one_line, size
 from vlmtui.tui.messages import EngineEvent, MemorySampled, TokensStreamed
@@ -40,14 +42,14 @@ from vlmtui.tui.widgets.case_table import CaseTable
 from vlmtui.tui.widgets.header import SessionHeader
 from vlmtui.tui.widgets.memory import MemoryPanel
 from vlmtui.tui.widgets.output import OutputContent, OutputPane, metric_pairs
-from vlmtui.tui.widgets.summary import ModelSummary, SummaryRow
+from vlmtui.tui.widgets.summary import ModelSummaryTable, SummaryRow
 
 if TYPE_CHECKING:
     from vlmtui.scheduler import Scheduler
 
 FINISHED_OUTPUT_CHARS = 6000
 """How much of a finished case's output the pane shows (the details dialog shows it all)."""
-NOTICE_SEVERITY = {"error": "error", "warning": "warning"}
+NOTICE_SEVERITY: dict[str, SeverityLevel] = {"error": "error", "warning": "warning"}
 """Engine notice levels as Textual notification severities (anything else is ``information``)."""
 
 
@@ -124,6 +126,8 @@ class DashboardScreen(Screen[None]):
     """The guard's warn, cleanup and abort percentages."""
     last_guard: reactive[GuardEvent | None] = reactive(None)
     """The guard's latest action."""
+    budget_source: reactive[str] = reactive("")
+    """Where the memory budget comes from."""
     output: reactive[OutputContent | None] = reactive(None)
     """What the output pane shows."""
     summary_rows: reactive[tuple[SummaryRow, ...]] = reactive(())
@@ -141,6 +145,8 @@ class DashboardScreen(Screen[None]):
         self.log_path = log_path
         self.clock = clock
         self.bridge = EngineBridge(self, fps)
+        self.saved_paths: tuple[Path, Path] | None = None
+        """The log and report written by the latest ``s``."""
         self._stream: tuple[str, str] = ("", "")
         self._idle_since: float | None = None
         self.set_reactive(DashboardScreen.suite, view.suite)
@@ -156,8 +162,9 @@ class DashboardScreen(Screen[None]):
         with Horizontal(id="lower"):
             yield OutputPane(id="output").data_bind(content=screen.output)
             yield MemoryPanel(id="memory").data_bind(sample=screen.memory, history=screen.history,
-                                                     thresholds=screen.thresholds, last_guard=screen.last_guard)
-        yield ModelSummary(id="summary").data_bind(rows=screen.summary_rows)
+                                                     thresholds=screen.thresholds, last_guard=screen.last_guard,
+                                                     budget_source=screen.budget_source)
+        yield ModelSummaryTable(id="summary").data_bind(rows=screen.summary_rows)
         yield Footer(show_command_palette=False, compact=True)
 
     @property
@@ -174,7 +181,7 @@ class DashboardScreen(Screen[None]):
         self.table.border_title = "queue"
         self.output_pane.border_title = "output"
         self.query_one("#memory", MemoryPanel).border_title = "memory"
-        self.query_one("#summary", ModelSummary).border_title = "models"
+        self.query_one("#summary", ModelSummaryTable).border_title = "models"
         self.table.focus()
         self.refresh_view()
         self.set_interval(1.0, self.tick, name="clock")
@@ -188,11 +195,9 @@ class DashboardScreen(Screen[None]):
     def on_engine_event(self, message: EngineEvent) -> None:
         event = message.event
         changed = self.view.apply(event)
+        self.refresh_view()
         if isinstance(event, CaseStarted) and self.table.following:
-            self.refresh_view()
             self.table.select_case(event.case_id)
-        else:
-            self.refresh_view()
         if changed is not None or isinstance(event, CaseFinished):
             self.refresh_output()
         self._announce(event)
@@ -204,10 +209,10 @@ class DashboardScreen(Screen[None]):
         if self.scheduler is None:
             return
         if isinstance(event, Notice):
-            self.notify(event.message, severity=NOTICE_SEVERITY.get(event.level, "information"),  # type: ignore[arg-type]
-                        timeout=6)
+            self.notify(event.message, severity=NOTICE_SEVERITY.get(event.level, "information"), timeout=5)
         elif isinstance(event, ModelLoadFailed):
-            self.notify(f"cannot load {event.model}: {one_line(event.error, 200)}", severity="error", timeout=8)
+            self.notify(one_line(event.error, 160), title=f"cannot load {event.model}", severity="error",
+                        timeout=6)
         elif isinstance(event, WorkerExited):
             self.notify(f"worker exited: {event.description}", severity="error", timeout=8)
         elif isinstance(event, GuardEvent):
@@ -224,6 +229,9 @@ class DashboardScreen(Screen[None]):
 
     def on_memory_sampled(self, message: MemorySampled) -> None:
         self.view.apply(message.sample)
+        if self.scheduler is not None:  # "auto" budgets are refined once the worker reports its device
+            self.view.budget_source = self.scheduler.budget.source
+            self.budget_source = self.view.budget_source
         self.memory = message.sample
         self.history = message.history
         self.guard_level = message.sample.level
@@ -241,15 +249,18 @@ class DashboardScreen(Screen[None]):
         self.counts = tuple(view.counts().items())
         self.guard_level = view.guard_level
         self.thresholds = view.thresholds
+        self.budget_source = view.budget_source
         self.run_state = self._run_state()
         self._tick_elapsed(now)
-        self.summary_rows = tuple(
-            SummaryRow(s.model, view.models[s.model].state if s.model in view.models else "waiting",
-                       tuple(s.counts.get(k, 0) for k in ("passed", "failed", "crashed", "aborted", "skipped")),  # type: ignore[arg-type]
-                       s.mean_total_s, s.mean_gen_tps, s.peak_memory_bytes,
-                       view.models[s.model].trust_remote_code if s.model in view.models else False)
-            for s in view.summaries()
-        )
+        self.summary_rows = tuple(self._summary_row(summary) for summary in view.summaries())
+
+    def _summary_row(self, summary: ModelSummary) -> SummaryRow:
+        model = self.view.models.get(summary.model)
+        passed, failed, crashed, aborted, skipped = (
+            summary.counts.get(k, 0) for k in ("passed", "failed", "crashed", "aborted", "skipped"))
+        return SummaryRow(summary.model, model.state if model else "waiting",
+                          (passed, failed, crashed, aborted, skipped), summary.mean_total_s, summary.mean_gen_tps,
+                          summary.peak_memory_bytes, model.trust_remote_code if model else False)
 
     def _update_queue_title(self) -> None:
         shown, total = len(self.view.visible(self.filter_text)), len(self.view.order)
@@ -333,6 +344,9 @@ class DashboardScreen(Screen[None]):
     def _row_selected(self) -> None:
         self.action_details()
 
+    def validate_filter_text(self, text: str) -> str:
+        return " ".join(text.split())
+
     def watch_filter_text(self) -> None:
         if self.is_mounted:
             self.refresh_view()
@@ -354,7 +368,9 @@ class DashboardScreen(Screen[None]):
         row = self.view.cases.get(self.table.selected_case or "")
         if row is not None:
             streamed = self._stream[1] if self._stream[0] == row.case_id else ""
-            self.app.push_screen(CaseDetailScreen(row, streamed))
+            model = self.view.models.get(row.model)
+            trust = model.trust_remote_code if model is not None else False
+            self.app.push_screen(CaseDetailScreen(row, streamed, trust_remote_code=trust))
 
     def action_rerun_selected(self) -> None:
         """Queue a new attempt of the selected case."""
@@ -364,10 +380,10 @@ class DashboardScreen(Screen[None]):
             return
         row = self.view.cases[case_id]
         if row.running or row.queued:
-            self.notify(f"{case_id} is already {'running' if row.running else 'queued'}", severity="warning")
+            self.notify(f"{case_id} is already {'running' if row.running else 'queued'}", severity="warning", timeout=3)
             return
         if scheduler.rerun([case_id]):
-            self.notify(f"rerun queued: {case_id} (attempt {self.view.cases[case_id].next_attempt})")
+            self.notify(f"rerun queued: {case_id} (attempt {self.view.cases[case_id].next_attempt})", timeout=3)
 
     def action_rerun_failed(self) -> None:
         """Queue a new attempt of every failed, crashed and aborted case."""
@@ -377,16 +393,17 @@ class DashboardScreen(Screen[None]):
         failed = scheduler.failed_case_ids()
         queued = scheduler.rerun(failed)
         if queued:
-            self.notify(f"rerun queued: {len(queued)} failed, crashed or aborted case{'s' * (len(queued) > 1)}")
+            plural = "s" if len(queued) > 1 else ""
+            self.notify(f"rerun queued: {len(queued)} failed, crashed or aborted case{plural}", timeout=3)
         else:
-            self.notify("nothing to rerun: no case failed, crashed or was aborted (or they are queued)")
+            self.notify("nothing to rerun: no case failed, crashed or was aborted (or they are queued)", timeout=3)
 
     def action_toggle_pause(self) -> None:
         """Pause the queue after the running case, or resume it."""
         scheduler = self._engine()
         if scheduler is not None:
             paused = scheduler.toggle_pause()
-            self.notify("paused: the running case finishes, then the queue waits" if paused else "resumed")
+            self.notify("paused: the running case finishes, then the queue waits" if paused else "resumed", timeout=3)
 
     def action_abort(self) -> None:
         """Abort the running case."""
@@ -395,9 +412,9 @@ class DashboardScreen(Screen[None]):
             return
         running = scheduler.running_case
         if running is not None and scheduler.abort_current("aborted by the user"):
-            self.notify(f"aborting {running}")
+            self.notify(f"aborting {running}", timeout=3)
         else:
-            self.notify("nothing is running to abort")
+            self.notify("nothing is running to abort", timeout=3)
 
     def action_cleanup(self) -> None:
         """Ask the worker to free its caches."""
@@ -405,10 +422,10 @@ class DashboardScreen(Screen[None]):
         if scheduler is None:
             return
         if scheduler.worker_pid is None:
-            self.notify("no worker is running: nothing to clean up")
+            self.notify("no worker is running: nothing to clean up", timeout=3)
             return
         scheduler.cleanup_now("requested by the user")
-        self.notify("cleanup requested")
+        self.notify("cleanup requested", timeout=3)
 
     def action_save(self) -> None:
         """Save the session log and a report beside it, off the UI loop."""
@@ -426,9 +443,6 @@ class DashboardScreen(Screen[None]):
             return
         self.saved_paths = (log_path, report)
         self.notify(f"session log: {log_path}\nreport: {report}", title="saved", timeout=12)
-
-    saved_paths: tuple[Path, Path] | None = None
-    """The log and report written by the latest ``s``."""
 
     def action_filter(self) -> None:
         """Ask for the filter words."""

@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, Static
 
 
 class FilterScreen(ModalScreen[str | None]):
@@ -36,8 +36,8 @@ class FilterScreen(ModalScreen[str | None]):
         with Vertical(id="dialog"):
             yield Label("Filter the queue by status or model", id="dialog-title")
             yield Input(value=self.current, placeholder="e.g. failed, or smolvlm", id="filter-input")
-            yield Label(f"statuses: {', '.join(self.statuses)}, failures", id="filter-statuses", markup=False)
-            yield Label(f"models: {', '.join(self.models)}", id="filter-models", markup=False)
+            yield Static(f"statuses: {', '.join(self.statuses)}, failures", id="filter-statuses", markup=False)
+            yield Static(f"models: {', '.join(self.models)}", id="filter-models", markup=False)
             yield Label("[b]enter[/] apply (empty clears)   [b]escape[/] cancel", id="dialog-keys")
 
     @on(Input.Submitted, "#filter-input")

@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
-from vlmtui.tui.format import one_line, rate, seconds, size, status_label, status_mark
+from vlmtui.tui.format import middle, one_line, rate, seconds, size, status_label, status_mark
 from vlmtui.tui.state import CaseView
 
 FIXED_COLUMNS = (("status", 10), ("total s", 7), ("tok/s", 5), ("peak", 9))
@@ -26,8 +26,8 @@ def column_widths(width: int, cell_padding: int = 1) -> dict[str, int]:
     fixed = dict(FIXED_COLUMNS)
     flex = width - 2 * cell_padding * len(COLUMN_ORDER) - sum(fixed.values())
     flex = max(flex, 20)
-    model = max(int(flex * 0.40), 8)
-    image = max(int(flex * 0.27), 6)
+    model = max(int(flex * 0.45), 8)
+    image = max(int(flex * 0.28), 6)
     prompt = max(flex - model - image, 6)
     return {**fixed, "model": model, "image": image, "prompt": prompt}
 
@@ -45,9 +45,9 @@ def row_cells(row: CaseView, widths: dict[str, int], now: float) -> tuple[Text, 
     prompt = ("(warm-up) " if row.warmup else "") + row.prompt
     cells = {
         "status": Text(status_label(status, row.attempt), style=style),
-        "model": Text(one_line(row.model, widths["model"]), style=f"{emphasis} cyan" if row.running else ""),
+        "model": Text(middle(row.model, widths["model"]), style=f"{emphasis} cyan" if row.running else ""),
         "image": Text(one_line(row.image_name, widths["image"]), style=emphasis or ("italic" if not row.image
-                                                                                  else "")),
+                                                                                else "")),
         "prompt": Text(one_line(prompt, widths["prompt"]), style=emphasis or "bright_black"),
         "total s": Text(seconds(total) if total is not None else "", style=emphasis, justify="right"),
         "tok/s": Text(rate(metrics.get("gen_tps")) if metrics.get("gen_tps") else "", justify="right"),

@@ -104,11 +104,11 @@ class Gauge(Widget):
 
 
 class StatusLine(Widget):
-    """One line of styled text."""
+    """Styled text, one line unless its CSS gives it more."""
 
     DEFAULT_CSS = """
     StatusLine {
-        height: 1;
+        height: auto;
     }
     """
 
@@ -130,6 +130,8 @@ class MemoryPanel(Vertical):
     """warn, cleanup and abort in percent of the budget."""
     last_guard: reactive[GuardEvent | None] = reactive(None)
     """The guard's latest action (cleanup, abort, recover…), shown under the gauges."""
+    budget_source: reactive[str] = reactive("")
+    """Where the budget comes from (``metal recommended working set``, ``explicit 12GiB``…)."""
 
     ram: reactive[GaugeReading | None] = reactive(None)
     """Unified (system) memory: used of total."""
@@ -139,6 +141,8 @@ class MemoryPanel(Vertical):
     """The guarded quantity (MLX active+cache, MPS, CUDA, or the worker's RSS) against the budget."""
     status: reactive[Text] = reactive(Text(""))
     """Pressure level, guard level and the last guard action."""
+    notes: reactive[Text] = reactive(Text(""))
+    """The budget and where it comes from, the worker's RSS, the minute's peak, the guard's last reason."""
 
     def compose(self) -> ComposeResult:
         yield Gauge(id="gauge-ram").data_bind(reading=MemoryPanel.ram)
@@ -148,6 +152,7 @@ class MemoryPanel(Vertical):
         with Horizontal(id="memory-trend"):
             yield Label("60 s ", id="sparkline-label")
             yield Sparkline(id="memory-sparkline").data_bind(data=MemoryPanel.history)
+        yield StatusLine(id="memory-notes").data_bind(text=MemoryPanel.notes)
 
     def compute_ram(self) -> GaugeReading | None:
         if self.sample is None:
@@ -199,4 +204,22 @@ class MemoryPanel(Vertical):
         text.append(f" {warn:g}/{cleanup:g}/{abort:g}%", style="bright_black")
         if self.last_guard is not None:
             text.append(f" · {self.last_guard.action}", style="magenta")
+        return text
+
+    def compute_notes(self) -> Text:
+        sample = self.sample
+        text = Text(style="bright_black")
+        if sample is None:
+            return text
+        text.append(f"budget {size(sample.budget_bytes)}")
+        if self.budget_source:
+            text.append(f" ({self.budget_source})")
+        if sample.worker_rss:
+            text.append(f" · worker RSS {size(sample.worker_rss)}")
+        if self.history:
+            text.append(f" · 60 s peak {size(max(self.history))}")
+        guard = self.last_guard
+        if guard is not None:
+            text.append(f"\nguard {guard.action}: ", style="magenta")
+            text.append(guard.reason)
         return text

@@ -44,17 +44,24 @@ def metric_pairs(metrics: dict[str, object]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs) if metrics else ()
 
 
-def describe(content: OutputContent) -> tuple[Text, Text]:
-    """The status and metrics lines, and the body (error, then the model's text)."""
+def head_lines(content: OutputContent, width: int) -> list[Text]:
+    """The status and its metrics, packed into lines of ``width`` without splitting a metric."""
     _, style = status_mark(content.status)
-    head = Text()
-    head.append(status_label(content.status, content.attempt), style=style)
+    lines = [Text.assemble((status_label(content.status, content.attempt), style))]
     for label, value in content.metrics:
-        # No-break spaces keep each "label value unit" together when the line wraps.
-        head.append(f"  {label}\u00a0", style="bright_black")
-        head.append(value.replace(" ", "\u00a0"))
+        piece = Text.assemble((label, "bright_black"), " ", value)
+        if lines[-1].cell_len + 2 + piece.cell_len > width and lines[-1].plain:
+            lines.append(piece)
+        else:
+            lines[-1].append("  ")
+            lines[-1].append_text(piece)
     if content.note:
-        head.append(f"\n{content.note}", style="italic bright_black")
+        lines.append(Text(content.note, style="italic bright_black"))
+    return lines
+
+
+def body_text(content: OutputContent) -> Text:
+    """The error (if any), then the model's text, made safe for the terminal."""
     body = Text()
     if content.error:
         body.append(printable(content.error), style="red")
@@ -62,7 +69,7 @@ def describe(content: OutputContent) -> tuple[Text, Text]:
     body.append(printable(content.text))
     if content.streaming:
         body.append("▌", style="cyan")
-    return head, body
+    return body
 
 
 class OutputPane(Widget):
@@ -91,14 +98,14 @@ class OutputPane(Widget):
         content = self.content
         if content is None:
             return Text("waiting for the first case…", style="bright_black")
-        head, body = describe(content)
-        head_lines = list(head.wrap(console, width))
+        head = [line for text in head_lines(content, width) for line in text.wrap(console, width)]
+        body = body_text(content)
         body_lines = list(body.wrap(console, width)) if body.plain else []
-        room = max(height - len(head_lines), 0)
+        room = max(height - len(head), 0)
         if content.streaming:
             body_lines = body_lines[-room:] if room else []
         elif len(body_lines) > room:
             more = Text("… (enter shows all)", style="italic bright_black")
             body_lines = [*body_lines[: max(room - 1, 0)], more]
-        lines = (head_lines + body_lines)[:height]
+        lines = (head + body_lines)[:height]
         return Text("\n", no_wrap=True, overflow="crop").join(lines)

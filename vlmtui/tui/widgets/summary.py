@@ -9,7 +9,10 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from vlmtui.tui.format import rate, seconds, size
+from vlmtui.tui.format import middle, rate, seconds, size
+
+NUMBERS_WIDTH = 58
+"""Cells the count, time, speed and memory columns of the summary take, padding included."""
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,11 @@ STATE_MARKS = {"loading": ("◌", "cyan"), "loaded": ("▶", "bold cyan"), "fail
 """A mark before the model's name for the one in the worker (or the one that could not load)."""
 
 
-class ModelSummary(Widget):
+class ModelSummaryTable(Widget):
     """One line per model of the run, every model included (those not started yet too)."""
 
     DEFAULT_CSS = """
-    ModelSummary {
+    ModelSummaryTable {
         height: auto;
     }
     """
@@ -53,11 +56,15 @@ class ModelSummary(Widget):
         table.add_column("mean s", justify="right", no_wrap=True)
         table.add_column("tok/s", justify="right", no_wrap=True)
         table.add_column("peak", justify="right", no_wrap=True)
+        # The numeric columns and their padding take 58 cells; the name gets the rest, cut in the middle.
+        room = max(self.content_size.width - NUMBERS_WIDTH - 2, 12)
         for row in self.rows:
             mark, style = STATE_MARKS.get(row.state, (" ", ""))
-            name = Text.assemble((mark, style), " ", row.model)
-            if row.trust_remote_code:
+            name = Text.assemble((mark, style), " ", middle(row.model, room))
+            if row.trust_remote_code and name.cell_len + 14 <= room + 2:
                 name.append(" (remote code)", style="yellow")
+            elif row.trust_remote_code:
+                name.append(" ⚠", style="yellow")
             table.add_row(name, *(Text(str(n), style="" if n else "bright_black") for n in row.counts),
                           seconds(row.mean_s), rate(row.tok_s), size(row.peak_bytes))
         return table
