@@ -149,3 +149,29 @@ def test_clean_run_with_a_managed_server_leaves_nothing(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
     assert any("mlx_vlm.server" in c for c in seen) and any("vlmtui.worker" in c for c in seen), seen
     assert_all_gone(list(family.values()), timeout=5)
+
+
+def test_demo_under_a_tiny_budget_aborts_cleanly(tmp_path: Path) -> None:
+    log = tmp_path / "tight.jsonl"
+    done = subprocess.run([sys.executable, "-m", "vlmtui", "demo", "--headless", "--budget", "64MiB", "--log", str(log)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    data = load_log(log)
+    statuses = {r["status"] for r in data.latest().values()}
+    assert statuses <= {"aborted", "skipped"} and "aborted" in statuses, statuses
+    assert not any(r["status"] == "crashed" for r in data.results)
+    assert any(g["action"] == "abort" for g in data.guard)
+
+
+def test_doctor_answers() -> None:
+    done = subprocess.run([sys.executable, "-m", "vlmtui", "doctor", "--budget", "50%"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for needle in ("transformers backend", "mlx-vlm backend", "openai backend", "Metal (MLX)", "CUDA (torch)",
+                   "system (psutil)", "macOS memory pressure", "Memory budget", "50% of RAM"):
+        assert needle in out, needle
+    bad = subprocess.run([sys.executable, "-m", "vlmtui", "doctor", "--budget", "lots"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not a size" in bad.stderr

@@ -94,3 +94,36 @@ async def test_stop_after_a_guard_abort() -> None:
     assert scheduler.latest()["eater/a"].status == "aborted"
     assert "eater/b" not in scheduler.latest()
     assert counts == {"aborted": 1, "pending": 1}
+
+
+async def test_a_worker_that_does_not_stop_in_time_is_killed_and_the_case_is_aborted() -> None:
+    # Each step holds 200 MiB and then sleeps 3 s: the guard's abort cannot be honoured within grace_s.
+    stuck = ModelSpec(id="stuck", backend="fault", path="fault:200:3000")
+    calm = ModelSpec(id="calm", backend="fault", path="fault:0.01:1")
+    cases = [fault_case("stuck/a", stuck, 5), fault_case("calm/a", calm, 3)]
+    scheduler, recorder = guarded_scheduler(cases, 250)
+    counts = await scheduler.run()
+    stuck_result = scheduler.latest()["stuck/a"]
+    assert stuck_result.status == "aborted", stuck_result
+    assert "memory guard" in stuck_result.error and "worker killed after 1 s" in stuck_result.error
+    assert stuck_result.ended_at - stuck_result.started_at < 3.0, "killed before the step could finish"
+    assert counts == {"aborted": 1, "passed": 1}
+
+
+async def test_preflight_skips_a_model_that_cannot_fit_unless_forced(tmp_path: Path) -> None:
+    model_dir = tmp_path / "big-model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"model_type": "llava_next"}')
+    with open(model_dir / "model.safetensors", "wb") as weights:
+        weights.truncate(2 * 1024 * MiB)  # sparse: 2 GiB of weights on paper, nothing on disk
+    big = ModelSpec(id="big", backend="transformers", path=str(model_dir))
+    forced = ModelSpec(id="forced", backend="transformers", path=str(model_dir), force=True)
+    cases = [fault_case("big/a", big, 2), fault_case("forced/a", forced, 2)]
+    guard = GuardConfig(budget="1GiB")
+    scheduler, _ = scheduler_for(cases, guard=guard, budget=Budget(1024 * MiB, "explicit 1GiB"))
+    await scheduler.run()
+    skipped = scheduler.latest()["big/a"]
+    assert skipped.status == "skipped"
+    assert "needs ~2.6 GiB" in skipped.error and "force = true" in skipped.error
+    forced_result = scheduler.latest()["forced/a"]
+    assert forced_result.status == "failed", "force loads anyway (and this file is no real model)"

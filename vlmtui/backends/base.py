@@ -71,7 +71,7 @@ class Backend(ABC):
     supports_streaming: ClassVar[bool] = True
     """Whether ``emit`` is called per token (otherwise once, with the whole output)."""
     supports_memory_limit: ClassVar[bool] = False
-    """Whether ``set_memory_limit`` makes over-allocation a catchable error."""
+    """Whether ``set_memory_limit`` makes over-allocation a catchable error (it is called either way)."""
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
