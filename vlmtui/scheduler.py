@@ -62,6 +62,8 @@ class _Running:
     future: asyncio.Future[p.Result | None]
     tokens: list[str] = field(default_factory=list)
     abort_reason: str | None = None
+    unload_requested: bool = False
+    """The abort also unloads the model (the worker does it right after the result)."""
     guard_reading: dict[str, Any] | None = None
     kill_timer: asyncio.TimerHandle | None = None
 
@@ -193,6 +195,7 @@ class Scheduler:
         if running is None or running.abort_reason is not None:
             return False
         running.abort_reason = reason
+        running.unload_requested = unload
         if self._worker is not None:
             self._worker.send(p.Abort(case_id=running.case.case_id, reason=reason, unload=unload))
         loop = asyncio.get_running_loop()
@@ -369,6 +372,8 @@ class Scheduler:
             if running.kill_timer is not None:
                 running.kill_timer.cancel()
             self._running = None
+        if running.unload_requested:
+            self._loaded = None  # the worker unloads after the result; the next case loads again
         if reply is None:  # the worker died under the case
             self._record_crash(case, attempt, running)
         else:

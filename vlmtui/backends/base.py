@@ -8,6 +8,7 @@ and stop its own generation thread if it has one.
 
 from __future__ import annotations
 
+import gc
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,7 +93,8 @@ class Backend(ABC):
         """Start a new peak-memory window (called before each case)."""
 
     def cleanup(self) -> None:
-        """Free what can be freed without unloading: caches, garbage (the guard's cleanup)."""
+        """Free what can be freed without unloading: garbage, then the framework's caches (the guard's cleanup)."""
+        gc.collect()
 
     def set_memory_limit(self, limit_bytes: int) -> None:
         """Cap the framework's allocator so over-allocation raises instead of aborting the process."""
