@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -45,7 +46,7 @@ def descendants(pid: int) -> list[psutil.Process]:
 
 
 def assert_all_gone(procs: list[psutil.Process], timeout: float = 15.0) -> None:
-    gone, alive = psutil.wait_procs(procs, timeout=timeout)
+    _gone, alive = psutil.wait_procs(procs, timeout=timeout)
     assert not alive, f"left behind: {[(p.pid, p.cmdline()) for p in alive]}"
 
 
@@ -141,10 +142,8 @@ def test_clean_run_with_a_managed_server_leaves_nothing(tmp_path: Path) -> None:
         for child in descendants(proc.pid):
             if child.pid not in family:
                 family[child.pid] = child
-                try:
+                with contextlib.suppress(psutil.Error):
                     seen.append(" ".join(child.cmdline()))
-                except psutil.Error:
-                    pass
         time.sleep(0.05)
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
     assert any("mlx_vlm.server" in c for c in seen) and any("vlmtui.worker" in c for c in seen), seen
@@ -153,8 +152,8 @@ def test_clean_run_with_a_managed_server_leaves_nothing(tmp_path: Path) -> None:
 
 def test_demo_under_a_tiny_budget_aborts_cleanly(tmp_path: Path) -> None:
     log = tmp_path / "tight.jsonl"
-    done = subprocess.run([sys.executable, "-m", "vlmtui", "demo", "--headless", "--budget", "64MiB", "--log", str(log)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    argv = [sys.executable, "-m", "vlmtui", "demo", "--headless", "--budget", "64MiB", "--log", str(log)]
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr
     data = load_log(log)

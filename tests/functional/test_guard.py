@@ -101,7 +101,7 @@ async def test_a_worker_that_does_not_stop_in_time_is_killed_and_the_case_is_abo
     stuck = ModelSpec(id="stuck", backend="fault", path="fault:200:3000")
     calm = ModelSpec(id="calm", backend="fault", path="fault:0.01:1")
     cases = [fault_case("stuck/a", stuck, 5), fault_case("calm/a", calm, 3)]
-    scheduler, recorder = guarded_scheduler(cases, 250)
+    scheduler, _recorder = guarded_scheduler(cases, 250)
     counts = await scheduler.run()
     stuck_result = scheduler.latest()["stuck/a"]
     assert stuck_result.status == "aborted", stuck_result
