@@ -11,8 +11,11 @@ runs it under ``App.run_test()`` (frames are composed, not written).
 
 Once text reaches the output pane, a probe sleeps 10 ms on the loop, over and over, until the case
 ends; the lag is how late each wake-up is. Then the same probe runs for a while on the idle app (the
-worker still up, the memory watch still sampling): the side-by-side baseline. Also reported: the UI
-process's CPU share while streaming, throttled UI updates and bytes written to the terminal a second.
+worker still up, the memory watch still sampling): the side-by-side baseline. Also reported: the CPU
+share of the UI process and of the processes under it (worker, server) while streaming — on a small
+machine a busy worker delays the UI's wake-ups by taking the cores — throttled UI updates a second, and
+bytes written to the terminal a second, and how long the loop's thread sat runnable but waiting for a
+CPU (``wait ms/s``, from /proc/thread-self/schedstat): lag that is the machine's, not the UI's.
 
 Prints a table, saves the result under bench/results/, and ends with ``lag_p99_ms=<float>`` (the worst
 p99 over the configurations).
@@ -137,6 +140,15 @@ def serve(port: int, rate: float) -> None:
 # ---------------------------------------------------------------------------------------------- child
 
 
+def _runqueue_wait_s() -> float:
+    """Time this (the loop's) thread has spent runnable but waiting for a CPU, from the kernel's schedstat."""
+    try:
+        with open("/proc/thread-self/schedstat") as handle:
+            return int(handle.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 async def _probe(until: Any, duration: float | None = None) -> list[float]:
     """Sleep SAMPLE_S over and over while ``until()`` holds (or for ``duration``); each wake-up's lateness."""
     lags: list[float] = []
@@ -160,10 +172,10 @@ async def _measure(app: Any, chunks: list[int], finished: dict[str, Any]) -> dic
             raise RuntimeError(f"no text streamed to the output pane (finished: {finished})")
         await asyncio.sleep(0.02)
     posted, streamed, chars = app.dashboard.bridge.posted, len(chunks), sum(chunks)
-    cpu, wall, started = time.process_time(), time.time(), time.perf_counter()
+    cpu, wall, started, waited = time.process_time(), time.time(), time.perf_counter(), _runqueue_wait_s()
     lags = await _probe(lambda: scheduler.running_case is not None)
     duration = time.perf_counter() - started
-    cpu_s, wall_end = time.process_time() - cpu, time.time()
+    cpu_s, wall_end, waited = time.process_time() - cpu, time.time(), _runqueue_wait_s() - waited
     updates, streamed, chars = app.dashboard.bridge.posted - posted, len(chunks) - streamed, sum(chunks) - chars
     idle_cpu = time.process_time()
     idle = await _probe(lambda: True, IDLE_S)
@@ -171,7 +183,7 @@ async def _measure(app: Any, chunks: list[int], finished: dict[str, Any]) -> dic
     return {
         "fps": app.dashboard.bridge.fps, "lags_s": lags, "idle_lags_s": idle, "duration_s": duration,
         "window": [wall, wall_end], "chunks": streamed, "chars": chars, "updates": updates, "cpu_s": cpu_s,
-        "idle_cpu_s": idle_cpu, "case": finished,
+        "idle_cpu_s": idle_cpu, "case": finished, "runqueue_wait_s": waited,
     }
 
 
@@ -239,6 +251,16 @@ def _make_controlling_tty() -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
+def _cpu_seconds(procs: list[psutil.Process]) -> float:
+    """CPU time (user + system) used so far by the processes still alive (the worker, a server)."""
+    total = 0.0
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
 def run_config(mode: str, backend: str, fps: str, max_tokens: int, rate: float) -> dict[str, Any]:
     """Run one configuration in a child process on its own pty; drain the pty and count its bytes."""
     with tempfile.TemporaryDirectory(prefix="vlmtui-lag-run-") as tmp:
@@ -259,6 +281,7 @@ def run_config(mode: str, backend: str, fps: str, max_tokens: int, rate: float) 
                                 preexec_fn=_make_controlling_tty)  # safe: this process starts no thread
         os.close(slave)
         reads: list[tuple[float, int]] = []
+        cpu: list[tuple[float, float]] = []  # (wall time, CPU seconds of the child's descendants so far)
         tail = b""
         seen: list[psutil.Process] = []
         try:
@@ -269,6 +292,7 @@ def run_config(mode: str, backend: str, fps: str, max_tokens: int, rate: float) 
                 with contextlib.suppress(psutil.Error):
                     known = {p.pid for p in seen}
                     seen += [c for c in psutil.Process(proc.pid).children(recursive=True) if c.pid not in known]
+                cpu.append((time.time(), _cpu_seconds(seen)))
                 ready, _, _ = select.select([master], [], [], 0.1)
                 if ready:
                     try:
@@ -302,6 +326,9 @@ def run_config(mode: str, backend: str, fps: str, max_tokens: int, rate: float) 
             os.close(master)
     start, end = result.pop("window")
     result["tty_bytes"] = sum(n for t, n in reads if start <= t <= end)
+    inside = [(t, c) for t, c in cpu if start <= t <= end]
+    result["others_cpu_s"] = inside[-1][1] - inside[0][1] if len(inside) > 1 else None
+    result["others_cpu_span_s"] = inside[-1][0] - inside[0][0] if len(inside) > 1 else None
     return result
 
 
@@ -319,7 +346,10 @@ def summarize(mode: str, backend: str, fps_label: str, raw: dict[str, Any]) -> d
         "chars_per_chunk": round(raw["chars"] / raw["chunks"], 1) if raw["chunks"] else None,
         "ui_updates_per_s": round(raw["updates"] / duration, 1),
         "ui_cpu_pct": round(100 * raw["cpu_s"] / duration, 1),
+        "loop_runqueue_wait_ms_per_s": round(1000 * raw["runqueue_wait_s"] / duration, 1),
         "idle_ui_cpu_pct": round(100 * raw["idle_cpu_s"] / IDLE_S, 1),
+        "worker_cpu_pct": round(100 * raw["others_cpu_s"] / raw["others_cpu_span_s"], 1)
+        if raw["others_cpu_span_s"] else None,
         "tty_kb_per_s": round(raw["tty_bytes"] / duration / 1000, 1) if mode == "pty" else None,
     }
 
@@ -361,7 +391,7 @@ def main() -> None:
           f"(load average {load_before[0]:.2f} before, {load_after[0]:.2f} after, {os.cpu_count()} cores)")
     print(f"  {'backend':<12} {'mode':<8} {'fps':>12} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} │ "
           f"{'idle p50':>8} {'idle p99':>8} {'p99 ×idle':>9} │ {'tok/s':>6} {'chunks/s':>8} {'ch/chunk':>8} "
-          f"{'upd/s':>6} {'UI CPU %':>8} {'tty kB/s':>8}")
+          f"{'upd/s':>6} {'UI CPU %':>8} {'wrk CPU %':>9} {'wait ms/s':>9} {'tty kB/s':>8}")
     for r in runs:
         s, i = r["streaming"], r["idle"]
         ratio = s["p99_ms"] / i["p99_ms"] if i["p99_ms"] > 0 else float("nan")
@@ -371,7 +401,8 @@ def main() -> None:
               f"{s['p99_ms']:>7.2f} {s['max_ms']:>7.2f} │ {i['p50_ms']:>8.2f} {i['p99_ms']:>8.2f} {ratio:>9.2f} │ "
               f"{r['case'].get('gen_tps') or 0:>6.0f} {r['chunks_per_s']:>8.1f} "
               f"{r['chars_per_chunk'] or 0:>8.1f} {r['ui_updates_per_s']:>6.1f} "
-              f"{r['ui_cpu_pct']:>8.1f} {tty:>8}")
+              f"{r['ui_cpu_pct']:>8.1f} {r['worker_cpu_pct'] or 0:>9.0f} "
+              f"{r['loop_runqueue_wait_ms_per_s']:>9.1f} {tty:>8}")
     worst = max(r["streaming"]["p99_ms"] for r in runs)
     print(f"  worst p99 {worst:.2f} ms (target ≤ {TARGET_P99_MS:g} ms)")
     path = save("ui-lag", {
