@@ -23,6 +23,8 @@ def transformers_runner(model_dir: str) -> Any:
     # The same device and dtype vlmtui's backend chooses by default: bf16 on CUDA, fp32 on the CPU.
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    if device == "cpu" and "/tiny/" in model_dir:
+        torch.set_num_threads(1)  # as vlmtui's backend does for tiny models (see its load())
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype).to(device).eval()
 

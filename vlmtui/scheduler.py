@@ -361,11 +361,12 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         running = _Running(case, attempt, time.time(), loop.create_future())
         self._running = running
-        self.emit(CaseStarted(case.case_id, attempt, case.model.id, running.started_at))
+        # The worker gets the case first, so writing the log line overlaps with its work.
         self._worker.send(p.Run(
             case_id=case.case_id, prompt=case.prompt, image=str(case.image) if case.image else None,
             max_tokens=case.max_tokens, temperature=case.temperature,
         ))
+        self.emit(CaseStarted(case.case_id, attempt, case.model.id, running.started_at))
         try:
             reply = await running.future
         finally:

@@ -77,7 +77,7 @@ class SessionLog:
             self.session_id = event.session_id
             self.write("session_start", {"schema_version": SCHEMA_VERSION, **asdict(event)}, sync=True)
         elif isinstance(event, CaseStarted):
-            self.write("case_start", asdict(event), sync=True)
+            self.write("case_start", asdict(event))  # flushed; only a case's end is worth an fsync
         elif isinstance(event, CaseFinished):
             self.write("case_end", {"t": event.result.ended_at, **event.result.to_dict()}, sync=True)
         elif isinstance(event, MemoryUpdate):
