@@ -305,7 +305,12 @@ class TransformersBackend(Backend):
             kwargs["pad_token_id"] = pad if pad is not None else self._tokenizer.eos_token_id
         failure: list[BaseException] = []
 
+        threads = torch.get_num_threads()
+
         def run() -> None:
+            # OpenMP's thread count is per thread: a new thread starts at the machine default, so the
+            # generating thread must be told again (else a 1-thread setting is silently 2+ threads here).
+            torch.set_num_threads(threads)
             try:
                 with torch.inference_mode():
                     model.generate(**inputs, **kwargs)
