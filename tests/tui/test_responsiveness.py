@@ -43,6 +43,8 @@ async def test_loop_lag_stays_under_50ms_p99_while_tokens_stream(tmp_path: Path)
           f"max {max(lags) * 1000:.2f} ms")
     assert len(lags) >= 100, "the case streamed for at least a second"
     assert p99 < 0.050
-    # Throttled: at most fps updates a second (memory and text together), far fewer than tokens.
+    # Throttled: at most fps updates a second (memory and text together), far fewer than tokens generated.
+    # (The worker already batches streamed text to ~60 messages a second, so compare with tokens, not chunks.)
     assert updates <= app.dashboard.bridge.fps * duration * 2 + 4
-    assert streamed > updates
+    generated = next(iter(app.scheduler.latest().values())).metrics["gen_tokens"]
+    assert streamed > 0 and generated > 10 * updates
