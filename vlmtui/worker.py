@@ -29,7 +29,6 @@ from vlmtui.memory.frameworks import device_info
 from vlmtui.memory.samples import FrameworkSample
 from vlmtui.suite import ModelSpec
 
-
 TOKEN_BATCH_S = 0.016
 """Streamed text is sent at most this often (about 60 times a second); the rest waits in a batch."""
 
