@@ -22,7 +22,7 @@ import psutil
 
 from vlmtui import protocol as p
 from vlmtui.backends import backend_class
-from vlmtui.backends.base import Backend, BackendError, GenerationRequest, GenerationStats
+from vlmtui.backends.base import Backend, BackendError, GenerationRequest, GenerationStats, one_line
 from vlmtui.demo.tiny import TinyModelError
 from vlmtui.images import ImageError, open_image
 from vlmtui.memory.frameworks import device_info
@@ -39,12 +39,6 @@ class CaseAborted(Exception):
     def __init__(self, command: p.Abort) -> None:
         super().__init__(command.reason)
         self.command = command
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line: its type and the first line of its message."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 class Worker:

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
 
+def one_line(exc: BaseException) -> str:
+    """A foreign exception as the one line a user sees: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 class BackendError(Exception):
     """A problem the user can act on (model not found, remote code broken); ``str()`` is one line."""
 

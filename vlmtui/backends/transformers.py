@@ -23,6 +23,7 @@ from vlmtui.backends.base import (
     GenerationStats,
     LoadInfo,
     OutOfMemoryError,
+    one_line,
 )
 from vlmtui.memory.samples import FrameworkSample
 from vlmtui.suite import ModelSpec
@@ -48,12 +49,6 @@ FAMILY_CLASSES = {
 
 MODEL_LOADERS = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", None, "AutoModelForCausalLM")
 """Load order; ``None`` is the family class. AutoModelForVision2Seq is gone in transformers 5."""
-
-
-def _first_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` — the one line a user sees for a foreign exception."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _offline() -> bool:
@@ -154,7 +149,7 @@ class TransformersBackend(Backend):
         except Exception as exc:
             if self.is_out_of_memory(exc):
                 raise OutOfMemoryError(f"out of memory loading {self.spec.path} on {device}: "
-                                       f"{_first_line(exc)}") from exc
+                                       f"{one_line(exc)}") from exc
             raise self._load_error(exc, trust, remote_code, transformers.__version__) from exc
         if loader != MODEL_LOADERS[0]:
             notes.append(f"{config.model_type} loaded with {loader} "
@@ -231,13 +226,13 @@ class TransformersBackend(Backend):
         if trust and (remote_code or _raised_in_remote_code(exc)):
             verb = "import" if any(isinstance(e, ImportError) for e in _chain(exc)) else "load"
             return BackendError(
-                f"remote code of {path} failed to {verb} ({_first_line(exc)}); use backend = \"mlx-vlm\" "
+                f"remote code of {path} failed to {verb} ({one_line(exc)}); use backend = \"mlx-vlm\" "
                 f"or pin revision = \"…\" to a release that supports transformers {version}"
             )
         if not trust and isinstance(exc, ValueError) and "trust_remote_code" in str(exc):
             return BackendError(f"{path} needs code from its repo: set trust_remote_code = true for it "
                                 f"in the suite if you trust that code")
-        return BackendError(f"could not load {path}: {_first_line(exc)}")
+        return BackendError(f"could not load {path}: {one_line(exc)}")
 
     def _configure_images(self, model_type: str) -> list[str]:
         """Apply the spec's image splitting and max image size to the image processor; notes if ignored."""
@@ -334,7 +329,7 @@ class TransformersBackend(Backend):
             error = failure[0]
             if self.is_out_of_memory(error) and not isinstance(error, OutOfMemoryError):
                 raise OutOfMemoryError(
-                    f"out of memory generating on {self.device}: {_first_line(error)}"
+                    f"out of memory generating on {self.device}: {one_line(error)}"
                 ) from error
             raise error
         return self._stats(prompt_tokens, clock.count, started, clock.first, clock.last)
