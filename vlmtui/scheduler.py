@@ -132,6 +132,7 @@ class Scheduler:
         self._stop_reason = ""
         self._last_framework: tuple[float, dict[str, Any]] | None = None
         self._last_update: MemoryUpdate | None = None
+        self._last_exit: WorkerExited | None = None
         self.budget = budget or resolve_budget(self.guard_config.budget, {}, probe_system().total)
         self.guard = Guard.from_config(self.budget, self.guard_config)
 
@@ -398,17 +399,20 @@ class Scheduler:
         if status == "aborted" and running.guard_reading is not None:
             self._after_guard_abort(case.model)
 
+    def _take_exit(self) -> WorkerExited:
+        """How the worker that just died went (recorded when it exited), and forget that worker."""
+        exited = self._last_exit or WorkerExited(0, None, describe_exit(None, []), [])
+        self._worker, self._loaded, self._last_exit = None, None, None
+        return exited
+
     def _record_crash(self, case: Case, attempt: int, running: _Running) -> None:
-        worker = self._worker
-        tail = list(worker.stderr_tail) if worker else []
-        returncode = worker.process.returncode if worker and worker.process else None
-        description = describe_exit(returncode, tail)
-        metrics: dict[str, Any] = {"returncode": returncode}
+        exited = self._take_exit()
+        tail, description = exited.stderr_tail, exited.description
+        metrics: dict[str, Any] = {"returncode": exited.returncode}
         if self._last_update is not None:
             metrics["last_memory"] = {"guarded_bytes": self._last_update.guarded_bytes,
                                       "source": self._last_update.guarded_source,
                                       "system_available": self._last_update.system.get("available")}
-        self._worker, self._loaded = None, None
         if running.abort_reason is not None:
             # We killed it ourselves after the grace period: the case was aborted, not crashed.
             self._finish(case, attempt, "aborted", started_at=running.started_at,
@@ -481,9 +485,8 @@ class Scheduler:
             state.load_error, state.load_status = reply.error, "failed"
             self.emit(ModelLoadFailed(model.id, reply.error, reply.detail))
         else:
-            worker = self._worker
-            tail = list(worker.stderr_tail) if worker else []
-            self._worker = None
+            exited = self._take_exit()
+            tail = exited.stderr_tail
             self.guard.reset()
             if self._load_abort is not None:
                 # The guard killed the worker mid-load: the model's cases are aborted, not crashed.
@@ -493,8 +496,7 @@ class Scheduler:
                 self.emit(ModelLoadFailed(model.id, state.load_error, "\n".join(tail)))
                 self._after_guard_abort(model)
                 return
-            code = worker.process.returncode if worker and worker.process else None
-            state.load_error = f"while loading {model.id}: {describe_exit(code, tail)}"
+            state.load_error = f"while loading {model.id}: {exited.description}"
             state.load_status = "crashed"
             self.emit(ModelLoadFailed(model.id, state.load_error, "\n".join(tail)))
 
@@ -554,8 +556,9 @@ class Scheduler:
     def _on_worker_exit(self, returncode: int | None) -> None:
         worker = self._worker
         if worker is not None:
-            self.emit(WorkerExited(worker.pid or 0, returncode, describe_exit(returncode, list(worker.stderr_tail)),
-                                   list(worker.stderr_tail)))
+            tail = list(worker.stderr_tail)
+            self._last_exit = WorkerExited(worker.pid or 0, returncode, describe_exit(returncode, tail), tail)
+            self.emit(self._last_exit)
         self._loaded = None
         if self._running is not None and not self._running.future.done():
             self._running.future.set_result(None)

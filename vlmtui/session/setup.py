@@ -105,8 +105,9 @@ def prepare_session(
         done_attempts=_attempts_so_far(previous) if previous else None,
     )
     # Finished cases stay in the plan (for the queue's view) but are not run again.
+    logged = previous.latest() if previous else {}
     for case in finished:
-        scheduler.mark_done(case.case_id, previous.latest().get(case.case_id) if previous else None)
+        scheduler.mark_done(case.case_id, logged.get(case.case_id))
     log = SessionLog(path, memory_every_s=guard.log_every_ms / 1000)
     scheduler.subscribe(log)
     return Session(suite, scheduler, log)
