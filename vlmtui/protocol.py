@@ -27,7 +27,7 @@ class Load:
     memory_limit_bytes: int | None = None
     """A hard limit for the framework's allocator (MLX, torch), so over-allocation is catchable."""
     sample_ms: int = 250
-    """How often the worker reports its framework memory while a model is loaded."""
+    """How often the worker reports its memory, from this load on (the load's own progress included)."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,8 @@ class Memory:
     """``time.time()`` when sampled, so the parent can line samples up with its own."""
     rss_bytes: int
     framework: dict[str, Any] | None = None
-    """A ``FrameworkSample`` as a dict, or ``None`` where no framework is loaded."""
+    """A ``FrameworkSample`` as a dict (of the loaded model, or of the one loading), or ``None`` where the
+    framework reports nothing (yet)."""
 
 
 @dataclass(frozen=True)

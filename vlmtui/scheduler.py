@@ -441,6 +441,7 @@ class Scheduler:
         worker = WorkerClient(self._on_worker_event, self._on_worker_exit, self._worker_argv, self._worker_env)
         self._worker = worker
         self._loaded = None
+        self._last_framework = None  # a dead worker's last sample is not the new worker's memory
         await worker.start()
         return worker
 
@@ -560,6 +561,9 @@ class Scheduler:
             self._last_exit = WorkerExited(worker.pid or 0, returncode, describe_exit(returncode, tail), tail)
             self.emit(self._last_exit)
         self._loaded = None
+        # Framework samples now arrive during loads too (a guard kill mid-load is common): the dead
+        # worker's last one must not stand, for up to its staleness window, for the next worker's memory.
+        self._last_framework = None
         if self._running is not None and not self._running.future.done():
             self._running.future.set_result(None)
         if self._reply is not None and not self._reply.done():

@@ -22,7 +22,14 @@ import psutil
 
 from vlmtui import protocol as p
 from vlmtui.backends import backend_class
-from vlmtui.backends.base import Backend, BackendError, GenerationRequest, GenerationStats, one_line
+from vlmtui.backends.base import (
+    Backend,
+    BackendError,
+    GenerationRequest,
+    GenerationStats,
+    OutOfMemoryError,
+    one_line,
+)
 from vlmtui.demo.tiny import TinyModelError
 from vlmtui.images import ImageError, open_image
 from vlmtui.memory.frameworks import device_info
@@ -49,6 +56,8 @@ class Worker:
         self._write_lock = threading.Lock()
         self._commands: queue.Queue[p.Command] = queue.Queue()
         self._backend: Backend | None = None
+        self._loading_backend: Backend | None = None
+        """The backend whose ``load`` runs now: the sampler probes it, so a load is guarded too."""
         self._spec: ModelSpec | None = None
         self._load_s = 0.0
         self._running_case: str | None = None
@@ -108,15 +117,18 @@ class Worker:
 
     def _framework_sample(self) -> FrameworkSample | None:
         backend = self._backend
-        if backend is None:
+        if backend is not None:
+            return _backend_sample(backend)
+        loading = self._loading_backend
+        if loading is None:
             return None
-        sample = backend.framework_memory()
-        server_pid = getattr(backend, "server_pid", None)
-        if sample is None and server_pid:
-            rss = _tree_rss(server_pid)
-            if rss is not None:
-                sample = FrameworkSample(framework="server-rss", device="server", guarded_bytes=rss)
-        return sample
+        # Mid-load the weights may already sit in device memory that RSS does not show (CUDA, Metal),
+        # so the loading backend is asked too; but it is half set up, so a failure means "no sample",
+        # never the sampler's warning and one-second pause.
+        try:
+            return _backend_sample(loading)
+        except Exception:
+            return None
 
     # ------------------------------------------------------------------ commands
 
@@ -150,6 +162,7 @@ class Worker:
                 # Where the framework can cap its allocator (torch), going over becomes a catchable error;
                 # MLX takes the limit as a guideline (it reclaims its cache first), and still gets it.
                 backend.set_memory_limit(command.memory_limit_bytes)
+            self._loading_backend = backend
             info = backend.load()
         except (BackendError, TinyModelError) as exc:
             self.send(p.LoadFailed(model_id=spec.id, error=str(exc), detail=traceback.format_exc()))
@@ -158,7 +171,11 @@ class Worker:
             self.send(p.LoadFailed(model_id=spec.id, error=f"cannot load {spec.path}: {one_line(exc)}",
                                    detail=traceback.format_exc()))
             return
-        self._backend, self._spec = backend, spec
+        else:
+            # The loaded backend takes over before the loading one is dropped: no sample falls between.
+            self._backend, self._spec = backend, spec
+        finally:
+            self._loading_backend = None
         self._load_s = time.perf_counter() - started
         # A framework and a model are ~400k objects: frozen, they are not rescanned by every collection,
         # so a guard cleanup costs milliseconds, not a 0.2 s pause between tokens (bench/guard_latency.py).
@@ -238,7 +255,9 @@ class Worker:
             outcome, error = "failed", str(exc)
         except Exception as exc:
             if backend.is_out_of_memory(exc):
-                outcome, error = "aborted", f"out of memory: {one_line(exc)}"
+                # The backend's own OutOfMemoryError says where already; a raw framework error gets a prefix.
+                oom = isinstance(exc, OutOfMemoryError)
+                outcome, error = "aborted", str(exc) if oom else f"out of memory: {one_line(exc)}"
                 detail = traceback.format_exc()
                 self._cleanup("after out of memory")
             elif isinstance(exc, BackendError):
@@ -280,6 +299,17 @@ class Worker:
             del backend
         if announce:
             self.send(p.Unloaded(model_id=spec.id if spec else ""))
+
+
+def _backend_sample(backend: Backend) -> FrameworkSample | None:
+    """The backend's framework memory, or else the RSS of the server it manages (if any)."""
+    sample = backend.framework_memory()
+    server_pid = getattr(backend, "server_pid", None)
+    if sample is None and server_pid:
+        rss = _tree_rss(server_pid)
+        if rss is not None:
+            sample = FrameworkSample(framework="server-rss", device="server", guarded_bytes=rss)
+    return sample
 
 
 def _guarded(sample: p.Memory) -> int:

@@ -157,8 +157,15 @@ def test_demo_under_a_tiny_budget_aborts_cleanly(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr
     data = load_log(log)
-    statuses = {r["status"] for r in data.latest().values()}
-    assert statuses <= {"aborted", "skipped"} and "aborted" in statuses, statuses
+    latest = list(data.latest().values())
+    statuses = {r["status"] for r in latest}
+    assert statuses <= {"aborted", "skipped", "passed"} and "aborted" in statuses, statuses
+    # transformers on CPU is guarded by the worker's RSS (frameworks and all), which 64 MiB cannot hold.
+    # MLX reports its own memory from the start of a load on, and a tiny MLX model's is under 64 MiB: its
+    # load and cases may pass, unless an RSS sample from before MLX reported (a fresh worker importing
+    # it, the gap between two models) crossed the line first; that depends on timing.
+    assert {r["status"] for r in latest if r["backend"] == "transformers"} == {"aborted"}
+    assert {r["backend"] for r in latest if r["status"] == "passed"} <= {"mlx-vlm"}
     assert not any(r["status"] == "crashed" for r in data.results)
     assert any(g["action"] == "abort" for g in data.guard)
 

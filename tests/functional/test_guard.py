@@ -11,7 +11,15 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 from tests.functional.helpers import scheduler_for
-from vlmtui.events import CaseFinished, GuardEvent, MemoryUpdate
+from vlmtui.events import (
+    CaseFinished,
+    GuardEvent,
+    MemoryUpdate,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    WorkerExited,
+)
 from vlmtui.memory.budget import Budget
 from vlmtui.plan import Case
 from vlmtui.session.log import SessionLog, load_log
@@ -107,6 +115,70 @@ async def test_a_worker_that_does_not_stop_in_time_is_killed_and_the_case_is_abo
     assert stuck_result.status == "aborted", stuck_result
     assert "memory guard" in stuck_result.error and "worker killed after 1 s" in stuck_result.error
     assert stuck_result.ended_at - stuck_result.started_at < 3.0, "killed before the step could finish"
+    assert counts == {"aborted": 1, "passed": 1}
+
+
+async def test_guard_stops_a_load_that_fills_device_memory_rss_does_not_show() -> None:
+    # The load puts 400 MiB on a fake device in 20 steps of 100 ms, as weights going to a GPU do: the
+    # worker's RSS stays ~20 MiB, so only the framework's view, sampled during the load, can stop it.
+    loader = ModelSpec(id="loader", backend="fault", path="fault:1:100:400:20")
+    calm = ModelSpec(id="calm", backend="fault", path="fault:0.01:1")
+    cases = [fault_case("loader/a", loader, 3), fault_case("loader/b", loader, 3), fault_case("calm/a", calm, 3)]
+    budget_mib = 64
+    scheduler, recorder = guarded_scheduler(cases, budget_mib)
+    counts = await scheduler.run()
+
+    events = recorder.events
+    loaded = [e for e in events if isinstance(e, ModelLoaded) and e.model == "loader"]
+    assert not loaded, f"the guard let the load finish ({loaded[0].load_s:.1f} s) and acted only after it"
+    loading = next(i for i, e in enumerate(events) if isinstance(e, ModelLoading) and e.model == "loader")
+    failed = next(i for i, e in enumerate(events) if isinstance(e, ModelLoadFailed) and e.model == "loader")
+    during_load = events[loading:failed]
+
+    # The worker's samples carried the fake device during the load, and the guard watched that.
+    device_updates = [u for u in during_load if isinstance(u, MemoryUpdate) and u.framework is not None]
+    assert device_updates, "no framework sample reached the parent during the load"
+    assert {u.framework["framework"] for u in device_updates} == {"fault-device"}
+    assert {u.guarded_source for u in device_updates} == {"fault-device"}
+    abort = next(e for e in during_load if isinstance(e, GuardEvent) and e.action == "abort")
+    assert abort.case_id is None and abort.reading["guarded_source"] == "fault-device"
+    assert abort.reading["guarded_bytes"] >= 0.8 * budget_mib * MiB
+    # RSS alone would never have crossed the abort line: the old, RSS-only view saw nothing wrong.
+    rss_seen = [u.worker_rss for u in during_load if isinstance(u, MemoryUpdate) and u.worker_rss]
+    assert rss_seen and max(rss_seen) < 0.8 * budget_mib * MiB
+    # Stopped early in the climb, not after the load.
+    peak = max(u.guarded_bytes for u in device_updates)
+    print(f"load stopped at {peak / MiB:.0f} MiB of 400 MiB on the fake device; RSS {max(rss_seen) / MiB:.0f} MiB")
+    assert peak < 200 * MiB
+
+    # The guard killed the worker mid-load: the model's cases are aborted (not crashed), the session goes on.
+    assert any(isinstance(e, WorkerExited) for e in during_load)
+    latest = scheduler.latest()
+    for case_id in ("loader/a", "loader/b"):
+        assert latest[case_id].status == "aborted", latest[case_id]
+        assert latest[case_id].error.startswith("memory guard stopped the load of loader:"), latest[case_id].error
+    # A fresh worker loads the next model, judged by its own samples, not by the killed worker's last one.
+    assert latest["calm/a"].status == "passed", latest["calm/a"].error
+    assert not [e for e in recorder.of(CaseFinished) if e.result.status == "crashed"]
+    assert counts == {"aborted": 2, "passed": 1}
+
+
+async def test_an_allocator_refusal_aborts_the_case_in_plain_words_and_the_worker_carries_on() -> None:
+    # The fake device is capped at 64 MiB, as torch's allocator is capped on CUDA: 16 MiB of weights plus
+    # 8 MiB a token passes 3 tokens and runs out at the 7th. The budget is large, so the guard stays out.
+    capped = ModelSpec(id="capped", backend="fault", path="fault:8:2:16:1:64")
+    cases = [fault_case("capped/big", capped, 50), fault_case("capped/small", capped, 3)]
+    scheduler, recorder = guarded_scheduler(cases, 4096)
+    counts = await scheduler.run()
+
+    big = scheduler.latest()["capped/big"]
+    assert big.status == "aborted", big
+    # The backend's own words, once: not "out of memory: OutOfMemoryError: out of memory generating …".
+    assert big.error == "out of memory generating on fault-device: Tried to allocate 8 MiB; 64 MiB allowed"
+    assert scheduler.latest()["capped/small"].status == "passed"
+    # The same worker ran both: a refused allocation is caught, not a crash.
+    assert not recorder.of(WorkerExited)
+    assert len(recorder.of(ModelLoaded)) == 1
     assert counts == {"aborted": 1, "passed": 1}
 
 

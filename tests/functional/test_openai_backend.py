@@ -268,6 +268,28 @@ def test_a_server_that_never_answers_times_out() -> None:
     assert not group_alive(pid)
 
 
+def test_the_server_pid_is_known_while_the_server_starts() -> None:
+    # The worker samples the server's RSS during the load: a server loading its model is not yet healthy.
+    spec = tiny_spec(path="", command=("{python}", "-c", HANGS, "{port}"), startup_timeout_s=3.0)
+    backend = OpenAIBackend(spec)
+    failed: list[BaseException] = []
+
+    def load() -> None:
+        try:
+            backend.load()
+        except BaseException as exc:
+            failed.append(exc)
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    wait_until(lambda: backend.server_pid is not None or not loader.is_alive(), 10)
+    pid = backend.server_pid
+    assert loader.is_alive() and pid is not None and group_alive(pid), "no server_pid while it started"
+    loader.join(15)
+    assert failed and isinstance(failed[0], BackendError)
+    assert backend.server_pid is None and not group_alive(pid)
+
+
 def test_nothing_listening_at_base_url_is_one_line() -> None:
     port = free_loopback_port()
     spec = tiny_spec(command=(), base_url=f"http://127.0.0.1:{port}/v1/")

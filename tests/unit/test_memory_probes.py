@@ -184,6 +184,53 @@ def test_probe_torch_is_none_on_cpu() -> None:
     assert frameworks.probe_torch() is None
 
 
+class RecordedCuda:
+    """Stands in for ``torch.cuda`` on an NVIDIA machine (none here), answering with values recorded
+    from torch 2.11 on an H200 while a 7.6 B model generated; counts the driver queries."""
+
+    def __init__(self) -> None:
+        self.reserved = 16_091_447_296
+        self.mem_get_info_calls = 0
+
+    def is_available(self) -> bool:
+        return True
+
+    def is_initialized(self) -> bool:
+        return True
+
+    def current_device(self) -> int:
+        return 0
+
+    def memory_stats(self, index: int) -> dict[str, int]:
+        return {"allocated_bytes.all.current": 15_523_191_808, "reserved_bytes.all.current": self.reserved,
+                "allocated_bytes.all.peak": 15_817_090_048}
+
+    def mem_get_info(self, index: int) -> tuple[int, int]:
+        self.mem_get_info_calls += 1
+        return 133_287_772_160, 150_109_880_320
+
+
+def test_probe_torch_on_cuda_reads_the_allocator_every_time_and_the_driver_once_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import types
+
+    cuda = RecordedCuda()
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    monkeypatch.setattr(frameworks, "_cuda_info", {})
+    first = frameworks.probe_torch()
+    assert first is not None and first.framework == "torch-cuda" and first.device == "cuda:0"
+    assert first.guarded_bytes == 16_091_447_296 and first.active_bytes == 15_523_191_808
+    assert first.device_total_bytes == 150_109_880_320 and first.device_free_bytes == 133_287_772_160
+    cuda.reserved += 1 << 30  # the allocator grows between two samples
+    second = frameworks.probe_torch()
+    assert second is not None and second.guarded_bytes == first.guarded_bytes + (1 << 30)
+    assert cuda.mem_get_info_calls == 1  # the costly driver query is not repeated within the second
+    monkeypatch.setattr(frameworks, "CUDA_INFO_EVERY_S", 0.0)
+    frameworks.probe_torch()
+    assert cuda.mem_get_info_calls == 2
+
+
 def test_probe_nvml_without_pynvml_or_gpu_is_none() -> None:
     try:
         import pynvml  # noqa: F401
@@ -227,6 +274,24 @@ def test_framework_probes_import_nothing_unless_asked() -> None:
         info = frameworks.device_info(import_if_missing=False)
         assert set(info) == {"platform", "machine", "apple_silicon", "cpu"}, info
         heavy = [m for m in ("torch", "mlx", "transformers", "textual") if m in sys.modules]
+        assert not heavy, heavy
+        """
+    )
+
+
+def test_a_backend_probed_before_its_load_reports_nothing_and_imports_nothing() -> None:
+    # The worker's sampler probes the backend being loaded, from its own thread, from before ``load``
+    # has chosen a device or imported its framework: no answer yet, and no framework import (nor, on
+    # CUDA, a context) started from the sampler thread.
+    run_clean(
+        """
+        import sys
+        from vlmtui.backends.mlx_vlm import MlxVlmBackend
+        from vlmtui.backends.transformers import TransformersBackend
+        from vlmtui.suite import ModelSpec
+        for cls, backend in ((TransformersBackend, "transformers"), (MlxVlmBackend, "mlx-vlm")):
+            assert cls(ModelSpec(id="m", backend=backend, path="tiny:smolvlm")).framework_memory() is None
+        heavy = [m for m in ("torch", "mlx", "transformers") if m in sys.modules]
         assert not heavy, heavy
         """
     )

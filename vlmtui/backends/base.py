@@ -27,6 +27,13 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message alone, for messages that say what it was already
+    (``CUDA out of memory. Tried to allocate …``); the type's name where there is no message."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class BackendError(Exception):
     """A problem the user can act on (model not found, remote code broken); ``str()`` is one line."""
 

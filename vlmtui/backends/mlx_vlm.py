@@ -34,6 +34,7 @@ from vlmtui.backends.base import (
     GenerationStats,
     LoadInfo,
     OutOfMemoryError,
+    first_line,
 )
 from vlmtui.demo.tiny import TinyModelError, tiny_model_dir
 from vlmtui.memory.frameworks import probe_mlx
@@ -127,7 +128,7 @@ def _next_result(stream: Any) -> Any:
         raise
     except Exception as exc:
         if is_mlx_out_of_memory(exc):
-            raise OutOfMemoryError(f"MLX ran out of memory: {_first_line(exc)}") from exc
+            raise OutOfMemoryError(f"MLX ran out of memory: {first_line(exc)}") from exc
         known = explain_error(exc)
         if known is not None:
             raise known from exc
@@ -141,11 +142,6 @@ def _version(dist: str) -> str:
         return version(dist)
     except PackageNotFoundError:
         return "?"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 class MlxVlmBackend(Backend):
@@ -183,8 +179,8 @@ class MlxVlmBackend(Backend):
         except Exception as exc:
             where = self.spec.path
             if is_mlx_out_of_memory(exc):
-                raise OutOfMemoryError(f"MLX ran out of memory loading {where}: {_first_line(exc)}") from exc
-            raise BackendError(f"mlx-vlm could not load {where}: {_first_line(exc)}") from exc
+                raise OutOfMemoryError(f"MLX ran out of memory loading {where}: {first_line(exc)}") from exc
+            raise BackendError(f"mlx-vlm could not load {where}: {first_line(exc)}") from exc
         self.model_path = path
         self.model_type = str(getattr(model.config, "model_type", "")).lower()
         notes: list[str] = []
@@ -393,8 +389,12 @@ class MlxVlmBackend(Backend):
     # ------------------------------------------------------------------ memory
 
     def framework_memory(self) -> FrameworkSample | None:
-        """MLX's allocator: guarded = active + cache; the device total only where Metal reports one."""
-        return probe_mlx(import_if_missing=True)
+        """MLX's allocator: guarded = active + cache; the device total only where Metal reports one.
+
+        Called from the worker's sampler thread, also while ``load`` runs: it never imports mlx itself
+        (``load`` and ``set_memory_limit`` do, on the main thread); until then there is nothing to report.
+        """
+        return probe_mlx(import_if_missing=False)
 
     def reset_peak_memory(self) -> None:
         """Start a new peak window (MLX keeps one process-wide peak)."""

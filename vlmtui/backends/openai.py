@@ -95,8 +95,14 @@ class OpenAIBackend(Backend):
                 model_path = spec.path or None
             server = ManagedServer(list(spec.command), startup_timeout_s=spec.startup_timeout_s,
                                    model_path=model_path, headers=self._headers())
-            base = server.start()
+            # Known before it answers: starting is when a server loads its model, and the worker's sampler
+            # reports the RSS of ``server_pid``'s process tree during the load too.
             self._server = server
+            try:
+                base = server.start()
+            except BaseException:
+                self._server = None
+                raise
             notes.append(f"server started in {server.startup_s:.1f} s")
         elif spec.base_url:
             base = root_url(spec.base_url)

@@ -23,8 +23,10 @@ from vlmtui.backends.base import (
     GenerationStats,
     LoadInfo,
     OutOfMemoryError,
+    first_line,
     one_line,
 )
+from vlmtui.memory.frameworks import probe_torch
 from vlmtui.memory.samples import FrameworkSample
 from vlmtui.suite import ModelSpec
 
@@ -149,7 +151,7 @@ class TransformersBackend(Backend):
         except Exception as exc:
             if self.is_out_of_memory(exc):
                 raise OutOfMemoryError(f"out of memory loading {self.spec.path} on {device}: "
-                                       f"{one_line(exc)}") from exc
+                                       f"{first_line(exc)}") from exc
             raise self._load_error(exc, trust, remote_code, transformers.__version__) from exc
         if loader != MODEL_LOADERS[0]:
             notes.append(f"{config.model_type} loaded with {loader} "
@@ -329,7 +331,7 @@ class TransformersBackend(Backend):
             error = failure[0]
             if self.is_out_of_memory(error) and not isinstance(error, OutOfMemoryError):
                 raise OutOfMemoryError(
-                    f"out of memory generating on {self.device}: {one_line(error)}"
+                    f"out of memory generating on {self.device}: {first_line(error)}"
                 ) from error
             raise error
         return self._stats(prompt_tokens, clock.count, started, clock.first, clock.last)
@@ -442,24 +444,22 @@ class TransformersBackend(Backend):
         return None
 
     def framework_memory(self) -> FrameworkSample | None:
-        """torch's view of device memory on cuda or mps; ``None`` on cpu (the worker samples RSS instead)."""
-        device = self.device
+        """torch's view of device memory on cuda or mps; ``None`` on cpu (the worker samples RSS instead).
+
+        The worker's sampler thread calls this while ``load`` runs on the main thread too, so it never
+        resolves the device itself (that imports torch and may raise) and, on CUDA, answers ``None``
+        until torch has initialised CUDA: a probe must not create a context the model did not.
+        """
+        device = self._device
+        if device is None:
+            return None
         if device.startswith("cuda"):
             import torch
 
-            reserved = int(torch.cuda.memory_reserved(device))
-            allocated = int(torch.cuda.memory_allocated(device))
-            free, total = torch.cuda.mem_get_info(device)
-            return FrameworkSample(
-                framework="torch-cuda",
-                device=device,
-                guarded_bytes=reserved,
-                active_bytes=allocated,
-                cache_bytes=max(0, reserved - allocated),
-                peak_bytes=int(torch.cuda.max_memory_allocated(device)),
-                device_total_bytes=int(total),
-                device_free_bytes=int(free),
-            )
+            if not torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+                return None
+            index = torch.device(device).index
+            return probe_torch(cuda_index=index)
         if device == "mps":
             import torch
 
