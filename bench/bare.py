@@ -7,6 +7,7 @@ Run as a subprocess: loads the model once, then for each JSON line on stdin
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import threading
@@ -79,9 +80,12 @@ def main() -> None:
     for line in sys.stdin:
         job = json.loads(line)
         started = time.perf_counter()
-        tokens, _stamps = run(job["image"], job["prompt"], job["max_tokens"])
+        tokens, stamps = run(job["image"], job["prompt"], job["max_tokens"])
         wall = time.perf_counter() - started
-        print(json.dumps({"wall_s": wall, "tokens": tokens}), flush=True)
+        # Where the time goes: to the first streamed chunk (image preparation and prefill), then per chunk.
+        gaps = sorted(b - a for a, b in itertools.pairwise(stamps))
+        print(json.dumps({"wall_s": wall, "tokens": tokens, "first_s": stamps[0] - started if stamps else None,
+                          "chunk_s": gaps[len(gaps) // 2] if gaps else None}), flush=True)
 
 
 if __name__ == "__main__":

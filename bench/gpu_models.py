@@ -4,8 +4,9 @@
 768; SmolLM2-360M decoder, 32 layers of 960, 15 heads, 5 KV heads; pixel shuffle 4; 64 tokens a tile).
 ``llava-v1.6-mistral-7b``: LLaVA-NeXT with LLaVA-v1.6-Mistral-7B's shape (CLIP ViT-L/14 at 336 px;
 Mistral-7B decoder, 32 layers of 4096, 14336 MLP, 32 heads, 8 KV heads; anyres pinpoints up to 672 px).
-Weights are random (bf16); the tokenizer is the demo's small BPE padded with placeholder tokens up to
-the published vocabulary size, so every id the model can emit decodes. Gibberish, real-size compute.
+Weights are random (bf16); the tokenizer is the demo's small BPE grown with made-up words up to
+the published vocabulary size, so every id the model can emit decodes and answers stream word by word.
+Gibberish, real-size compute.
 
     python bench/gpu_models.py OUT_DIR [smolvlm-500m] [llava-v1.6-mistral-7b]
 """
@@ -23,10 +24,40 @@ from vlmtui.demo.tiny_hf import IDEFICS3_TEMPLATE, LLAVA_NEXT_TEMPLATE
 from vlmtui.demo.tokenizer import build_tokenizer
 
 
+def _words(count: int) -> list[str]:
+    """``count`` distinct made-up words (``ba``, ``be``, …, ``baba``…), deterministic."""
+    syllables = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"]
+    words = []
+    for i in range(count):
+        parts = [syllables[i % len(syllables)]]
+        i //= len(syllables)
+        while i:
+            parts.append(syllables[i % len(syllables)])
+            i //= len(syllables)
+        words.append("".join(parts))
+    return words
+
+
 def _pad_vocab(tokenizer: Any, size: int) -> Any:
-    missing = size - len(tokenizer)
-    if missing > 0:
-        tokenizer.add_tokens([f"<pad_{i}>" for i in range(missing)])
+    """Grow the BPE vocabulary itself to ``size`` with space-led made-up words.
+
+    Ordinary vocabulary entries, not added tokens: a random model's output then decodes to words with
+    spaces between them, so ``TextIteratorStreamer`` streams it word by word as it does a real model's
+    (added ``<pad_N>`` tokens decode without spaces, and the streamer would hold the whole answer back).
+    """
+    import json
+
+    from tokenizers import Tokenizer
+
+    data = json.loads(tokenizer.backend_tokenizer.to_str())
+    vocab = data["model"]["vocab"]
+    start = len(tokenizer)
+    fresh = (w for w in ("\u0120" + word for word in _words(2 * size)) if w not in vocab)  # Ġ: a leading space
+    for index in range(start, size):
+        vocab[next(fresh)] = index
+    tokenizer._tokenizer = Tokenizer.from_str(json.dumps(data))  # keeps the wrapper's special tokens and template
+    if len(tokenizer) != max(size, start):
+        raise RuntimeError(f"padded vocabulary has {len(tokenizer)} entries, wanted {size}")
     return tokenizer
 
 
@@ -54,8 +85,7 @@ def _save(dest: Path, model_class: Any, config: Any, processor: Any, tokenizer: 
             model = model_class(config).eval()
     finally:
         torch.set_default_dtype(default)
-    special = sorted(set(tokenizer.all_special_ids) | {i for i, t in tokenizer.added_tokens_decoder.items()
-                                                         if not str(t).startswith("<pad_")})
+    special = sorted(set(tokenizer.all_special_ids) | set(tokenizer.added_tokens_decoder))
     with torch.no_grad():
         model.get_output_embeddings().weight[special] = 0.0  # greedy decoding never ends early
     params = sum(p.numel() for p in model.parameters())

@@ -2,10 +2,11 @@
 aborting a case cleanly when the budget is below what a large image needs.
 
 Runs on a machine with an NVIDIA GPU and no network: the models are built here with random weights
-(bench/gpu_models.py). Writes ``gpu-run-<date>.json`` (and the overhead result) to bench/results/ and,
-with ``--out DIR``, copies of them plus the session logs there.
+(bench/gpu_models.py). Each step writes its own result to bench/results/ (``overhead-smolvlm-gpu-``,
+``overhead-llava-gpu-``, ``gpu-gauge-``, ``gpu-guard-<date>.json``), so a run can be split over several
+calls; with ``--out DIR``, copies of them plus the session logs go there too.
 
-    python bench/gpu_run.py --models /tmp/models [--out DIR] [--rounds 3] [--max-tokens 32]
+    python bench/gpu_run.py --models /tmp/models [--out DIR] [--rounds 3] [--max-tokens 32] [--steps ...]
 """
 
 from __future__ import annotations
@@ -138,23 +139,24 @@ def big_image(path: Path) -> Path:
 def guard_abort(model_dir: Path, work: Path, max_tokens: int) -> dict[str, Any]:
     """Measure what a large image needs, then set the budget below it: preflight skip, then a clean abort."""
     image = big_image(work / "large-photo.jpg")
-    small = ROOT / "sample_images" / "lake.jpg"
     # 1. Generous budget: how much does the large image need on top of the loaded model?
     suite = write_suite(work / "measure.toml", model_dir, images=[image], text=False, max_tokens=max_tokens,
                         force=True)
     code, output = run_vlmtui(suite, work / "measure.jsonl")
     data = load_log(work / "measure.jsonl")
     case = next(iter(data.latest().values()))
-    loaded_at = next(r["t"] for r in data.loads if r["event"] == "model_loaded")
     started = data.results[0]["started_at"]
-    after_load = [m["framework"]["guarded_bytes"] for m in data.memory
-                  if m.get("framework") and loaded_at <= m["t"] <= started]
-    base = min(after_load) if after_load else None
+    # The model's own footprint: the most torch held before the case began, or, where no sample shows
+    # it (the case starts the moment the load ends), the weight files' size.
+    before = [m["framework"]["guarded_bytes"] for m in data.memory if m.get("framework") and m["t"] <= started]
+    weights = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
+    base = max(before) if before else weights
     sampled_peak = max((m["framework"]["guarded_bytes"] for m in data.memory
                         if m.get("framework") and m["t"] >= started), default=0)
     peak = max(case["metrics"].get("peak_memory_bytes") or 0, sampled_peak)
     result: dict[str, Any] = {"measure": {"exit_code": code, "status": case["status"],
                                           "after_load_gib": round(base / GiB, 3) if base else None,
+                                          "after_load_from": "memory samples" if before else "weight files",
                                           "case_peak_gib": round(peak / GiB, 3)}}
     if base is None or peak <= base:
         result["error"] = "could not measure the activation peak"
@@ -170,8 +172,10 @@ def guard_abort(model_dir: Path, work: Path, max_tokens: int) -> dict[str, Any]:
     code, _ = run_vlmtui(suite, work / "preflight.jsonl")
     pre = next(iter(load_log(work / "preflight.jsonl").latest().values()))
     result["preflight"] = {"exit_code": code, "status": pre["status"], "error": pre["error"]}
-    # 3. With force: the large image is aborted (guard or the allocator's hard cap), the small one passes.
-    suite = write_suite(work / "abort.toml", model_dir, images=[image, small], text=False, max_tokens=max_tokens,
+    # 3. With force: the large image is aborted (guard or the allocator's hard cap), and the text prompt
+    # after it passes (LLaVA-NeXT tiles any image of 672 px or more alike, so a text prompt is the case
+    # that needs less).
+    suite = write_suite(work / "abort.toml", model_dir, images=[image], text=True, max_tokens=max_tokens,
                         force=True, budget=f"{budget}")
     code, output = run_vlmtui(suite, work / "abort.jsonl")
     data = load_log(work / "abort.jsonl")
@@ -185,49 +189,53 @@ def guard_abort(model_dir: Path, work: Path, max_tokens: int) -> dict[str, Any]:
     return result
 
 
+STEPS = ("build", "overhead-smolvlm", "overhead-llava", "gauge", "guard")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=Path, default=Path("/tmp/models"))
     parser.add_argument("--out", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=32)
-    parser.add_argument("--steps", nargs="+", default=["build", "overhead", "gauge", "guard"])
+    parser.add_argument("--steps", nargs="+", choices=STEPS, default=list(STEPS),
+                        help="each step saves its own result file, so the run can be split over several calls")
     args = parser.parse_args()
     work = Path("/tmp/vlmtui-gpu-run")
     work.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"gpu": nvidia_smi("--query-gpu=name,memory.total,driver_version",
-                                                "--format=csv,noheader")}
-    log(f"GPU: {report['gpu']}")
+    gpu = nvidia_smi("--query-gpu=name,memory.total,driver_version", "--format=csv,noheader")
+    log(f"GPU: {gpu}")
+    saved: list[Path] = []
     if "build" in args.steps:
         started = time.perf_counter()
         subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_models.py"), str(args.models), SMOL, LLAVA],
                        check=True, cwd=ROOT)
-        report["build_s"] = round(time.perf_counter() - started, 1)
-        log(f"models built in {report['build_s']} s")
-    if "overhead" in args.steps:
-        done = subprocess.run([sys.executable, str(ROOT / "bench" / "overhead.py"), "--name", "overhead-gpu",
-                               "--rounds", str(args.rounds), "--max-tokens", str(args.max_tokens),
-                               "--model", f"idefics3={args.models / SMOL}",
-                               "--model", f"llava-next={args.models / LLAVA}"],
-                              capture_output=True, text=True, cwd=ROOT, check=False)
-        print(done.stdout[-3000:], done.stderr[-1500:] if done.returncode else "", flush=True)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("overhead_ratio=")]
-        report["overhead_ratio"] = float(lines[-1].split("=")[1]) if lines else None
+        log(f"models ready in {time.perf_counter() - started:.1f} s")
+    for step, family, name in (("overhead-smolvlm", "idefics3", SMOL), ("overhead-llava", "llava-next", LLAVA)):
+        if step in args.steps:
+            # Streams its rounds as they run; saves bench/results/<step>-gpu-<date>.json itself.
+            subprocess.run([sys.executable, str(ROOT / "bench" / "overhead.py"), "--name", f"{step}-gpu",
+                            "--rounds", str(args.rounds), "--max-tokens", str(args.max_tokens),
+                            "--model", f"{family}={args.models / name}"], check=False, cwd=ROOT)
+            saved.extend(RESULTS.glob(f"{step}-gpu-*.json"))
     if "gauge" in args.steps:
-        report["gauge"] = gauge_vs_smi(args.models / LLAVA, work, args.max_tokens)
-        log(f"gauge: {json.dumps(report['gauge'])[:600]}")
+        log("gauge: vlmtui's CUDA gauge beside nvidia-smi")
+        gauge = gauge_vs_smi(args.models / LLAVA, work, args.max_tokens)
+        log(f"gauge: {json.dumps(gauge)[:800]}")
+        saved.append(save("gpu-gauge", {"gpu": gpu, "model": LLAVA, "gauge": gauge}))
     if "guard" in args.steps:
-        report["guard"] = guard_abort(args.models / LLAVA, work, args.max_tokens)
-        log(f"guard: {json.dumps(report['guard'])[:1500]}")
-    path = save("gpu-run", report)
-    log(f"saved {path}")
+        log("guard: preflight skip and guard abort on a 4032x3024 image")
+        guard = guard_abort(args.models / LLAVA, work, args.max_tokens)
+        log(f"guard: {json.dumps(guard)[:1500]}")
+        saved.append(save("gpu-guard", {"gpu": gpu, "model": LLAVA, "guard": guard}))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        for item in [path, *RESULTS.glob("overhead-gpu-*.json")]:
+        for item in saved:
             shutil.copy(item, args.out / item.name)
-        for name in ("gauge.jsonl", "abort.jsonl"):
+        for name in ("gauge.jsonl", "abort.jsonl", "measure.jsonl"):
             if (work / name).exists():
                 shutil.copy(work / name, args.out / name)
+    log(f"saved {', '.join(p.name for p in saved) or 'nothing'}")
 
 
 if __name__ == "__main__":

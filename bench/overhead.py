@@ -31,7 +31,7 @@ from vlmtui.events import CaseFinished, CaseStarted, Event
 from vlmtui.plan import Case
 from vlmtui.scheduler import Scheduler
 from vlmtui.session.log import SessionLog
-from vlmtui.suite import Expect, ModelSpec
+from vlmtui.suite import Expect, GuardConfig, ModelSpec
 
 PROMPT = "Describe this image in one sentence."
 TEXT_PROMPT = "What is the capital of France?"
@@ -73,8 +73,8 @@ class Bare:
 class Harness:
     """vlmtui's side: a live scheduler (keep-alive) that runs one queued case at a time."""
 
-    def __init__(self, cases: list[Case], log_path: Path, env: dict[str, str]) -> None:
-        self.scheduler = Scheduler(cases, suite_name="overhead", worker_env=env)
+    def __init__(self, cases: list[Case], log_path: Path, env: dict[str, str], sample_ms: int = 250) -> None:
+        self.scheduler = Scheduler(cases, suite_name="overhead", worker_env=env, guard=GuardConfig(sample_ms=sample_ms))
         for case in cases:
             self.scheduler.mark_done(case.case_id, None)
         self.log = SessionLog(log_path)
@@ -101,7 +101,9 @@ class Harness:
         wall, metrics = await self._done
         if metrics["status"] != "passed":
             raise RuntimeError(f"{case_id} ended {metrics['status']}")
-        return {"wall_s": wall, "tokens": metrics.get("gen_tokens")}
+        tps = metrics.get("gen_tps")
+        return {"wall_s": wall, "tokens": metrics.get("gen_tokens"), "first_s": metrics.get("ttft_s"),
+                "chunk_s": 1 / tps if tps else None}
 
     async def close(self) -> None:
         self.scheduler.stop("benchmark done")
@@ -110,12 +112,14 @@ class Harness:
 
 
 async def bench_backend(backend: str, rounds: int, max_tokens: int, model_dir: str | None = None,
-                        family: str = "idefics3") -> dict[str, Any]:
+                        family: str = "idefics3", only: list[str] | None = None,
+                        sample_ms: int = 250) -> dict[str, Any]:
     label = f"{family} at {model_dir}" if model_dir else f"tiny:{family}"
     model_dir = model_dir or tiny_dir(family, backend)
     images = sorted(str(p) for p in (ROOT / "sample_images").iterdir())
     model = ModelSpec(id=family, backend=backend, path=model_dir)
     jobs = [(Path(i).name, i, PROMPT) for i in images] + [("text", None, TEXT_PROMPT)]
+    jobs = [job for job in jobs if not only or job[0] in only]
     cases = [Case(f"{model.id}/{name}", model, prompt, Path(image) if image else None, 0, max_tokens, 0.0, Expect())
              for name, image, prompt in jobs]
     env = dict(os.environ)
@@ -128,7 +132,7 @@ async def bench_backend(backend: str, rounds: int, max_tokens: int, model_dir: s
     bare = Bare(backend, model_dir, env)
     print(f"  bare runner ready in {time.perf_counter() - started:.1f} s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        harness = Harness(cases, Path(tmp) / "log.jsonl", env)
+        harness = Harness(cases, Path(tmp) / "log.jsonl", env, sample_ms)
         samples: dict[str, dict[str, list[dict[str, Any]]]] = {c.case_id: {"bare": [], "vlmtui": []} for c in cases}
         for r in range(rounds + 1):
             for i, case in enumerate(cases):
@@ -139,7 +143,11 @@ async def bench_backend(backend: str, rounds: int, max_tokens: int, model_dir: s
                         sample = await asyncio.to_thread(bare.run, image, case.prompt, max_tokens)
                     else:
                         sample = await harness.run(case.case_id)
-                    print(f"  round {r} {case.case_id} {side}: {sample['wall_s']:.3f} s", flush=True)
+                    detail = ""
+                    if sample.get("first_s") is not None and sample.get("chunk_s") is not None:
+                        detail = (f" (first chunk {sample['first_s']:.3f} s, "
+                                  f"then {sample['chunk_s'] * 1000:.1f} ms a chunk)")
+                    print(f"  round {r} {case.case_id} {side}: {sample['wall_s']:.3f} s{detail}", flush=True)
                     if r > 0:  # round 0 warms both sides up
                         samples[case.case_id][side].append(sample)
         await harness.close()
@@ -164,7 +172,7 @@ async def bench_backend(backend: str, rounds: int, max_tokens: int, model_dir: s
         }
     ratio = statistics.median(c["time_ratio"] for c in per_case.values())
     min_ratio = statistics.median(c["min_time_ratio"] for c in per_case.values())
-    return {"backend": backend, "model": label, "rounds": rounds, "max_tokens": max_tokens,
+    return {"backend": backend, "model": label, "rounds": rounds, "max_tokens": max_tokens, "sample_ms": sample_ms,
             "cases": per_case, "time_ratio": round(ratio, 4), "min_time_ratio": round(min_ratio, 4),
             "loadavg": os.getloadavg()}
 
@@ -177,13 +185,16 @@ def main() -> None:
     parser.add_argument("--model", action="append", default=[], metavar="FAMILY=DIR",
                         help="a real-size model directory instead of the tiny model (transformers only)")
     parser.add_argument("--name", default="overhead-cpu", help="results file prefix")
+    parser.add_argument("--only", nargs="+", metavar="CASE", help="only these cases (bicycle.jpg, text, …)")
+    parser.add_argument("--sample-ms", type=int, default=250, help="the worker's memory sampling interval")
     args = parser.parse_args()
     runs = [(b, None, "idefics3") for b in args.backends]
     if args.model:
         runs = [("transformers", d, f) for f, d in (m.split("=", 1) for m in args.model)]
     results = []
     for backend, model_dir, family in runs:
-        result = asyncio.run(bench_backend(backend, args.rounds, args.max_tokens, model_dir, family))
+        result = asyncio.run(bench_backend(backend, args.rounds, args.max_tokens, model_dir, family,
+                                           args.only, args.sample_ms))
         results.append(result)
         print(f"\n{backend} ({result['model']}, {args.max_tokens} tokens, {args.rounds} rounds, medians)")
         print(f"  {'case':<34} {'bare s':>8} {'vlmtui s':>9} {'time ×':>7} {'tok/s ×':>8}")
