@@ -194,7 +194,8 @@ def test_kill_9_then_resume_runs_each_case_exactly_once(tmp_path: Path) -> None:
     for fmt in ("md", "html", "json"):
         assert main(["report", str(log), "--format", fmt, "-o", str(tmp_path / f"report.{fmt}")]) == 0
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "| llava/bicycle.jpg/p0 | passed | 1 |" in md and "2 session(s)" in md
+    # Two attempts: the one kill -9 cut short counts, as its rerun's `attempt: 2` says.
+    assert "| llava/bicycle.jpg/p0 | passed | 2 |" in md and "2 session(s)" in md
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<svg" in html and "warn 75%" in html
 
@@ -246,6 +247,37 @@ def test_rerun_failed_appends_an_attempt(tmp_path: Path) -> None:
     md = render_report(data, "md")
     assert "| smol/pic.png/p0 | passed | 2 |" in md
     assert sorted(junit_cases(log, tmp_path)) == ["smol/lake.jpg/p0", "smol/pic.png/p0"]
+
+
+def test_rerun_failed_into_a_new_log_carries_the_other_results(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "pic.png").write_bytes(b"")  # fails its case: empty file
+    shutil.copy(SAMPLE_IMAGES / "lake.jpg", images / "lake.jpg")
+    suite = write_suite(tmp_path, SMOL, images=f"{images}/*")
+    old, new = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    assert run_vlmtui("run", str(suite), "--headless", "--log", str(old)).returncode == 1
+
+    shutil.copy(SAMPLE_IMAGES / "still-life.png", images / "pic.png")  # fixed
+    old_text = old.read_text()
+    second = run_vlmtui("run", "--rerun-failed", str(old), "--log", str(new), "--headless")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert old.read_text() == old_text, "the old log is read, never written"
+
+    data = load_log(new)
+    latest = data.latest()
+    # The passed case was not run again, yet the new log alone reports it, marked as copied.
+    assert count(records(new), "case_end") == {"smol/lake.jpg/p0": 1, "smol/pic.png/p0": 1}
+    assert latest["smol/lake.jpg/p0"]["status"] == "passed"
+    assert latest["smol/lake.jpg/p0"]["carried_from"] == str(old)
+    assert latest["smol/lake.jpg/p0"]["started_at"] == load_log(old).latest()["smol/lake.jpg/p0"]["started_at"]
+    assert latest["smol/pic.png/p0"]["status"] == "passed" and "carried_from" not in latest["smol/pic.png/p0"]
+    assert latest["smol/pic.png/p0"]["attempt"] == 2 and data.attempts()["smol/pic.png/p0"] == 2
+    assert data.starts[0]["session_id"] == load_log(old).starts[0]["session_id"]
+    md = render_report(data, "md")
+    assert "not run" not in md
+    assert "| smol/lake.jpg/p0 | passed | 1 |" in md and "| smol/pic.png/p0 | passed | 2 |" in md
+    assert sorted(junit_cases(new, tmp_path)) == ["smol/lake.jpg/p0", "smol/pic.png/p0"]
 
 
 def test_repeats_and_warmup_report_mean_and_std(tmp_path: Path) -> None:

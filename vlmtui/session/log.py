@@ -58,6 +58,17 @@ class SessionLog:
         self._memory_every_s = memory_every_s
         self._last_memory = 0.0
         self.session_id = ""
+        self._carried: list[dict[str, Any]] = []
+        self._carried_from = ""
+
+    def carry(self, results: list[dict[str, Any]], source: str | Path) -> None:
+        """Copy these finished results from the log at ``source`` in, right after this session's start.
+
+        For ``--resume``/``--rerun-failed`` into another file: the cases not run again keep their
+        result in the new log, marked ``carried_from``, so the new log alone reports the whole suite.
+        """
+        self._carried = [dict(r) for r in results]
+        self._carried_from = str(source)
 
     def write(self, event: str, payload: dict[str, Any], *, sync: bool = False) -> None:
         """Append one line; ``sync`` also fsyncs it (case boundaries)."""
@@ -76,6 +87,10 @@ class SessionLog:
         if isinstance(event, SessionStarted):
             self.session_id = event.session_id
             self.write("session_start", {"schema_version": SCHEMA_VERSION, **asdict(event)}, sync=True)
+            for i, result in enumerate(self._carried, 1):
+                payload = {k: v for k, v in result.items() if k not in ("event", "session_id", "carried_from")}
+                self.write("case_end", {**payload, "carried_from": self._carried_from},
+                           sync=i == len(self._carried))
         elif isinstance(event, CaseStarted):
             self.write("case_start", asdict(event))  # flushed; only a case's end is worth an fsync
         elif isinstance(event, CaseFinished):
@@ -154,10 +169,12 @@ class SessionData:
         return latest
 
     def attempts(self) -> dict[str, int]:
-        """How many attempts each case has in the log."""
+        """How many attempts each case has had: its ``case_end`` lines, or its highest ``attempt`` where a
+        result was carried in from an earlier log (``carried_from``) with the attempts before it."""
         counts: dict[str, int] = {}
         for result in self.results:
-            counts[result["case_id"]] = counts.get(result["case_id"], 0) + 1
+            case_id = result["case_id"]
+            counts[case_id] = max(counts.get(case_id, 0) + 1, int(result.get("attempt", 1)))
         return counts
 
 

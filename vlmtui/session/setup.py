@@ -109,5 +109,8 @@ def prepare_session(
     for case in finished:
         scheduler.mark_done(case.case_id, logged.get(case.case_id))
     log = SessionLog(path, memory_every_s=guard.log_every_ms / 1000)
+    if previous_path and path.resolve() != Path(previous_path).resolve():
+        # Into another file: the cases not run again keep their results there too.
+        log.carry([logged[c.case_id] for c in finished if c.case_id in logged], previous_path)
     scheduler.subscribe(log)
     return Session(suite, scheduler, log)
