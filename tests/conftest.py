@@ -18,7 +18,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Tiny models are built once per test session into a shared cache; logs go to a temp dir."""
+    """Tiny models are built once per test session into a shared cache; logs and remote code go to temp dirs."""
     cache = os.environ.get("VLMTUI_TEST_CACHE_DIR") or str(tmp_path_factory.mktemp("cache"))
     os.environ["VLMTUI_CACHE_DIR"] = cache
     os.environ["VLMTUI_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
+    # Where transformers copies a repo's remote code (read when transformers is first imported, which
+    # the tests do lazily, after this): the remote-code tests must not write into the user's cache.
+    os.environ.setdefault("HF_MODULES_CACHE", str(tmp_path_factory.mktemp("hf-modules")))

@@ -3,7 +3,6 @@ streaming, aborting through ``emit``, memory probes, suite options, and the erro
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,21 +15,6 @@ from vlmtui.suite import ModelSpec
 
 FAMILIES = ("idefics3", "llava-next", "moondream2")
 TEXT_FAMILIES = ("idefics3", "llava-next")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def offline_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Offline hub, and the tiny-model cache: the session's (set by conftest) or this module's own."""
-    saved = {key: os.environ.get(key) for key in ("VLMTUI_CACHE_DIR", "HF_HUB_OFFLINE")}
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    path = saved["VLMTUI_CACHE_DIR"] or str(tmp_path_factory.mktemp("vlmtui-cache"))
-    os.environ["VLMTUI_CACHE_DIR"] = path
-    yield path
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

@@ -4,7 +4,6 @@ aborting through ``emit``, errors a user can cause (missing path, uncached hub i
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -19,23 +18,6 @@ from vlmtui.demo.tiny import tiny_model_dir
 from vlmtui.suite import ModelSpec
 
 FAMILIES = ("idefics3", "llava-next")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def offline_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Offline hub, and the tiny-model cache: the session's (set by conftest) or this module's own."""
-    saved = {key: os.environ.get(key) for key in ("VLMTUI_CACHE_DIR", "HF_HUB_OFFLINE", "HF_MODULES_CACHE")}
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    # Where transformers copies remote code; honoured only if transformers is not imported yet.
-    os.environ.setdefault("HF_MODULES_CACHE", str(tmp_path_factory.mktemp("hf-modules")))
-    path = saved["VLMTUI_CACHE_DIR"] or str(tmp_path_factory.mktemp("vlmtui-cache"))
-    os.environ["VLMTUI_CACHE_DIR"] = path
-    yield path
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
