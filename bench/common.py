@@ -49,3 +49,18 @@ def save(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}-{info['date'][:10]}.json"
     path.write_text(json.dumps({"machine": info, **payload}, indent=2) + "\n")
     return path
+
+
+def finish(name: str, result: dict[str, Any], started: float) -> Path:
+    """Save ``result`` as ``name``, say where and how long the run took, and warn of child processes left
+    behind (a benchmark that leaks workers would measure the next one wrongly)."""
+    import time
+
+    import psutil
+
+    path = save(name, result)
+    print(f"\nsaved {path.relative_to(ROOT)} ({time.perf_counter() - started:.0f} s)")
+    leftovers = [c.pid for c in psutil.Process().children(recursive=True)]
+    if leftovers:
+        print(f"warning: child processes left: {leftovers}", file=sys.stderr)
+    return path

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil
 
-from bench.common import ROOT, save
+from bench.common import ROOT, finish
 from vlmtui.events import CaseFinished, Event, GuardEvent, MemoryUpdate, ModelLoaded, TokenReceived
 from vlmtui.memory.budget import Budget
 from vlmtui.plan import Case
@@ -345,11 +345,7 @@ def main() -> None:
     started = time.perf_counter()
     result = asyncio.run(bench(args))
     report(result)
-    path = save("guard-latency", result)
-    print(f"\nsaved {path.relative_to(ROOT)} ({time.perf_counter() - started:.0f} s)")
-    leftovers = [c.pid for c in psutil.Process().children(recursive=True)]
-    if leftovers:
-        print(f"warning: child processes left: {leftovers}", file=sys.stderr)
+    finish("guard-latency", result, started)
 
 
 if __name__ == "__main__":

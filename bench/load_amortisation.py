@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil
 
-from bench.common import ROOT, save
+from bench.common import ROOT, finish
 from vlmtui import protocol as p
 from vlmtui.suite import ModelSpec
 from vlmtui.worker_client import WorkerClient
@@ -216,11 +216,7 @@ def main() -> None:
     started = time.perf_counter()
     result = asyncio.run(bench(args))
     report(result)
-    path = save("load-amortisation", result)
-    print(f"\nsaved {path.relative_to(ROOT)} ({time.perf_counter() - started:.0f} s)")
-    leftovers = [c.pid for c in psutil.Process().children(recursive=True)]
-    if leftovers:
-        print(f"warning: child processes left: {leftovers}", file=sys.stderr)
+    finish("load-amortisation", result, started)
 
 
 if __name__ == "__main__":
