@@ -24,6 +24,7 @@ from vlmtui.events import (
     SessionStarted,
 )
 from vlmtui.session.summary import ModelSummary, summarise
+from vlmtui.text import excerpt
 from vlmtui.units import format_bytes
 
 STATUS_STYLE = {
@@ -37,12 +38,6 @@ STATUS_STYLE = {
 
 def _fmt(value: float | None, pattern: str) -> str:
     return pattern.format(value) if value is not None else "—"
-
-
-def printable(text: str, limit: int = 100) -> str:
-    """Model output on one line: newlines and control characters shown as ``·``, cut at ``limit``."""
-    flat = "".join(c if c.isprintable() else "·" for c in text.strip())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def summary_table(summaries: list[ModelSummary], title: str = "Per-model summary") -> Table:
@@ -124,7 +119,7 @@ class HeadlessPrinter:
                 stats += f" {format_bytes(m['peak_memory_bytes'])}"
         attempt = f" (attempt {result.attempt})" if result.attempt > 1 else ""
         warm = " [dim](warm-up)[/]" if result.warmup else ""
-        tail = printable(result.error or result.output, 100)
+        tail = excerpt(result.error or result.output, 100)
         self.progress.console.print(
             f"[{style}]{mark} {result.status:<7}[/] {escape(result.case_id)}{attempt}{warm}{stats}"
             f" [dim]│[/] {escape(tail)}", overflow="fold",

@@ -16,11 +16,11 @@ from vlmtui.session.log import SessionLog, load_log
 from vlmtui.session.report import (
     Stat,
     build_report,
-    excerpt,
     md_cell,
     render_report,
     write_report,
 )
+from vlmtui.text import excerpt
 
 GiB = 1024**3
 T0 = 1_700_000_000.0

@@ -15,7 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from vlmtui.session.log import SessionData, load_log
-from vlmtui.session.report import CaseRow, Report, Stat, build_report, excerpt, format_time
+from vlmtui.session.report import CaseRow, Report, Stat, build_report, format_time
+from vlmtui.text import excerpt
 from vlmtui.units import format_bytes
 
 _NOISE_PCT = 5.0

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,9 +30,9 @@ from vlmtui.events import (
     SessionStarted,
     WorkerExited,
 )
+from vlmtui.text import clean
 
 SCHEMA_VERSION = 1
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def default_log_path(suite_name: str) -> Path:
@@ -78,7 +77,7 @@ class SessionLog:
             self._file.write(line)
         except UnicodeEncodeError:
             # A lone surrogate (half an emoji from a streaming server) is not UTF-8: keep the line, not the half.
-            self._file.write(_SURROGATE.sub("\ufffd", line))
+            self._file.write(clean(line))
         self._file.flush()
         if sync:
             os.fsync(self._file.fileno())

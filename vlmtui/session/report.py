@@ -22,6 +22,7 @@ from typing import Any
 
 from vlmtui.session.log import SCHEMA_VERSION, LogError, SessionData, load_log
 from vlmtui.session.summary import ModelSummary, summarise
+from vlmtui.text import clean, excerpt
 from vlmtui.units import format_bytes
 
 FORMATS = ("md", "html", "json", "junit")
@@ -35,7 +36,6 @@ INTERRUPTED = "interrupted"
 
 _REPEAT_SUFFIX = re.compile(r"#r\d+$")
 # XML 1.0 allows only these characters; model output can hold anything (random weights emit \x15).
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
@@ -341,17 +341,6 @@ def _repeats(rows: Sequence[CaseRow]) -> list[RepeatRow]:
 
 
 # ----------------------------------------------------------------------------- text helpers
-
-
-def clean(text: str) -> str:
-    """Text safe to encode: lone surrogates (possible in JSON) become U+FFFD."""
-    return _SURROGATE.sub("\ufffd", text) if text else ""
-
-
-def excerpt(text: str, limit: int = 80) -> str:
-    """Untrusted text on one line: newlines and control characters as ``·``, cut at ``limit``."""
-    flat = "".join(c if c.isprintable() else "·" for c in clean(text).strip())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")

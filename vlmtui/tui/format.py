@@ -95,28 +95,3 @@ def size_pair(used: float | None, total: float | None) -> str:
             unit, scale = name, factor
             break
     return f"{used / scale:.1f}/{total / scale:.1f} {unit}"
-
-
-def printable(text: str) -> str:
-    """Model output made safe for a terminal: control characters (escape sequences) shown as ``·``."""
-    return "".join(c if c.isprintable() or c in "\n\t" else "·" for c in text)
-
-
-def one_line(text: str, limit: int) -> str:
-    """Text flattened to one line and cut at ``limit`` characters with ``…``."""
-    flat = " ".join(printable(text).split())
-    if limit <= 0:
-        return ""
-    return flat if len(flat) <= limit else flat[: max(limit - 1, 0)] + "…"
-
-
-def middle(text: str, limit: int) -> str:
-    """Text cut to ``limit`` with ``…`` in the middle: names that differ at the end stay apart
-    (``llava-n…ny-mlx`` and ``llava-n…iny-hf``)."""
-    flat = " ".join(printable(text).split())
-    if len(flat) <= limit:
-        return flat
-    if limit <= 2:
-        return flat[:limit]
-    tail = (limit - 1) // 2
-    return flat[: limit - 1 - tail] + "…" + flat[len(flat) - tail:]

@@ -13,7 +13,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from vlmtui.tui.format import printable, rate, seconds, size, status_label, status_mark
+from vlmtui.text import printable
+from vlmtui.tui.format import rate, seconds, size, status_label, status_mark
 from vlmtui.tui.state import CaseView
 
 

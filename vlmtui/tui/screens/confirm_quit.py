@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from vlmtui.tui.format import one_line
+from vlmtui.text import one_line
 
 
 class ConfirmQuitScreen(ModalScreen[bool]):

@@ -30,8 +30,9 @@ from vlmtui.events import (
     WorkerExited,
 )
 from vlmtui.session.summary import ModelSummary
+from vlmtui.text import one_line
 from vlmtui.tui.bridge import EngineBridge
-from vlmtui.tui.format import one_line, size
+from vlmtui.tui.format import size
 from vlmtui.tui.messages import EngineEvent, MemorySampled, TokensStreamed
 from vlmtui.tui.screens.case_detail import CaseDetailScreen
 from vlmtui.tui.screens.confirm_quit import ConfirmQuitScreen

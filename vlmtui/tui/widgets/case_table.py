@@ -12,7 +12,8 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
-from vlmtui.tui.format import middle, one_line, rate, seconds, size, status_label, status_mark
+from vlmtui.text import middle, one_line
+from vlmtui.tui.format import rate, seconds, size, status_label, status_mark
 from vlmtui.tui.state import CaseView
 
 FIXED_COLUMNS = (("status", 10), ("total s", 7), ("tok/s", 5), ("peak", 9))

@@ -8,7 +8,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from vlmtui.tui.format import printable, rate, seconds, size, status_label, status_mark
+from vlmtui.text import printable
+from vlmtui.tui.format import rate, seconds, size, status_label, status_mark
 
 
 @dataclass(frozen=True)

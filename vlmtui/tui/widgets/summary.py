@@ -9,7 +9,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from vlmtui.tui.format import middle, rate, seconds, size
+from vlmtui.text import middle
+from vlmtui.tui.format import rate, seconds, size
 
 NUMBERS_WIDTH = 58
 """Cells the count, time, speed and memory columns of the summary take, padding included."""
