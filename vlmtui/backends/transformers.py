@@ -456,10 +456,7 @@ class TransformersBackend(Backend):
         if device.startswith("cuda"):
             import torch
 
-            if not torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
-                return None
-            index = torch.device(device).index
-            return probe_torch(cuda_index=index)
+            return probe_torch(cuda_index=torch.device(device).index)  # None until torch has set CUDA up
         if device == "mps":
             import torch
 

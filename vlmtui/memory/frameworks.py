@@ -98,7 +98,7 @@ def _cuda_free_total(torch: Any, index: int) -> tuple[int, int]:
 
     ``cudaMemGetInfo`` cost ~1 ms (p90 1.4 ms) while a model generated on a virtualised H200, against
     ~75 µs for the allocator's own statistics, and a sampler thread holding the GIL that long slows a
-    host-bound decode loop (bench/gpu_ab.py). Free and total are context for the log; the guard reads
+    host-bound decode loop (`bench/gpu_diag.py ab`). Free and total are context for the log; the guard reads
     the allocator's reserved bytes, which are fresh on every sample.
     """
     now = time.monotonic()
