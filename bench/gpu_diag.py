@@ -86,10 +86,10 @@ def ab(args: argparse.Namespace) -> None:
     import torch
     import transformers
 
-    from vlmtui.backends.base import GenerationRequest
-    from vlmtui.backends.transformers import TransformersBackend
-    from vlmtui.images import open_image
-    from vlmtui.suite import ModelSpec
+    from vlmtui.wire.spec import ModelSpec
+    from vlmtui.worker.backends.base import GenerationRequest
+    from vlmtui.worker.backends.transformers import TransformersBackend
+    from vlmtui.worker.images import open_image
 
     bare = transformers_runner(args.model_dir)
     backend = TransformersBackend(ModelSpec(id="m", backend="transformers", path=args.model_dir))

@@ -20,8 +20,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from vlmtui.demo.tiny_hf import IDEFICS3_TEMPLATE, LLAVA_NEXT_TEMPLATE
-from vlmtui.demo.tokenizer import build_tokenizer
+from vlmtui.worker.demo.tiny_hf import IDEFICS3_TEMPLATE, LLAVA_NEXT_TEMPLATE
+from vlmtui.worker.demo.tokenizer import build_tokenizer
 
 
 def _words(count: int) -> list[str]:

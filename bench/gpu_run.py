@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS, ROOT, save
-from vlmtui.session.log import load_log
+from vlmtui.engine.session_log import load_log
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

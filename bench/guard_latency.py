@@ -44,11 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psutil
 
 from bench.common import ROOT, finish
-from vlmtui.events import CaseFinished, Event, GuardEvent, MemoryUpdate, ModelLoaded, TokenReceived
+from vlmtui.engine.events import CaseFinished, Event, GuardEvent, MemoryUpdate, ModelLoaded, TokenReceived
+from vlmtui.engine.plan import Case
+from vlmtui.engine.scheduler import Scheduler
 from vlmtui.memory.budget import Budget
-from vlmtui.plan import Case
-from vlmtui.scheduler import Scheduler
-from vlmtui.suite import Expect, GuardConfig, ModelSpec
+from vlmtui.suite.loader import GuardConfig
+from vlmtui.wire.spec import Expect, ModelSpec
 
 MiB = 1024 * 1024
 FAULT_WORKER = [sys.executable, "-m", "tests.fixtures.fault_worker"]

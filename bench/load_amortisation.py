@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psutil
 
 from bench.common import ROOT, finish
-from vlmtui import protocol as p
-from vlmtui.suite import ModelSpec
-from vlmtui.worker_client import WorkerClient
+from vlmtui.engine.worker_client import WorkerClient
+from vlmtui.wire import protocol as p
+from vlmtui.wire.spec import ModelSpec
 
 PROMPT = "Describe this image in one sentence."
 REAL_DIR = "/tmp/gpu-models/smolvlm-500m"

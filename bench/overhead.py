@@ -27,11 +27,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, save
-from vlmtui.events import CaseFinished, CaseStarted, Event
-from vlmtui.plan import Case
-from vlmtui.scheduler import Scheduler
-from vlmtui.session.log import SessionLog
-from vlmtui.suite import Expect, GuardConfig, ModelSpec
+from vlmtui.engine.events import CaseFinished, CaseStarted, Event
+from vlmtui.engine.plan import Case
+from vlmtui.engine.scheduler import Scheduler
+from vlmtui.engine.session_log import SessionLog
+from vlmtui.suite.loader import GuardConfig
+from vlmtui.wire.spec import Expect, ModelSpec
 
 PROMPT = "Describe this image in one sentence."
 TEXT_PROMPT = "What is the capital of France?"
@@ -39,7 +40,7 @@ TEXT_PROMPT = "What is the capital of France?"
 
 def tiny_dir(family: str, backend: str) -> str:
     """Build (or find) the tiny model in a subprocess, so this process never imports a framework."""
-    code = f"from vlmtui.demo.tiny import tiny_model_dir; print(tiny_model_dir('tiny:{family}', '{backend}'))"
+    code = f"from vlmtui.worker.demo.tiny import tiny_model_dir; print(tiny_model_dir('tiny:{family}', '{backend}'))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return done.stdout.strip().splitlines()[-1]
 

@@ -48,8 +48,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, save
-from vlmtui.plan import plan_cases
-from vlmtui.suite import load_suite
+from vlmtui.engine.plan import plan_cases
+from vlmtui.suite.loader import load_suite
 
 DEMO = ROOT / "suites" / "demo.toml"
 SAMPLE_S = 0.050
@@ -219,7 +219,7 @@ class Launch:
                 "modules": len(modules),
                 "unparsed_lines": transcript.count("import time:") - 1 - len(modules),  # less the header
                 "forbidden": forbidden_in(modules),
-                "ui_modules_present": all(m in names for m in ("vlmtui.tui.app", "textual.app")),
+                "ui_modules_present": all(m in names for m in ("vlmtui.ui.tui.app", "textual.app")),
                 "notable": {n: any(m.split(".")[0] == n for m in names) for n in NOTABLE_MODULES},
                 "slowest_top_level_ms": {m: round(us / 1000, 1) for m, us in top},
             },
@@ -348,7 +348,7 @@ def main() -> None:
         if r["imports"]["forbidden"]:
             problems.append(f"launch {i}: the UI process imported {r['imports']['forbidden']}")
         if not r["imports"]["ui_modules_present"]:
-            problems.append(f"launch {i}: the import log is not the UI process's (no vlmtui.tui.app / textual.app)")
+            problems.append(f"launch {i}: the import log is not the UI process's (no vlmtui.ui.tui.app / textual.app)")
         if r["imports"]["unparsed_lines"]:
             print(f"  note: launch {i}: {r['imports']['unparsed_lines']} import-time lines were cut by a frame")
         if r["ui_libs_mapped"]:

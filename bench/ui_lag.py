@@ -189,12 +189,12 @@ async def _measure(app: Any, chunks: list[int], finished: dict[str, Any]) -> dic
 
 def child(mode: str, backend: str, max_tokens: int, rate: float, out: Path) -> None:
     """One configuration, in this (fresh) process: the app over a real scheduler and worker."""
-    from vlmtui.events import CaseFinished, Event, TokenReceived
-    from vlmtui.plan import plan_cases
-    from vlmtui.scheduler import Scheduler
-    from vlmtui.session.log import SessionLog
-    from vlmtui.suite import load_suite
-    from vlmtui.tui.app import VlmApp
+    from vlmtui.engine.events import CaseFinished, Event, TokenReceived
+    from vlmtui.engine.plan import plan_cases
+    from vlmtui.engine.scheduler import Scheduler
+    from vlmtui.engine.session_log import SessionLog
+    from vlmtui.suite.loader import load_suite
+    from vlmtui.ui.tui.app import VlmApp
 
     with tempfile.TemporaryDirectory(prefix="vlmtui-lag-") as tmp:
         image = sorted((ROOT / "sample_images").iterdir())[0]

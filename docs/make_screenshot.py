@@ -10,9 +10,9 @@ import tempfile
 from pathlib import Path
 
 from vlmtui.commands import demo_suite_path
-from vlmtui.events import CaseFinished
-from vlmtui.session.setup import prepare_session
-from vlmtui.tui.app import VlmApp
+from vlmtui.engine.events import CaseFinished
+from vlmtui.engine.setup import prepare_session
+from vlmtui.ui.tui.app import VlmApp
 
 OUT = Path(__file__).resolve().parent / "screenshot.svg"
 FINISHED_BEFORE_SHOT = 14

@@ -7,8 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from vlmtui import __version__
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from vlmtui.exit_codes import EXIT_INTERRUPTED, EXIT_USAGE
 
 
 class _Parser(argparse.ArgumentParser):

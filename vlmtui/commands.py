@@ -9,11 +9,11 @@ import signal
 import sys
 from pathlib import Path
 
-from vlmtui.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from vlmtui.events import FAILED_STATUSES
-from vlmtui.session.log import LogError
-from vlmtui.session.setup import GuardOverrides, Session, prepare_session
-from vlmtui.suite import SuiteError
+from vlmtui.engine.events import FAILED_STATUSES
+from vlmtui.engine.session_log import LogError
+from vlmtui.engine.setup import GuardOverrides, Session, prepare_session
+from vlmtui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from vlmtui.suite.loader import SuiteError
 
 _STOP_SIGNALS = {
     signal.SIGINT: "interrupted (Ctrl-C)",
@@ -49,7 +49,7 @@ def _exit_code(counts: dict[str, int], stopped_by: str | None) -> int:
 
 
 async def _run_headless(session: Session) -> int:
-    from vlmtui.headless import HeadlessPrinter
+    from vlmtui.ui.headless import HeadlessPrinter
 
     scheduler = session.scheduler
     scheduler.subscribe(HeadlessPrinter())
@@ -85,7 +85,7 @@ def _start(args: argparse.Namespace, suite: str | Path | None) -> int:
         if headless:
             code = asyncio.run(_run_headless(session))
         else:
-            from vlmtui.tui.app import run_app
+            from vlmtui.ui.tui.app import run_app
 
             code = run_app(session)
     finally:
@@ -122,7 +122,7 @@ def doctor(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> int:
     """``vlmtui report LOG``."""
-    from vlmtui.session.report import write_report
+    from vlmtui.reports.report import write_report
 
     try:
         return write_report(args.log, args.format, args.output)
@@ -132,7 +132,7 @@ def report(args: argparse.Namespace) -> int:
 
 def compare(args: argparse.Namespace) -> int:
     """``vlmtui compare LOG_A LOG_B``."""
-    from vlmtui.session.compare import print_comparison
+    from vlmtui.reports.compare import print_comparison
 
     try:
         return print_comparison(args.log_a, args.log_b)

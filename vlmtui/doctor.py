@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from vlmtui import __version__
+from vlmtui.engine.setup import GuardOverrides
 from vlmtui.memory.budget import resolve_budget
 from vlmtui.memory.system import probe_pressure, probe_system, probe_wired_limit_mb
-from vlmtui.session.setup import GuardOverrides
-from vlmtui.suite import GuardConfig, SuiteError
+from vlmtui.suite.loader import GuardConfig, SuiteError
 from vlmtui.units import format_bytes
 
 PROBE_TIMEOUT_S = 120
@@ -24,7 +24,7 @@ PROBE_TIMEOUT_S = 120
 def run_probe() -> dict[str, Any]:
     """The framework probe's findings, from a subprocess; an ``error`` key when it failed."""
     try:
-        done = subprocess.run([sys.executable, "-m", "vlmtui.probe"], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-m", "vlmtui.worker.probe"], capture_output=True, text=True,
                               timeout=PROBE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
         return {"error": f"the framework probe did not answer in {PROBE_TIMEOUT_S} s"}

@@ -6,10 +6,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from vlmtui.events import Event
-from vlmtui.plan import Case, plan_cases
-from vlmtui.scheduler import Scheduler
-from vlmtui.suite import load_suite
+from vlmtui.engine.events import Event
+from vlmtui.engine.plan import Case, plan_cases
+from vlmtui.engine.scheduler import Scheduler
+from vlmtui.suite.loader import load_suite
 
 
 def write_suite(tmp_path: Path, body: str, *, images: str = "", name: str = "suite.toml") -> Path:

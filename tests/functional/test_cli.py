@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.functional.helpers import write_suite
-from vlmtui.session.log import load_log
+from vlmtui.engine.session_log import load_log
 
 SERVER_COMMAND = ('["{python}", "-m", "mlx_vlm.server", "--host", "127.0.0.1", "--port", "{port}", '
                   '"--model", "{model_path}", "--log-level", "WARNING"]')

@@ -14,8 +14,8 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.functional.helpers import Recorder, cases_of, scheduler_for, write_suite
-from vlmtui.events import CaseFinished, CaseStarted, ModelLoading, TokenReceived, WorkerExited
-from vlmtui.session.log import SessionLog, load_log
+from vlmtui.engine.events import CaseFinished, CaseStarted, ModelLoading, TokenReceived, WorkerExited
+from vlmtui.engine.session_log import SessionLog, load_log
 
 SMOL = """
 prompts = ["Describe this image."]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 from tests.functional.helpers import scheduler_for
-from vlmtui.events import (
+from vlmtui.engine.events import (
     CaseFinished,
     GuardEvent,
     MemoryUpdate,
@@ -20,10 +20,11 @@ from vlmtui.events import (
     ModelLoading,
     WorkerExited,
 )
+from vlmtui.engine.plan import Case
+from vlmtui.engine.session_log import SessionLog, load_log
 from vlmtui.memory.budget import Budget
-from vlmtui.plan import Case
-from vlmtui.session.log import SessionLog, load_log
-from vlmtui.suite import Expect, GuardConfig, ModelSpec
+from vlmtui.suite.loader import GuardConfig
+from vlmtui.wire.spec import Expect, ModelSpec
 
 MiB = 1024 * 1024
 FAULT_WORKER = [sys.executable, "-m", "tests.fixtures.fault_worker"]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vlmtui.backends.base import BackendError, GenerationRequest, GenerationStats, OutOfMemoryError
-from vlmtui.backends.mlx_vlm import MlxVlmBackend, explain_error, is_mlx_out_of_memory
-from vlmtui.suite import ModelSpec
+from vlmtui.wire.spec import ModelSpec
+from vlmtui.worker.backends.base import BackendError, GenerationRequest, GenerationStats, OutOfMemoryError
+from vlmtui.worker.backends.mlx_vlm import MlxVlmBackend, explain_error, is_mlx_out_of_memory
 
 FAMILIES = ("idefics3", "llava-next", "moondream2")
 TEXT_FAMILIES = ("idefics3", "llava-next")
@@ -29,7 +29,7 @@ def loaded(request: pytest.FixtureRequest) -> Iterator[MlxVlmBackend]:
 @pytest.fixture(scope="module")
 def llava15_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny LLaVA-1.5 (the family whose mlx-vlm processor passes ``padding`` to the image processor)."""
-    from vlmtui.demo.tiny_mlx import build_llava15
+    from vlmtui.worker.demo.tiny_mlx import build_llava15
 
     dest = tmp_path_factory.mktemp("llava15")
     build_llava15(dest)
@@ -328,7 +328,7 @@ def test_unknown_tiny_family_is_a_backend_error() -> None:
 
 
 def test_moondream2_build_is_deterministic(tmp_path: Path) -> None:
-    from vlmtui.demo.tiny_mlx import build_moondream2
+    from vlmtui.worker.demo.tiny_mlx import build_moondream2
 
     build_moondream2(tmp_path / "a")
     build_moondream2(tmp_path / "b")

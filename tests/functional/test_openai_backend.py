@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from vlmtui.backends.base import BackendError, GenerationRequest
-from vlmtui.backends.openai import OpenAIBackend
-from vlmtui.images import open_image
-from vlmtui.reaper import group_alive
-from vlmtui.servers import ManagedServer, free_loopback_port
-from vlmtui.suite import ModelSpec
+from vlmtui.wire.spec import ModelSpec
+from vlmtui.worker.backends.base import BackendError, GenerationRequest
+from vlmtui.worker.backends.openai import OpenAIBackend
+from vlmtui.worker.images import open_image
+from vlmtui.worker.reaper import group_alive
+from vlmtui.worker.servers import ManagedServer, free_loopback_port
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +149,7 @@ def test_unload_stops_the_server_group_and_frees_its_port() -> None:
 
 OWNER = textwrap.dedent("""
     import sys, time
-    from vlmtui.servers import ManagedServer
+    from vlmtui.worker.servers import ManagedServer
     server = ManagedServer(sys.argv[2:], startup_timeout_s=180, model_path=sys.argv[1])
     server.start()
     print(server.server_pid, server.port, flush=True)
@@ -158,7 +158,7 @@ OWNER = textwrap.dedent("""
 
 
 def test_kill_9_of_the_owner_stops_the_server() -> None:
-    from vlmtui.demo.tiny import tiny_model_dir
+    from vlmtui.worker.demo.tiny import tiny_model_dir
 
     model_dir = str(tiny_model_dir("tiny:smolvlm", "openai"))
     owner = subprocess.Popen([sys.executable, "-c", OWNER, model_dir, *MLX_SERVER],
@@ -180,7 +180,7 @@ def test_kill_9_of_the_owner_stops_the_server() -> None:
 
 FORKING_OWNER = textwrap.dedent("""
     import os, sys, time
-    from vlmtui.servers import ManagedServer
+    from vlmtui.worker.servers import ManagedServer
     server = ManagedServer(["{python}", "-m", "http.server", "--bind", "127.0.0.1", "{port}"],
                            health_url_template="http://127.0.0.1:{port}/", startup_timeout_s=30)
     server.start()
@@ -227,7 +227,7 @@ def test_a_port_taken_before_the_server_binds_it_is_retried(monkeypatch: pytest.
         taken.listen()
         ports = [taken.getsockname()[1]]
         real = free_loopback_port
-        monkeypatch.setattr("vlmtui.servers.free_loopback_port", lambda: ports.pop() if ports else real())
+        monkeypatch.setattr("vlmtui.worker.servers.free_loopback_port", lambda: ports.pop() if ports else real())
         server = ManagedServer(["{python}", "-m", "http.server", "--bind", "127.0.0.1", "{port}"],
                                health_url_template="http://127.0.0.1:{port}/", startup_timeout_s=30)
         with server:
@@ -301,7 +301,7 @@ def test_nothing_listening_at_base_url_is_one_line() -> None:
 
 
 def test_an_external_server_is_used_and_left_running() -> None:
-    from vlmtui.demo.tiny import tiny_model_dir
+    from vlmtui.worker.demo.tiny import tiny_model_dir
 
     model_dir = str(tiny_model_dir("tiny:smolvlm", "openai"))
     with ManagedServer(list(MLX_SERVER), startup_timeout_s=180, model_path=model_dir) as server:

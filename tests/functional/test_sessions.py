@@ -25,8 +25,8 @@ import pytest
 from tests.conftest import ROOT, SAMPLE_IMAGES
 from tests.functional.helpers import write_suite
 from vlmtui.cli import main
-from vlmtui.session.log import load_log
-from vlmtui.session.report import render_report
+from vlmtui.engine.session_log import load_log
+from vlmtui.reports.report import render_report
 
 pytestmark = pytest.mark.slow
 

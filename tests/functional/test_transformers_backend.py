@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from vlmtui.backends.base import BackendError, GenerationRequest, GenerationStats
-from vlmtui.backends.transformers import TransformersBackend
-from vlmtui.demo.tiny import tiny_model_dir
-from vlmtui.suite import ModelSpec
+from vlmtui.wire.spec import ModelSpec
+from vlmtui.worker.backends.base import BackendError, GenerationRequest, GenerationStats
+from vlmtui.worker.backends.transformers import TransformersBackend
+from vlmtui.worker.demo.tiny import tiny_model_dir
 
 FAMILIES = ("idefics3", "llava-next")
 
@@ -86,7 +86,7 @@ def test_tiny_build_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_tiny_builds_are_deterministic(tmp_path: Path) -> None:
-    from vlmtui.demo.tiny_hf import build_llava_next
+    from vlmtui.worker.demo.tiny_hf import build_llava_next
 
     build_llava_next(tmp_path / "a")
     build_llava_next(tmp_path / "b")

@@ -12,10 +12,10 @@ from textual.pilot import Pilot
 
 from tests.conftest import SAMPLE_IMAGES
 from tests.functional.helpers import cases_of, write_suite
-from vlmtui.scheduler import Scheduler
-from vlmtui.session.log import SessionLog
-from vlmtui.suite import load_suite
-from vlmtui.tui.app import VlmApp
+from vlmtui.engine.scheduler import Scheduler
+from vlmtui.engine.session_log import SessionLog
+from vlmtui.suite.loader import load_suite
+from vlmtui.ui.tui.app import VlmApp
 
 SMOL = """
 prompts = ["Describe this image."]

@@ -6,7 +6,7 @@ Metal recommended working set 10.7 GiB as the budget), scaled down where the dem
 
 from __future__ import annotations
 
-from vlmtui.events import (
+from vlmtui.engine.events import (
     CaseFinished,
     CaseQueued,
     CaseResult,

@@ -8,11 +8,11 @@ from pathlib import Path
 import psutil
 
 from tests.tui.helpers import SMOL, driven, ghost_model, idle, make_app, streaming, until
-from vlmtui.tui.screens.case_detail import CaseDetailScreen
-from vlmtui.tui.screens.confirm_quit import ConfirmQuitScreen
-from vlmtui.tui.screens.dashboard import DashboardScreen
-from vlmtui.tui.screens.filter import FilterScreen
-from vlmtui.tui.screens.help import HelpScreen
+from vlmtui.ui.tui.screens.case_detail import CaseDetailScreen
+from vlmtui.ui.tui.screens.confirm_quit import ConfirmQuitScreen
+from vlmtui.ui.tui.screens.dashboard import DashboardScreen
+from vlmtui.ui.tui.screens.filter import FilterScreen
+from vlmtui.ui.tui.screens.help import HelpScreen
 
 
 def logged_attempts(log: Path, case_id: str) -> list[dict[str, object]]:

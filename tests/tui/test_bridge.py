@@ -11,10 +11,10 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from tests.tui.replay import finished_session
-from vlmtui.events import CaseFinished, CaseResult, CaseStarted, MemoryUpdate, TokenReceived
-from vlmtui.tui.bridge import DEFAULT_FPS, SSH_FPS, EngineBridge, ui_fps
-from vlmtui.tui.messages import EngineEvent, MemorySampled, TokensStreamed
-from vlmtui.tui.state import SessionView
+from vlmtui.engine.events import CaseFinished, CaseResult, CaseStarted, MemoryUpdate, TokenReceived
+from vlmtui.ui.tui.bridge import DEFAULT_FPS, SSH_FPS, EngineBridge, ui_fps
+from vlmtui.ui.tui.messages import EngineEvent, MemorySampled, TokensStreamed
+from vlmtui.ui.tui.state import SessionView
 
 
 class Collector:

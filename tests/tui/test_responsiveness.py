@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from tests.tui.helpers import driven, make_app, streaming, until
-from vlmtui.events import Event, TokenReceived
+from vlmtui.engine.events import Event, TokenReceived
 
 SAMPLE_S = 0.010
 """How often the loop's lag is sampled."""

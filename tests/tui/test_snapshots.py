@@ -13,8 +13,8 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.tui.replay import finished_session, running_session
-from vlmtui.events import Event
-from vlmtui.tui.app import VlmApp
+from vlmtui.engine.events import Event
+from vlmtui.ui.tui.app import VlmApp
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 

@@ -9,8 +9,8 @@ from rich.console import Console
 
 from tests.unit.test_report import GiB, LogBuilder, metrics, planned
 from vlmtui.cli import main
-from vlmtui.session.compare import Delta, compare_logs, print_comparison
-from vlmtui.session.log import load_log
+from vlmtui.engine.session_log import load_log
+from vlmtui.reports.compare import Delta, compare_logs, print_comparison
 
 
 @pytest.fixture

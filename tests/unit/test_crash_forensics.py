@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from vlmtui.worker_client import describe_exit
+from vlmtui.engine.worker_client import describe_exit
 
 # The incident's last words, as the original script printed them on an M-series Mac (mlx, macOS 14).
 METAL_OOM = [

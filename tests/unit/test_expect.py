@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vlmtui.expect import check_expectations
-from vlmtui.suite import Expect
+from vlmtui.engine.expect import check_expectations
+from vlmtui.wire.spec import Expect
 
 
 def test_no_expectations_needs_output() -> None:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import SAMPLE_IMAGES
-from vlmtui.images import ImageError, open_image
+from vlmtui.worker.images import ImageError, open_image
 
 
 def save(tmp_path: Path, name: str, image: Image.Image, **kwargs: object) -> Path:

@@ -13,11 +13,12 @@ HEAVY = ("textual", "torch", "transformers", "mlx", "mlx_vlm")
 def test_engine_and_cli_import_no_framework_or_ui() -> None:
     code = (
         "import sys\n"
-        "import vlmtui.cli, vlmtui.commands, vlmtui.scheduler, vlmtui.session.setup, vlmtui.session.log\n"
-        "import vlmtui.headless, vlmtui.worker_client, vlmtui.plan, vlmtui.suite, vlmtui.backends\n"
-        "import vlmtui.backends.transformers, vlmtui.backends.mlx_vlm, vlmtui.backends.openai\n"
+        "import vlmtui.cli, vlmtui.commands, vlmtui.engine.scheduler, vlmtui.engine.setup, vlmtui.engine.session_log\n"
+        "import vlmtui.ui.headless, vlmtui.engine.worker_client, vlmtui.engine.plan, vlmtui.suite.loader\n"
+        "import vlmtui.worker.backends\n"
+        "import vlmtui.worker.backends.transformers, vlmtui.worker.backends.mlx_vlm, vlmtui.worker.backends.openai\n"
         "import vlmtui.memory.guard, vlmtui.memory.budget, vlmtui.memory.system, vlmtui.memory.preflight\n"
-        "import vlmtui.memory.frameworks, vlmtui.doctor\n"
+        "import vlmtui.worker.frameworks, vlmtui.doctor\n"
         f"loaded = [m for m in {HEAVY!r} if m in sys.modules]\n"
         "print(','.join(loaded))\n"
     )

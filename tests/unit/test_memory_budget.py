@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from vlmtui.memory.budget import Budget, Thresholds, resolve_budget
-from vlmtui.memory.frameworks import device_info
 from vlmtui.memory.system import probe_system
+from vlmtui.worker.frameworks import device_info
 
 GiB = 1024**3
 

@@ -6,7 +6,7 @@ import pytest
 
 from vlmtui.memory.budget import Budget
 from vlmtui.memory.guard import Guard, GuardDecision, GuardLevel, MemoryReading
-from vlmtui.suite import GuardConfig
+from vlmtui.suite.loader import GuardConfig
 
 GiB = 1024**3
 BUDGET = 8 * GiB

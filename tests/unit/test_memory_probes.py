@@ -17,7 +17,7 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from vlmtui.memory import frameworks
+from vlmtui.worker import frameworks
 from vlmtui.memory.system import (
     PressureSample,
     SystemSample,
@@ -269,7 +269,7 @@ def test_framework_probes_import_nothing_unless_asked() -> None:
     run_clean(
         """
         import sys
-        from vlmtui.memory import frameworks
+        from vlmtui.worker import frameworks
         assert frameworks.probe_mlx() is None and frameworks.probe_torch() is None
         info = frameworks.device_info(import_if_missing=False)
         assert set(info) == {"platform", "machine", "apple_silicon", "cpu"}, info
@@ -286,9 +286,9 @@ def test_a_backend_probed_before_its_load_reports_nothing_and_imports_nothing() 
     run_clean(
         """
         import sys
-        from vlmtui.backends.mlx_vlm import MlxVlmBackend
-        from vlmtui.backends.transformers import TransformersBackend
-        from vlmtui.suite import ModelSpec
+        from vlmtui.worker.backends.mlx_vlm import MlxVlmBackend
+        from vlmtui.worker.backends.transformers import TransformersBackend
+        from vlmtui.wire.spec import ModelSpec
         for cls, backend in ((TransformersBackend, "transformers"), (MlxVlmBackend, "mlx-vlm")):
             assert cls(ModelSpec(id="m", backend=backend, path="tiny:smolvlm")).framework_memory() is None
         heavy = [m for m in ("torch", "mlx", "transformers") if m in sys.modules]
@@ -308,7 +308,7 @@ def test_device_info_without_torch_or_mlx_installed() -> None:
                     raise ModuleNotFoundError(name)
                 return None
         sys.meta_path.insert(0, NotInstalled())
-        from vlmtui.memory import frameworks
+        from vlmtui.worker import frameworks
         info = frameworks.device_info()
         assert set(info) == {"platform", "machine", "apple_silicon", "cpu"}, info
         assert frameworks.probe_mlx(import_if_missing=True) is None

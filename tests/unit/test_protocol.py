@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlmtui import protocol as p
+from vlmtui.wire import protocol as p
 
 MESSAGES = [
     p.Load(model={"id": "m", "backend": "transformers", "path": "tiny:idefics3"}, memory_limit_bytes=10, sample_ms=50),

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from vlmtui.cli import main
-from vlmtui.session.log import SessionLog, load_log
-from vlmtui.session.report import (
+from vlmtui.engine.session_log import SessionLog, load_log
+from vlmtui.reports.report import (
     Stat,
     build_report,
     md_cell,
@@ -313,7 +313,7 @@ def test_text_helpers() -> None:
 
 def test_log_keeps_a_case_whose_output_has_a_lone_surrogate(tmp_path: Path) -> None:
     """Half an emoji (a streaming server split a surrogate pair) must not lose the case_end line."""
-    from vlmtui.events import CaseFinished, CaseResult
+    from vlmtui.engine.events import CaseFinished, CaseResult
 
     log = SessionLog(tmp_path / "log.jsonl")
     log.write("session_start", {"schema_version": 1, "suite": "s", "info": {}, "cases": []})
@@ -330,8 +330,9 @@ def test_log_format_doc_names_every_event_and_field() -> None:
     import dataclasses
     import inspect
 
-    from vlmtui import events
     from vlmtui.session import log as log_module
+
+    from vlmtui.engine import events
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "log-format.md").read_text(encoding="utf-8")
     written = set(re.findall(r'self\.write\("(\w+)"', inspect.getsource(log_module.SessionLog)))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SAMPLE_IMAGES
-from vlmtui.plan import plan_cases
-from vlmtui.suite import SuiteError, load_suite
+from vlmtui.engine.plan import plan_cases
+from vlmtui.suite.loader import SuiteError, load_suite
 
 GOOD = f"""
 name = "t"

@@ -26,7 +26,7 @@ from vlmtui.memory.budget import Budget, Thresholds
 from vlmtui.units import format_bytes
 
 if TYPE_CHECKING:
-    from vlmtui.suite import GuardConfig
+    from vlmtui.suite.loader import GuardConfig
 
 GuardAction = Literal["none", "warn", "cleanup", "abort", "recover"]
 """What the scheduler should do: ``recover`` is any step down; ``none`` is never returned by ``Guard``."""

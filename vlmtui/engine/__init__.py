@@ -1,0 +1,1 @@
+"""The vlmtui process's engine: plan, queue, worker sessions, guard loop and events."""

@@ -1,0 +1,230 @@
+"""The session log: append-only JSONL, one object a line with an ``event`` field.
+
+Written by a scheduler subscriber; flushed on every line and fsynced at each case boundary, so a
+``kill -9`` loses at most the case that was running. Read back by ``load_log`` for resume, reruns,
+reports and comparisons; lines from older schema versions still load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import platformdirs
+
+from vlmtui.engine.events import (
+    CaseFinished,
+    CaseStarted,
+    Event,
+    GuardEvent,
+    MemoryUpdate,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    Notice,
+    SessionFinished,
+    SessionStarted,
+    WorkerExited,
+)
+from vlmtui.text import clean
+
+SCHEMA_VERSION = 1
+
+
+def default_log_path(suite_name: str) -> Path:
+    """A new log file under the platform's user data directory."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in suite_name) or "session"
+    base = Path(os.environ.get("VLMTUI_DATA_DIR") or platformdirs.user_data_dir("vlmtui"))
+    return base / "sessions" / f"{stamp}-{safe}.jsonl"
+
+
+class SessionLog:
+    """A scheduler subscriber that appends every event worth keeping to a JSONL file."""
+
+    def __init__(self, path: str | Path, *, memory_every_s: float = 1.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = _ends_torn(self.path)
+        self._file: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the run)
+        if torn:
+            # A kill -9 mid-write left half a line: end it, or the resumed session_start would be glued on.
+            self._file.write("\n")
+        self._memory_every_s = memory_every_s
+        self._last_memory = 0.0
+        self.session_id = ""
+        self._carried: list[dict[str, Any]] = []
+        self._carried_from = ""
+
+    def carry(self, results: list[dict[str, Any]], source: str | Path) -> None:
+        """Copy these finished results from the log at ``source`` in, right after this session's start.
+
+        For ``--resume``/``--rerun-failed`` into another file: the cases not run again keep their
+        result in the new log, marked ``carried_from``, so the new log alone reports the whole suite.
+        """
+        self._carried = [dict(r) for r in results]
+        self._carried_from = str(source)
+
+    def write(self, event: str, payload: dict[str, Any], *, sync: bool = False) -> None:
+        """Append one line; ``sync`` also fsyncs it (case boundaries)."""
+        record = {"event": event, "t": payload.pop("t", time.time()), "session_id": self.session_id, **payload}
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        try:
+            self._file.write(line)
+        except UnicodeEncodeError:
+            # A lone surrogate (half an emoji from a streaming server) is not UTF-8: keep the line, not the half.
+            self._file.write(clean(line))
+        self._file.flush()
+        if sync:
+            os.fsync(self._file.fileno())
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, SessionStarted):
+            self.session_id = event.session_id
+            self.write("session_start", {"schema_version": SCHEMA_VERSION, **asdict(event)}, sync=True)
+            for i, result in enumerate(self._carried, 1):
+                payload = {k: v for k, v in result.items() if k not in ("event", "session_id", "carried_from")}
+                self.write("case_end", {**payload, "carried_from": self._carried_from},
+                           sync=i == len(self._carried))
+        elif isinstance(event, CaseStarted):
+            self.write("case_start", asdict(event))  # flushed; only a case's end is worth an fsync
+        elif isinstance(event, CaseFinished):
+            self.write("case_end", {"t": event.result.ended_at, **event.result.to_dict()}, sync=True)
+        elif isinstance(event, MemoryUpdate):
+            if event.t - self._last_memory >= self._memory_every_s:
+                self._last_memory = event.t
+                self.write("memory", asdict(event))
+        elif isinstance(event, GuardEvent):
+            self.write("guard", asdict(event), sync=True)
+        elif isinstance(event, ModelLoading):
+            self.write("model_load", asdict(event))
+        elif isinstance(event, ModelLoaded):
+            self.write("model_loaded", asdict(event))
+        elif isinstance(event, ModelLoadFailed):
+            self.write("model_load_failed", asdict(event), sync=True)
+        elif isinstance(event, WorkerExited):
+            self.write("worker_exit", asdict(event), sync=True)
+        elif isinstance(event, Notice):
+            self.write("notice", asdict(event))
+        elif isinstance(event, SessionFinished):
+            self.write("session_end", asdict(event), sync=True)
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+
+def _ends_torn(path: Path) -> bool:
+    """Whether a non-empty file's last byte is not a newline."""
+    try:
+        with open(path, "rb") as existing:
+            existing.seek(-1, os.SEEK_END)
+            return existing.read(1) != b"\n"
+    except OSError:  # missing, or empty (cannot seek before the start)
+        return False
+
+
+class LogError(Exception):
+    """A log that cannot be read; ``str()`` is one line."""
+
+
+@dataclass
+class SessionData:
+    """A log read back: its sessions' start lines, every case result, guard events and memory."""
+
+    path: Path
+    starts: list[dict[str, Any]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    guard: list[dict[str, Any]] = field(default_factory=list)
+    memory: list[dict[str, Any]] = field(default_factory=list)
+    loads: list[dict[str, Any]] = field(default_factory=list)
+    ends: list[dict[str, Any]] = field(default_factory=list)
+    running: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Cases started but never ended (the run was killed under them)."""
+    bad_lines: int = 0
+
+    @property
+    def suite_path(self) -> str:
+        """The suite file of the first session in the log."""
+        return str(self.starts[0].get("suite_path", "")) if self.starts else ""
+
+    @property
+    def planned(self) -> list[dict[str, Any]]:
+        """The cases the first session planned, in order."""
+        return list(self.starts[0].get("cases", [])) if self.starts else []
+
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """Each case's latest ended attempt, in log order."""
+        latest: dict[str, dict[str, Any]] = {}
+        for result in self.results:
+            latest[result["case_id"]] = result
+        return latest
+
+    def attempts(self) -> dict[str, int]:
+        """How many attempts each case has had: its ``case_end`` lines, or its highest ``attempt`` where a
+        result was carried in from an earlier log (``carried_from``) with the attempts before it."""
+        counts: dict[str, int] = {}
+        for result in self.results:
+            case_id = result["case_id"]
+            counts[case_id] = max(counts.get(case_id, 0) + 1, int(result.get("attempt", 1)))
+        return counts
+
+
+def load_log(path: str | Path) -> SessionData:
+    """Read a session log; a torn last line (kill -9 mid-write) is skipped, not fatal."""
+    log_path = Path(path)
+    try:
+        text = log_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LogError(f"{log_path}: session log not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LogError(f"{log_path}: cannot read the session log: {exc}") from None
+    data = SessionData(log_path)
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            data.bad_lines += 1
+            continue
+        if not isinstance(record, dict):
+            data.bad_lines += 1
+            continue
+        _upgrade(record)
+        kind = record.get("event")
+        if kind == "session_start":
+            data.starts.append(record)
+        elif kind == "case_start":
+            data.running[record["case_id"]] = record
+        elif kind == "case_end":
+            data.running.pop(record["case_id"], None)
+            data.results.append(record)
+        elif kind == "guard":
+            data.guard.append(record)
+        elif kind == "memory":
+            data.memory.append(record)
+        elif kind in ("model_loaded", "model_load_failed"):
+            data.loads.append(record)
+        elif kind == "session_end":
+            data.ends.append(record)
+    if not data.starts:
+        raise LogError(f"{log_path}: not a vlmtui session log (no session_start line)")
+    return data
+
+
+def _upgrade(record: dict[str, Any]) -> None:
+    """Bring a line from an older schema up to the current one, in place."""
+    if record.get("event") == "session_start":
+        record.setdefault("schema_version", 0)
+    if record.get("event") == "case_end":
+        record.setdefault("attempt", 1)
+        record.setdefault("metrics", {})
+        record.setdefault("warmup", False)

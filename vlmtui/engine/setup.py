@@ -1,0 +1,116 @@
+"""From a suite and the command line's choices to a scheduler with its session log attached."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from vlmtui.engine.events import FAILED_STATUSES
+from vlmtui.engine.plan import Case, plan_cases
+from vlmtui.engine.scheduler import Scheduler
+from vlmtui.engine.session_log import SessionData, SessionLog, default_log_path, load_log
+from vlmtui.memory.budget import resolve_budget
+from vlmtui.memory.system import probe_system
+from vlmtui.suite.loader import GuardConfig, Suite, SuiteError, load_suite
+
+
+@dataclass(frozen=True)
+class GuardOverrides:
+    """``--budget``, ``--warn``, ``--cleanup``, ``--abort`` and ``--sample-ms`` from the command line."""
+
+    budget: str | None = None
+    warn: float | None = None
+    cleanup: float | None = None
+    abort: float | None = None
+    sample_ms: int | None = None
+
+    def apply(self, guard: GuardConfig) -> GuardConfig:
+        """The suite's guard with the overrides on top; SuiteError when they do not make sense."""
+        changes = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        merged = dataclasses.replace(guard, **changes)
+        if not merged.warn <= merged.cleanup <= merged.abort:
+            raise SuiteError(f"thresholds must rise: warn {merged.warn:g} ≤ cleanup {merged.cleanup:g} "
+                             f"≤ abort {merged.abort:g}")
+        if merged.sample_ms < 10:
+            raise SuiteError("--sample-ms must be at least 10")
+        return merged
+
+
+@dataclass
+class Session:
+    """A ready-to-run scheduler and the log it writes."""
+
+    suite: Suite
+    scheduler: Scheduler
+    log: SessionLog
+
+
+def _select(cases: list[Case], previous: SessionData | None, rerun_failed: bool) -> tuple[list[Case], list[Case]]:
+    """Split planned cases into (to run, already finished) for --resume and --rerun-failed."""
+    if previous is None:
+        return cases, []
+    latest = previous.latest()
+    if rerun_failed:
+        wanted = {cid for cid, r in latest.items() if r.get("status") in FAILED_STATUSES}
+        return [c for c in cases if c.case_id in wanted], [c for c in cases if c.case_id not in wanted]
+    return [c for c in cases if c.case_id not in latest], [c for c in cases if c.case_id in latest]
+
+
+def _attempts_so_far(previous: SessionData) -> dict[str, int]:
+    """Attempts already made per case: ended ones, plus the one a kill cut short (it counts too)."""
+    attempts = previous.attempts()
+    for case_id in previous.running:
+        attempts[case_id] = attempts.get(case_id, 0) + 1
+    return attempts
+
+
+def prepare_session(
+    suite_path: str | Path | None,
+    *,
+    overrides: GuardOverrides | None = None,
+    log_path: str | Path | None = None,
+    resume: str | Path | None = None,
+    rerun_failed: str | Path | None = None,
+    worker_argv: list[str] | None = None,
+) -> Session:
+    """Load and plan the suite, apply overrides, pick up a previous log, and attach the session log."""
+    previous_path = resume or rerun_failed
+    previous = load_log(previous_path) if previous_path else None
+    if suite_path is None:
+        if previous is None or not previous.suite_path:
+            raise SuiteError("name a suite file (or a log that records one)")
+        suite_path = previous.suite_path
+    suite = load_suite(suite_path)
+    guard = (overrides or GuardOverrides()).apply(suite.guard)
+    suite = dataclasses.replace(suite, guard=guard)
+    cases = plan_cases(suite)
+    to_run, finished = _select(cases, previous, rerun_failed is not None)
+    system_total = probe_system().total
+    try:
+        # "auto" starts at system RAM and is refined when the worker reports the device (scheduler).
+        budget = resolve_budget(guard.budget, {}, system_total)
+    except ValueError as exc:
+        raise SuiteError(f"--budget: {exc}") from None
+    path = Path(previous_path) if previous_path and log_path is None else (
+        Path(log_path) if log_path else default_log_path(suite.name))
+    scheduler = Scheduler(
+        to_run + finished,
+        suite_name=suite.name,
+        suite_path=str(suite.path),
+        guard=guard,
+        budget=budget,
+        worker_argv=worker_argv,
+        session_id=previous.starts[0].get("session_id") if previous else None,
+        done_attempts=_attempts_so_far(previous) if previous else None,
+    )
+    # Finished cases stay in the plan (for the queue's view) but are not run again.
+    logged = previous.latest() if previous else {}
+    for case in finished:
+        scheduler.mark_done(case.case_id, logged.get(case.case_id))
+    log = SessionLog(path, memory_every_s=guard.log_every_ms / 1000)
+    if previous_path and path.resolve() != Path(previous_path).resolve():
+        # Into another file: the cases not run again keep their results there too.
+        log.carry([logged[c.case_id] for c in finished if c.case_id in logged], previous_path)
+    scheduler.subscribe(log)
+    return Session(suite, scheduler, log)

@@ -1,0 +1,167 @@
+"""The parent's handle on one worker subprocess: start it, send commands, receive events, see it die."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from vlmtui.wire import protocol as p
+
+STDERR_TAIL_LINES = 40
+
+# Messages a dying worker leaves on stderr, and what they mean in plain words.
+_CRASH_SIGNATURES = (
+    ("kIOGPUCommandBufferCallbackErrorOutOfMemory", "Metal ran out of GPU memory (the incident's crash)"),
+    ("Insufficient Memory", "Metal ran out of GPU memory"),
+    ("CUDA out of memory", "CUDA ran out of GPU memory"),
+    ("CUDA error: out of memory", "CUDA ran out of GPU memory"),
+    ("MPS backend out of memory", "the MPS backend ran out of memory"),
+    ("std::bad_alloc", "the process could not allocate memory"),
+    ("Killed", "the process was killed (possibly by the out-of-memory killer)"),
+)
+
+
+def worker_argv() -> list[str]:
+    """The default worker command: this interpreter running ``vlmtui.worker``."""
+    return [sys.executable, "-m", "vlmtui.worker"]
+
+
+def describe_exit(returncode: int | None, stderr_tail: Sequence[str]) -> str:
+    """One line saying how the worker died: the signal or exit code, and a known cause if seen."""
+    if returncode is None:
+        how = "the worker stopped answering"
+    elif returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        how = f"the worker was killed by {name}"
+    else:
+        how = f"the worker exited with code {returncode}"
+    text = "\n".join(stderr_tail)
+    for needle, meaning in _CRASH_SIGNATURES:
+        if needle in text:
+            return f"{how}: {meaning}"
+    if returncode == -signal.SIGKILL:
+        return f"{how} (by the user, the guard or the out-of-memory killer)"
+    last = next((line.strip() for line in reversed(stderr_tail) if line.strip()), "")
+    return f"{how}: {last[:200]}" if last else how
+
+
+class WorkerClient:
+    """One running worker process; events go to ``on_event``, its death to ``on_exit``."""
+
+    def __init__(
+        self,
+        on_event: Callable[[p.Event], None],
+        on_exit: Callable[[int | None], None],
+        argv: Sequence[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self._on_event = on_event
+        self._on_exit = on_exit
+        self._argv = list(argv or worker_argv())
+        self._env = env
+        self.process: asyncio.subprocess.Process | None = None
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self.hello: p.Hello | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._expected_exit = False
+        self.exited = asyncio.Event()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid while it runs."""
+        return self.process.pid if self.process else None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process is still running."""
+        return self.process is not None and self.process.returncode is None and not self.exited.is_set()
+
+    async def start(self) -> None:
+        """Start the process in its own session, so a terminal's Ctrl-C reaches vlmtui, not the model."""
+        env = dict(os.environ if self._env is None else self._env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        self.process = await asyncio.create_subprocess_exec(
+            *self._argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+            limit=16 * 1024 * 1024,
+        )
+        self._tasks = [
+            asyncio.create_task(self._read_events(), name="worker-events"),
+            asyncio.create_task(self._read_stderr(), name="worker-stderr"),
+        ]
+
+    async def _read_events(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        stdout = self.process.stdout
+        while True:
+            line = await stdout.readline()
+            if not line:
+                break
+            try:
+                message = p.decode_event(line)
+            except p.ProtocolError as exc:
+                self.stderr_tail.append(f"[vlmtui] bad line from worker: {exc}")
+                continue
+            if isinstance(message, p.Hello):
+                self.hello = message
+            self._on_event(message)
+        returncode = await self.process.wait()
+        # Let the stderr reader catch the last words (a Metal abort message, a traceback).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._tasks[1]), timeout=1.0)
+        self.exited.set()
+        if not self._expected_exit:
+            self._on_exit(returncode)
+
+    async def _read_stderr(self) -> None:
+        assert self.process is not None and self.process.stderr is not None
+        while True:
+            line = await self.process.stderr.readline()
+            if not line:
+                return
+            self.stderr_tail.append(line.decode("utf-8", "replace").rstrip("\n"))
+
+    def send(self, command: p.Command) -> None:
+        """Queue one command to the worker (no-op once it is gone)."""
+        if not self.alive or self.process is None or self.process.stdin is None:
+            return
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.process.stdin.write(p.encode(command).encode("utf-8"))
+
+    def kill(self) -> None:
+        """SIGKILL the worker (its stdin-watching children, such as a server reaper, follow)."""
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Ask the worker to unload and exit, then close its stdin; kill it if it does not go."""
+        self._expected_exit = True
+        if self.process is None:
+            return
+        if self.process.returncode is None:
+            self.send(p.Shutdown())
+            if self.process.stdin is not None:
+                with contextlib.suppress(Exception):
+                    self.process.stdin.close()
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout)
+            except TimeoutError:
+                self.kill()
+                await self.process.wait()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, 2.0)

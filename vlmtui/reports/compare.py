@@ -1,0 +1,276 @@
+"""Two session logs side by side: status changes and time, tok/s and peak-memory deltas per model and case.
+
+The before/after table the original incident report wrote by hand. Both logs are read with the same
+``build_report`` the reports use, so a case is compared at its latest attempt; warm-ups are left out.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from vlmtui.engine.session_log import SessionData, load_log
+from vlmtui.reports.report import CaseRow, Report, Stat, build_report, format_time
+from vlmtui.text import excerpt
+from vlmtui.units import format_bytes
+
+_NOISE_PCT = 5.0
+"""Changes smaller than this (in percent) are shown dim: run-to-run noise, not a finding."""
+
+
+@dataclass(frozen=True)
+class Delta:
+    """One metric before (``a``) and after (``b``)."""
+
+    a: float | None
+    b: float | None
+
+    @property
+    def change(self) -> float | None:
+        """``b - a``, None when either is unknown."""
+        return None if self.a is None or self.b is None else self.b - self.a
+
+    @property
+    def pct(self) -> float | None:
+        """The change in percent of ``a``, None when ``a`` is unknown or zero."""
+        change = self.change
+        return None if change is None or not self.a else change / self.a * 100
+
+
+@dataclass(frozen=True)
+class CaseChange:
+    """One case present in both logs."""
+
+    case_id: str
+    model: str
+    status_a: str
+    status_b: str
+    total_s: Delta
+    gen_tps: Delta
+    peak_memory: Delta
+    error_b: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """``improved`` (now passes), ``regressed`` (no longer passes), ``changed`` or ``same``."""
+        if self.status_a == self.status_b:
+            return "same"
+        if self.status_b == "passed":
+            return "improved"
+        if self.status_a == "passed":
+            return "regressed"
+        return "changed"
+
+
+@dataclass(frozen=True)
+class ModelChange:
+    """One model's counts and means before and after."""
+
+    model: str
+    counts_a: dict[str, int]
+    counts_b: dict[str, int]
+    total_s: Delta
+    gen_tps: Delta
+    peak_memory: Delta
+
+
+@dataclass
+class Comparison:
+    """Log A against log B, model by model and case by case."""
+
+    a: Report
+    b: Report
+    models: list[ModelChange] = field(default_factory=list)
+    cases: list[CaseChange] = field(default_factory=list)
+    only_a: list[CaseRow] = field(default_factory=list)
+    only_b: list[CaseRow] = field(default_factory=list)
+
+    def verdicts(self) -> dict[str, int]:
+        """How many compared cases improved, regressed, changed or stayed the same."""
+        counts = {"improved": 0, "regressed": 0, "changed": 0, "same": 0}
+        for case in self.cases:
+            counts[case.verdict] += 1
+        return counts
+
+
+def _metric(row: CaseRow, key: str) -> float | None:
+    value = row.metrics.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def compare_logs(a: SessionData, b: SessionData) -> Comparison:
+    """The comparison of two loaded logs (A is "before", B is "after")."""
+    report_a, report_b = build_report(a), build_report(b)
+    rows_a = {r.case_id: r for r in report_a.cases if not r.warmup}
+    rows_b = {r.case_id: r for r in report_b.cases if not r.warmup}
+    comparison = Comparison(report_a, report_b)
+    for case_id, ra in rows_a.items():
+        rb = rows_b.get(case_id)
+        if rb is None:
+            comparison.only_a.append(ra)
+            continue
+        comparison.cases.append(CaseChange(
+            case_id=case_id, model=rb.model or ra.model, status_a=ra.status, status_b=rb.status,
+            total_s=Delta(_metric(ra, "total_s"), _metric(rb, "total_s")),
+            gen_tps=Delta(_metric(ra, "gen_tps"), _metric(rb, "gen_tps")),
+            peak_memory=Delta(_metric(ra, "peak_memory_bytes"), _metric(rb, "peak_memory_bytes")),
+            error_b=rb.error if rb.status != "passed" else "",
+        ))
+    comparison.only_b = [r for case_id, r in rows_b.items() if case_id not in rows_a]
+
+    summaries_a = {s.model: s for s in report_a.models}
+    summaries_b = {s.model: s for s in report_b.models}
+    for model in [*summaries_a, *(m for m in summaries_b if m not in summaries_a)]:
+        sa, sb = summaries_a.get(model), summaries_b.get(model)
+        comparison.models.append(ModelChange(
+            model=model,
+            counts_a=_counts(report_a, model) if sa else {},
+            counts_b=_counts(report_b, model) if sb else {},
+            total_s=Delta(Stat.of(sa.total_s).mean if sa else None, Stat.of(sb.total_s).mean if sb else None),
+            gen_tps=Delta(Stat.of(sa.gen_tps).mean if sa else None, Stat.of(sb.gen_tps).mean if sb else None),
+            peak_memory=Delta(
+                float(sa.peak_memory_bytes) if sa and sa.peak_memory_bytes else None,
+                float(sb.peak_memory_bytes) if sb and sb.peak_memory_bytes else None,
+            ),
+        ))
+    return comparison
+
+
+def _counts(report: Report, model: str) -> dict[str, int]:
+    """Statuses of a model's non-warm-up cases (``not run`` and ``interrupted`` included)."""
+    counts: dict[str, int] = {}
+    for row in report.cases:
+        if row.model == model and not row.warmup:
+            counts[row.status] = counts.get(row.status, 0) + 1
+    return counts
+
+
+# ----------------------------------------------------------------------------- rendering
+
+_STATUS_STYLE = {"passed": "green", "failed": "red", "crashed": "bold red", "aborted": "yellow",
+                 "skipped": "dim", "not run": "dim", "interrupted": "red"}
+
+
+def _value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "bytes":
+        return format_bytes(value)
+    return f"{value:.1f}" if unit == "tok/s" else f"{value:.2f}"
+
+
+def _pair(delta: Delta, unit: str) -> str:
+    """``2.00 → 1.00``."""
+    return f"{_value(delta.a, unit)} → {_value(delta.b, unit)}"
+
+
+def delta_text(delta: Delta, unit: str, *, higher_is_better: bool) -> Text:
+    """``-1.00 s (-50.0%)``: green when better, red when worse, dim when within noise or unknown."""
+    change = delta.change
+    if change is None:
+        return Text("—", style="dim")
+    if unit == "bytes":
+        amount = ("+" if change > 0 else "") + format_bytes(change)
+    elif unit == "tok/s":
+        amount = f"{change:+.1f} tok/s"
+    else:
+        amount = f"{change:+.2f} s"
+    pct = delta.pct
+    text = f"{amount} ({pct:+.1f}%)" if pct is not None else amount
+    if pct is None or abs(pct) < _NOISE_PCT:
+        style = "dim"
+    else:
+        better = (change > 0) == higher_is_better
+        style = "green" if better else "red"
+    return Text(text, style=style)
+
+
+def status_text(before: str, after: str) -> Text:
+    """``crashed → passed`` with each side coloured; one word when nothing changed."""
+    if before == after:
+        return Text(after, style=_STATUS_STYLE.get(after, ""))
+    text = Text()
+    text.append(before, style=_STATUS_STYLE.get(before, ""))
+    text.append(" → ")
+    text.append(after, style=_STATUS_STYLE.get(after, ""))
+    if after == "passed":
+        text.append(" ▲", style="green")
+    elif before == "passed":
+        text.append(" ▼", style="bold red")
+    return text
+
+
+def _counts_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "—"
+
+
+def _log_line(label: str, report: Report) -> Text:
+    session = report.sessions[-1] if report.sessions else None
+    host = session.info.get("host", "?") if session else "?"
+    when = format_time(report.started_at)
+    return Text.assemble((f"{label}: ", "bold"), report.log_path,
+                         (f"  ({report.suite}, {when}, {host}, {len(report.sessions)} session(s))", "dim"))
+
+
+def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
+    """The comparison as Rich renderables: the two logs, the per-model table, per-case tables per model."""
+    out: list[RenderableType] = [_log_line("A", comparison.a), _log_line("B", comparison.b), Text("")]
+    models = Table(title="Per model (A → B)", title_justify="left", pad_edge=False)
+    for column, justify in (("model", "left"), ("cases A", "left"), ("cases B", "left"), ("mean total s", "right"),
+                            ("Δ total", "right"), ("mean gen tok/s", "right"), ("Δ tok/s", "right"),
+                            ("peak memory", "right"), ("Δ peak", "right")):
+        models.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for m in comparison.models:
+        models.add_row(
+            Text(m.model), _counts_text(m.counts_a), _counts_text(m.counts_b),
+            _pair(m.total_s, "s"), delta_text(m.total_s, "s", higher_is_better=False),
+            _pair(m.gen_tps, "tok/s"), delta_text(m.gen_tps, "tok/s", higher_is_better=True),
+            _pair(m.peak_memory, "bytes"), delta_text(m.peak_memory, "bytes", higher_is_better=False),
+        )
+    out.append(models)
+    by_model: dict[str, list[CaseChange]] = {}
+    for case in comparison.cases:
+        by_model.setdefault(case.model, []).append(case)
+    for model, cases in by_model.items():
+        table = Table(title=f"Cases of {model}", title_justify="left", pad_edge=False)
+        for column, justify in (("case", "left"), ("status A → B", "left"), ("total s", "right"),
+                                ("Δ total", "right"), ("gen tok/s", "right"), ("Δ tok/s", "right"),
+                                ("peak memory", "right"), ("Δ peak", "right")):
+            table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        for c in cases:
+            table.add_row(
+                Text(c.case_id), status_text(c.status_a, c.status_b),
+                _pair(c.total_s, "s"), delta_text(c.total_s, "s", higher_is_better=False),
+                _pair(c.gen_tps, "tok/s"), delta_text(c.gen_tps, "tok/s", higher_is_better=True),
+                _pair(c.peak_memory, "bytes"), delta_text(c.peak_memory, "bytes", higher_is_better=False),
+            )
+        out.append(Text(""))
+        out.append(table)
+    for label, rows in (("Only in A", comparison.only_a), ("Only in B", comparison.only_b)):
+        if rows:
+            out.append(Text(""))
+            out.append(Text(f"{label} ({len(rows)}):", style="bold"))
+            for row in rows:
+                out.append(Text(f"  {row.case_id}  {row.status}" + (f"  {excerpt(row.error, 100)}" if row.error
+                                                                    and row.status != "passed" else "")))
+    verdicts = comparison.verdicts()
+    out.append(Text(""))
+    out.append(Text(
+        f"{len(comparison.cases)} cases in both: {verdicts['improved']} improved, {verdicts['regressed']} "
+        f"regressed, {verdicts['changed']} changed status, {verdicts['same']} same status; "
+        f"{len(comparison.only_a)} only in A, {len(comparison.only_b)} only in B"))
+    return out
+
+
+def print_comparison(a: str | Path, b: str | Path, *, console: Console | None = None) -> int:
+    """Load two logs and print their comparison; returns the exit code (0)."""
+    comparison = compare_logs(load_log(a), load_log(b))
+    # A pipe or file gets wide tables: the output is for pasting into an incident report.
+    console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    console.print(Group(*comparison_renderables(comparison)))
+    return 0

@@ -1,0 +1,1 @@
+"""What a person sees: the Textual dashboard (tui/) and the headless printer."""

@@ -1,0 +1,126 @@
+"""The plain mode: a Rich progress bar, one line per finished case, and a per-model summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vlmtui.engine.events import (
+    CaseFinished,
+    CaseQueued,
+    CaseStarted,
+    Event,
+    GuardEvent,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    Notice,
+    SessionFinished,
+    SessionStarted,
+)
+from vlmtui.reports.summary import ModelSummary, summarise
+from vlmtui.text import excerpt
+from vlmtui.units import format_bytes
+
+STATUS_STYLE = {
+    "passed": ("✓", "green"),
+    "failed": ("✗", "red"),
+    "crashed": ("☠", "bold red"),
+    "aborted": ("■", "yellow"),
+    "skipped": ("–", "dim"),
+}
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return pattern.format(value) if value is not None else "—"
+
+
+def summary_table(summaries: list[ModelSummary], title: str = "Per-model summary") -> Table:
+    """The per-model summary as a Rich table: counts, mean time, mean gen tok/s, peak memory (fits 80 columns)."""
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                  padding=(0, 1))
+    table.add_column("model", no_wrap=True, overflow="ellipsis")
+    for column in ("pass", "fail", "crash", "abort", "skip", "mean s", "tok/s", "peak"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
+    for s in summaries:
+        table.add_row(s.model, *(str(s.counts.get(k, 0)) for k in
+                      ("passed", "failed", "crashed", "aborted", "skipped")),
+                      _fmt(s.mean_total_s, "{:.2f}"), _fmt(s.mean_gen_tps, "{:.0f}"),
+                      format_bytes(s.peak_memory_bytes))
+    return table
+
+
+class HeadlessPrinter:
+    """A scheduler subscriber that prints progress to the terminal (or a pipe)."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("{task.fields[current]}"), console=self.console, transient=True,
+        )
+        self._task = self.progress.add_task("cases", total=0, current="")
+        self._results: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, event: Event) -> None:
+        out = self.progress.console
+        if isinstance(event, SessionStarted):
+            total = sum(1 for c in event.cases if not c.get("warmup"))
+            self.progress.update(self._task, total=total, description=event.suite)
+            self.progress.start()
+            out.print(f"[bold]vlmtui[/] {escape(event.suite)}: {total} cases · budget "
+                      f"{format_bytes(event.info.get('budget_bytes'))} ({event.info.get('budget_source')})")
+        elif isinstance(event, CaseQueued):
+            self.progress.update(self._task, total=(self.progress.tasks[0].total or 0) + 1)
+        elif isinstance(event, CaseStarted):
+            self.progress.update(self._task, current=escape(event.case_id))
+        elif isinstance(event, ModelLoading):
+            trust = " [yellow](trust_remote_code)[/]" if event.trust_remote_code else ""
+            out.print(f"  loading [bold]{escape(event.model)}[/] ({event.backend}: {escape(event.path)}){trust}")
+        elif isinstance(event, ModelLoaded):
+            out.print(f"  loaded {escape(event.model)} on {escape(event.device)} {event.dtype} "
+                      f"in {event.load_s:.2f} s")
+            for note in event.notes:
+                out.print(f"  [yellow]note:[/] {escape(note)}")
+        elif isinstance(event, ModelLoadFailed):
+            out.print(f"  [red]cannot load {escape(event.model)}:[/] {escape(event.error)}")
+        elif isinstance(event, CaseFinished):
+            self._case_line(event)
+        elif isinstance(event, GuardEvent):
+            if event.action not in ("none",):
+                out.print(f"  [magenta]guard {event.action}[/] ({event.level}): {escape(event.reason)}")
+        elif isinstance(event, Notice):
+            style = {"error": "red", "warning": "yellow"}.get(event.level, "dim")
+            out.print(f"  [{style}]{escape(event.message)}[/]")
+        elif isinstance(event, SessionFinished):
+            self.progress.stop()
+            self.console.print(summary_table(summarise(self._results.values())))
+            counts = ", ".join(f"{n} {status}" for status, n in event.counts.items())
+            self.console.print(f"{'stopped' if event.stopped else 'done'}: {counts}")
+
+    def _case_line(self, event: CaseFinished) -> None:
+        result = event.result
+        self._results[result.case_id] = result.to_dict()
+        if not result.warmup:
+            self.progress.advance(self._task)
+        mark, style = STATUS_STYLE.get(result.status, ("?", "white"))
+        m = result.metrics
+        stats = ""
+        if m.get("total_s") is not None:
+            stats = f" {m['total_s']:.2f} s"
+            if m.get("gen_tps"):
+                stats += f" {m['gen_tps']:.1f} tok/s"
+            if m.get("peak_memory_bytes"):
+                stats += f" {format_bytes(m['peak_memory_bytes'])}"
+        attempt = f" (attempt {result.attempt})" if result.attempt > 1 else ""
+        warm = " [dim](warm-up)[/]" if result.warmup else ""
+        tail = excerpt(result.error or result.output, 100)
+        self.progress.console.print(
+            f"[{style}]{mark} {result.status:<7}[/] {escape(result.case_id)}{attempt}{warm}{stats}"
+            f" [dim]│[/] {escape(tail)}", overflow="fold",
+        )

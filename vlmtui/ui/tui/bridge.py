@@ -1,0 +1,114 @@
+"""From scheduler events (plain callbacks on the UI's own asyncio loop) to throttled Textual messages."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+
+from asyncio_throttle.throttler import Throttler
+from textual.message_pump import MessagePump
+
+from vlmtui.engine.events import CaseStarted, Event, MemoryUpdate, TokenReceived
+from vlmtui.ui.tui.messages import EngineEvent, MemorySampled, TokensStreamed
+
+DEFAULT_FPS = 15.0
+"""UI updates a second for streamed text and gauges on a local terminal."""
+SSH_FPS = 8.0
+"""The same over SSH (``SSH_CONNECTION`` is set), where every redraw crosses the network."""
+HISTORY_S = 60.0
+"""How far back the memory sparkline reaches."""
+
+
+def ui_fps(environ: dict[str, str] | None = None) -> float:
+    """Updates a second: ``VLMTUI_FPS`` if set (1–60), else lower over SSH than locally."""
+    env = os.environ if environ is None else environ
+    raw = env.get("VLMTUI_FPS", "").strip()
+    if raw:
+        try:
+            return min(max(float(raw), 1.0), 60.0)
+        except ValueError:
+            pass
+    return SSH_FPS if env.get("SSH_CONNECTION") else DEFAULT_FPS
+
+
+class EngineBridge:
+    """A scheduler subscriber: low-rate events are posted at once, tokens and memory at most ``fps`` a second.
+
+    The scheduler calls it on the same asyncio loop as the app, so it only records and posts; the
+    ``pump`` coroutine (run as a worker of the screen) sends the throttled updates.
+    """
+
+    def __init__(self, target: MessagePump, fps: float = DEFAULT_FPS) -> None:
+        self.fps = fps
+        self._target = target
+        self._throttler = Throttler(rate_limit=1, period=1.0 / fps, retry_interval=0.25 / fps)
+        self._dirty = asyncio.Event()
+        self._stream_case: str | None = None
+        self._stream_text = ""
+        self._stream_parts: list[str] = []
+        self._stream_dirty = False
+        self._memory: MemoryUpdate | None = None
+        self._memory_dirty = False
+        self._history: deque[tuple[float, float]] = deque()
+        self.closed = False
+        self.posted = 0
+        """Throttled messages posted so far (for tests and the curious)."""
+
+    def __call__(self, event: Event) -> None:
+        if self.closed:
+            return
+        if isinstance(event, TokenReceived):
+            if event.case_id != self._stream_case:
+                self._reset_stream(event.case_id)
+            self._stream_parts.append(event.text)
+            self._stream_dirty = True
+            self._dirty.set()
+            return
+        if isinstance(event, MemoryUpdate):
+            self._memory = event
+            self._history.append((event.t, float(event.guarded_bytes or 0)))
+            while self._history and self._history[0][0] < event.t - HISTORY_S:
+                self._history.popleft()
+            self._memory_dirty = True
+            self._dirty.set()
+            return
+        # Text of the case that just ended goes out before the event that ends it.
+        self._flush_stream()
+        if isinstance(event, CaseStarted):
+            self._reset_stream(event.case_id)
+        self._target.post_message(EngineEvent(event))
+
+    def _reset_stream(self, case_id: str) -> None:
+        self._stream_case, self._stream_text, self._stream_parts = case_id, "", []
+        self._stream_dirty = False
+
+    def _flush_stream(self) -> None:
+        if self._stream_dirty and self._stream_case is not None:
+            self._stream_text += "".join(self._stream_parts)
+            self._stream_parts.clear()
+            self._stream_dirty = False
+            self.posted += 1
+            self._target.post_message(TokensStreamed(self._stream_case, self._stream_text))
+
+    def flush(self) -> None:
+        """Post whatever is pending now (the pump does this at most ``fps`` times a second)."""
+        self._dirty.clear()
+        self._flush_stream()
+        if self._memory_dirty and self._memory is not None:
+            self._memory_dirty = False
+            self.posted += 1
+            self._target.post_message(MemorySampled(self._memory, tuple(v for _, v in self._history)))
+
+    async def pump(self) -> None:
+        """Send pending updates, throttled, until ``close``."""
+        while not self.closed:
+            await self._dirty.wait()
+            async with self._throttler:
+                if not self.closed:
+                    self.flush()
+
+    def close(self) -> None:
+        """Stop posting (the app is going away); the scheduler may still emit a few events."""
+        self.closed = True
+        self._dirty.set()

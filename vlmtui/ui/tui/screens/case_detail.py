@@ -1,0 +1,96 @@
+"""A case in full (enter): every attempt, the latest output, its metrics, error and the worker's detail."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+from vlmtui.text import printable
+from vlmtui.ui.tui.format import rate, seconds, size, status_label, status_mark
+from vlmtui.ui.tui.state import CaseView
+
+
+def describe_case(row: CaseView, streamed: str = "", *, trust_remote_code: bool = False) -> RenderableType:
+    """The case's identity, its attempts as a table, then the latest attempt's output, error and detail."""
+    head = Table.grid(padding=(0, 1))
+    head.add_column(style="bold")
+    head.add_column()
+    head.add_row("case", Text(row.case_id))
+    head.add_row("model", Text(f"{row.model} ({row.backend})"))
+    if trust_remote_code:
+        head.add_row("", Text("trust_remote_code = true: this model runs code from its repository", style="yellow"))
+    head.add_row("image", Text(row.image or "— (text only)"))
+    head.add_row("prompt", Text(printable(row.prompt)))
+    head.add_row("status", Text(status_label(row.status, row.attempt), style=status_mark(row.status)[1]))
+    attempts = Table(title="attempts", title_justify="left", box=None, header_style="bold", pad_edge=False)
+    for name in ("#", "status", "total s", "ttft s", "tok/s", "tokens", "peak", "error"):
+        attempts.add_column(name, justify="right" if name not in ("status", "error") else "left")
+    for result in row.attempts:
+        m = result.metrics
+        attempts.add_row(str(result.attempt), Text(result.status, style=status_mark(result.status)[1]),
+                         seconds(m.get("total_s")), seconds(m.get("ttft_s")), rate(m.get("gen_tps")),
+                         str(m.get("gen_tokens", "—")), size(m.get("peak_memory_bytes")),
+                         Text(printable(result.error), style="red"))
+    parts: list[RenderableType] = [head, Text(), attempts]
+    latest = row.latest
+    if row.running:
+        parts += [Text("\noutput so far", style="bold"), Text(printable(streamed))]
+    elif latest is not None:
+        parts += [Text("\noutput", style="bold"), Text(printable(latest.output) or "(none)")]
+        if latest.error:
+            parts += [Text("\nerror", style="bold red"), Text(printable(latest.error), style="red")]
+        other = {k: v for k, v in latest.metrics.items() if k not in
+                 ("total_s", "ttft_s", "gen_tps", "gen_tokens", "peak_memory_bytes")}
+        if other:
+            parts += [Text("\nmore metrics", style="bold"),
+                      Text(", ".join(f"{k} {v}" for k, v in other.items()), style="bright_black")]
+        if latest.detail:
+            parts += [Text("\ndetail (traceback or worker stderr)", style="bold"),
+                      Text(printable(latest.detail[-4000:]), style="bright_black")]
+    return Group(*parts)
+
+
+class CaseDetailScreen(ModalScreen[None]):
+    """One case, scrollable; escape, enter or q closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,enter,q", "close", "Close", tooltip="Back to the dashboard."),
+        Binding("j", "scroll('down')", "Down", show=False, tooltip="Scroll down."),
+        Binding("k", "scroll('up')", "Up", show=False, tooltip="Scroll up."),
+    ]
+    """
+    | Key(s) | Description |
+    | :- | :- |
+    | escape, enter, q | Back to the dashboard. |
+    | j, k, ↑, ↓ | Scroll. |
+    """
+
+    def __init__(self, row: CaseView, streamed: str = "", *, trust_remote_code: bool = False) -> None:
+        super().__init__()
+        self.row = row
+        self.streamed = streamed
+        self.trust_remote_code = trust_remote_code
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="detail"):
+            yield Label(self.row.case_id, id="dialog-title", markup=False)
+            yield Static(describe_case(self.row, self.streamed, trust_remote_code=self.trust_remote_code),
+                         id="detail-body")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_scroll(self, direction: str) -> None:
+        scroller = self.query_one("#detail", VerticalScroll)
+        if direction == "down":
+            scroller.scroll_down(animate=False)
+        else:
+            scroller.scroll_up(animate=False)

@@ -1,0 +1,278 @@
+"""What the dashboard knows about the session, folded from scheduler events (plain Python, no Textual).
+
+The dashboard reads this to draw the queue, the header and the per-model summary. It is filled from
+the same events a replay or the live scheduler emits, so snapshots and the real run draw the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vlmtui.engine.events import (
+    STATUSES,
+    CaseFinished,
+    CaseQueued,
+    CaseResult,
+    CaseStarted,
+    Event,
+    GuardEvent,
+    MemoryUpdate,
+    ModelLoaded,
+    ModelLoadFailed,
+    ModelLoading,
+    QueueChanged,
+    SessionFinished,
+    SessionStarted,
+)
+from vlmtui.reports.summary import ModelSummary, summarise
+
+if TYPE_CHECKING:
+    from vlmtui.engine.scheduler import Scheduler
+
+
+@dataclass
+class CaseView:
+    """One row of the queue: the planned case and every attempt so far."""
+
+    case_id: str
+    model: str
+    backend: str
+    image: str | None
+    prompt: str
+    kind: str
+    warmup: bool = False
+    attempts: list[CaseResult] = field(default_factory=list)
+    queued: bool = False
+    """Waiting in the queue (first run or a rerun)."""
+    running: bool = False
+    started_at: float | None = None
+    next_attempt: int = 1
+
+    @property
+    def latest(self) -> CaseResult | None:
+        """The latest finished attempt."""
+        return self.attempts[-1] if self.attempts else None
+
+    @property
+    def status(self) -> str:
+        """``running``, ``queued``, or the latest attempt's status."""
+        if self.running:
+            return "running"
+        if self.queued or not self.attempts:
+            return "queued"
+        return self.attempts[-1].status
+
+    @property
+    def attempt(self) -> int:
+        """The attempt shown: the running or queued one, else the latest finished one."""
+        if self.running or self.queued or not self.attempts:
+            return self.next_attempt
+        return self.attempts[-1].attempt
+
+    @property
+    def image_name(self) -> str:
+        """The image's file name, or ``text`` for a text-only case."""
+        if not self.image:
+            return "text"
+        return self.image.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+@dataclass
+class ModelView:
+    """How a model's load went: backend, device, dtype, and whether it is the one in the worker."""
+
+    model: str
+    backend: str
+    state: str = "waiting"
+    """``waiting``, ``loading``, ``loaded``, ``failed`` or ``unloaded``."""
+    device: str = ""
+    dtype: str = ""
+    load_s: float | None = None
+    error: str = ""
+    trust_remote_code: bool = False
+
+
+@dataclass
+class SessionView:
+    """The session as the dashboard draws it."""
+
+    suite: str = ""
+    session_id: str = ""
+    order: list[str] = field(default_factory=list)
+    cases: dict[str, CaseView] = field(default_factory=dict)
+    models: dict[str, ModelView] = field(default_factory=dict)
+    running: str | None = None
+    paused: bool = False
+    finished: bool = False
+    started_at: float | None = None
+    budget_bytes: int | None = None
+    budget_source: str = ""
+    thresholds: tuple[float, float, float] = (75.0, 85.0, 95.0)
+    """warn, cleanup and abort, in percent of the budget."""
+    guard_level: str = "ok"
+    last_guard: GuardEvent | None = None
+    current_model: str | None = None
+
+    @classmethod
+    def from_scheduler(cls, scheduler: Scheduler) -> SessionView:
+        """The plan and any results already known (``--resume``) before the scheduler starts."""
+        view = cls(suite=scheduler.suite_name, session_id=scheduler.session_id,
+                   budget_bytes=scheduler.budget.bytes, budget_source=scheduler.budget.source)
+        guard = scheduler.guard_config
+        view.thresholds = (float(guard.warn), float(guard.cleanup), float(guard.abort))
+        pending = set(scheduler.pending)
+        for case_id in scheduler.order:
+            case = scheduler.cases[case_id]
+            row = view._add_case(case_id, case.model.id, case.model.backend,
+                                 str(case.image) if case.image else None, case.prompt, case.kind, case.warmup)
+            view.models[case.model.id].trust_remote_code = case.model.trust_remote_code
+            row.attempts = list(scheduler.results[case_id])
+            row.queued = case_id in pending
+            row.next_attempt = len(row.attempts) + 1  # CaseQueued/CaseStarted carry the exact number
+        return view
+
+    def _add_case(self, case_id: str, model: str, backend: str, image: str | None, prompt: str, kind: str,
+                  warmup: bool) -> CaseView:
+        row = self.cases.get(case_id)
+        if row is None:
+            row = CaseView(case_id, model, backend, image, prompt, kind, warmup)
+            self.cases[case_id] = row
+            self.order.append(case_id)
+        self.models.setdefault(model, ModelView(model, backend))
+        return row
+
+    # ------------------------------------------------------------------ folding events
+
+    def apply(self, event: Event) -> str | None:
+        """Take one event into the view; returns the id of the case whose row changed, if one did."""
+        if isinstance(event, SessionStarted):
+            self._start(event)
+        elif isinstance(event, CaseQueued):
+            row = self.cases.get(event.case_id)
+            if row is not None:
+                row.queued, row.next_attempt = True, event.attempt
+                self.finished = False
+                return row.case_id
+        elif isinstance(event, CaseStarted):
+            row = self.cases.get(event.case_id)
+            if row is not None:
+                row.queued, row.running, row.started_at, row.next_attempt = False, True, event.t, event.attempt
+                self.running = row.case_id
+                return row.case_id
+        elif isinstance(event, CaseFinished):
+            return self._finish(event.result)
+        elif isinstance(event, ModelLoading):
+            model = self.models.setdefault(event.model, ModelView(event.model, event.backend))
+            model.state, model.error = "loading", ""
+            model.trust_remote_code = event.trust_remote_code
+            self._unload_others(event.model)
+            self.current_model = event.model
+        elif isinstance(event, ModelLoaded):
+            model = self.models.setdefault(event.model, ModelView(event.model, ""))
+            model.state, model.device, model.dtype, model.load_s = "loaded", event.device, event.dtype, event.load_s
+            self.current_model = event.model
+        elif isinstance(event, ModelLoadFailed):
+            model = self.models.setdefault(event.model, ModelView(event.model, ""))
+            model.state, model.error = "failed", event.error
+        elif isinstance(event, GuardEvent):
+            self.guard_level = event.level
+            if event.action != "none":
+                self.last_guard = event
+        elif isinstance(event, MemoryUpdate):
+            self.guard_level = event.level
+            self.budget_bytes = event.budget_bytes
+        elif isinstance(event, QueueChanged):
+            self.paused = event.paused
+        elif isinstance(event, SessionFinished):
+            self.finished = True
+            self.running = None
+        return None
+
+    def _start(self, event: SessionStarted) -> None:
+        self.suite, self.session_id = event.suite, event.session_id
+        self.started_at = self.started_at or event.t
+        self.finished = False
+        info = event.info
+        self.budget_bytes = info.get("budget_bytes", self.budget_bytes)
+        self.budget_source = str(info.get("budget_source", self.budget_source))
+        guard = info.get("guard") or {}
+        if guard:
+            self.thresholds = (float(guard.get("warn", 75)), float(guard.get("cleanup", 85)),
+                               float(guard.get("abort", 95)))
+        for case in event.cases:
+            known = case["case_id"] in self.cases
+            row = self._add_case(case["case_id"], case["model"], case.get("backend", ""), case.get("image"),
+                                 case.get("prompt", ""), case.get("kind", "image"), bool(case.get("warmup")))
+            self.models[row.model].trust_remote_code = bool(case.get("trust_remote_code"))
+            if not known:
+                row.queued = True
+
+    def _finish(self, result: CaseResult) -> str | None:
+        row = self.cases.get(result.case_id)
+        if row is None:
+            return None
+        row.attempts.append(result)
+        row.running = row.queued = False
+        row.next_attempt = result.attempt + 1
+        if self.running == result.case_id:
+            self.running = None
+        return row.case_id
+
+    def _unload_others(self, model: str) -> None:
+        for other in self.models.values():
+            if other.model != model and other.state in ("loaded", "loading"):
+                other.state = "unloaded"
+
+    # ------------------------------------------------------------------ what the widgets read
+
+    @property
+    def idle(self) -> bool:
+        """Nothing runs and nothing waits: the session is done until a rerun."""
+        return self.running is None and not any(row.queued for row in self.cases.values())
+
+    def counts(self) -> dict[str, int]:
+        """Cases by shown status (warm-ups left out), in a stable order."""
+        counts = dict.fromkeys((*STATUSES, "running", "queued"), 0)
+        for row in self.cases.values():
+            if not row.warmup:
+                counts[row.status] = counts.get(row.status, 0) + 1
+        return counts
+
+    def backend_device(self) -> str:
+        """``transformers · cpu float32``: the current model's backend and device (or the suite's backends)."""
+        model = self.models.get(self.current_model or "")
+        if model is not None:
+            where = " ".join(part for part in (model.device, model.dtype) if part)
+            return f"{model.backend} · {where}" if where else model.backend
+        backends = sorted({m.backend for m in self.models.values() if m.backend})
+        return ", ".join(backends) or "—"
+
+    def summaries(self) -> list[ModelSummary]:
+        """One summary per planned model, in plan order, models without results included."""
+        latest: list[dict[str, Any]] = [row.latest.to_dict() for row in self.cases.values() if row.latest]
+        by_model = {summary.model: summary for summary in summarise(latest)}
+        return [by_model.get(name) or ModelSummary(name, model.backend) for name, model in self.models.items()]
+
+    def failed_ids(self) -> list[str]:
+        """Cases whose latest attempt failed, crashed or was aborted and that are not queued again."""
+        return [cid for cid in self.order
+                if self.cases[cid].status in ("failed", "crashed", "aborted")]
+
+    def matches(self, case_id: str, query: str) -> bool:
+        """Whether a case passes the filter: every word must match its status, model or case id."""
+        row = self.cases[case_id]
+        words = query.lower().split()
+        haystack = (row.status, row.model.lower(), row.case_id.lower())
+        for word in words:
+            if word in ("failures", "failing", "bad"):
+                if row.status not in ("failed", "crashed", "aborted"):
+                    return False
+                continue
+            if not any(word in item for item in haystack):
+                return False
+        return True
+
+    def visible(self, query: str) -> list[str]:
+        """The case ids the filter keeps, in plan order."""
+        return [cid for cid in self.order if self.matches(cid, query)] if query.strip() else list(self.order)

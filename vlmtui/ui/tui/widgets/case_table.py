@@ -1,0 +1,180 @@
+"""The queue: one row per case with its latest attempt; the running case stands out; j/k move like ↓/↑."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import DataTable
+
+from vlmtui.text import middle, one_line
+from vlmtui.ui.tui.format import rate, seconds, size, status_label, status_mark
+from vlmtui.ui.tui.state import CaseView
+
+FIXED_COLUMNS = (("status", 10), ("total s", 7), ("tok/s", 5), ("peak", 9))
+"""Columns whose width does not depend on the terminal."""
+RIGHT_ALIGNED = frozenset({"total s", "tok/s", "peak"})
+COLUMN_ORDER = ("status", "model", "image", "prompt", "total s", "tok/s", "peak")
+
+
+def column_widths(width: int, cell_padding: int = 1) -> dict[str, int]:
+    """Widths that fill ``width`` cells: fixed columns as they are, model/image/prompt share the rest."""
+    fixed = dict(FIXED_COLUMNS)
+    flex = width - 2 * cell_padding * len(COLUMN_ORDER) - sum(fixed.values())
+    flex = max(flex, 20)
+    model = max(int(flex * 0.45), 8)
+    image = max(int(flex * 0.28), 6)
+    prompt = max(flex - model - image, 6)
+    return {**fixed, "model": model, "image": image, "prompt": prompt}
+
+
+def row_cells(row: CaseView, widths: dict[str, int], now: float) -> tuple[Text, ...]:
+    """The cells of one case: its status (with attempt count), names, and the latest attempt's numbers."""
+    status = row.status
+    _, style = status_mark(status)
+    latest = row.latest
+    metrics = latest.metrics if latest is not None and not (row.running or row.queued) else {}
+    total = metrics.get("total_s")
+    if row.running and row.started_at is not None:
+        total = max(now - row.started_at, 0.0)
+    emphasis = "bold" if row.running else ""
+    prompt = ("(warm-up) " if row.warmup else "") + row.prompt
+    cells = {
+        "status": Text(status_label(status, row.attempt), style=style),
+        "model": Text(middle(row.model, widths["model"]), style=f"{emphasis} cyan" if row.running else ""),
+        "image": Text(one_line(row.image_name, widths["image"]), style=emphasis or ("italic" if not row.image
+                                                                                else "")),
+        "prompt": Text(one_line(prompt, widths["prompt"]), style=emphasis or "bright_black"),
+        "total s": Text(seconds(total) if total is not None else "", style=emphasis, justify="right"),
+        "tok/s": Text(rate(metrics.get("gen_tps")) if metrics.get("gen_tps") else "", justify="right"),
+        "peak": Text(size(metrics.get("peak_memory_bytes")) if metrics.get("peak_memory_bytes") else "",
+                     justify="right"),
+    }
+    return tuple(cells[name] for name in COLUMN_ORDER)
+
+
+class CaseTable(DataTable[Text]):
+    """The queue of cases; highlights follow the running case until the user moves the cursor."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False, tooltip="Select the next case."),
+        Binding("k", "cursor_up", "Up", show=False, tooltip="Select the previous case."),
+    ]
+    """
+    | Key(s) | Description |
+    | :- | :- |
+    | j | Select the next case (as ↓ does). |
+    | k | Select the previous case (as ↑ does). |
+    """
+
+    @dataclass
+    class CaseHighlighted(Message):
+        """The cursor is on another case (moved by the user, or following the running case)."""
+
+        case_id: str
+        by_user: bool
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=False, show_cursor=True)
+        self.following = True
+        """Whether the cursor jumps to each case as it starts (until the user moves it)."""
+        self._widths: dict[str, int] = {}
+        self._shown: list[str] = []
+        self._cells: dict[str, tuple[Text, ...]] = {}
+        self._user_move = False
+
+    # ------------------------------------------------------------------ what to show
+
+    def sync(self, rows: Sequence[CaseView], now: float) -> None:
+        """Show ``rows`` (already filtered), updating only what changed."""
+        widths = column_widths(max(self.size.width - 1, 40), self.cell_padding)
+        ids = [row.case_id for row in rows]
+        if widths != self._widths:
+            self._rebuild_columns(widths)
+        if ids != self._shown:
+            self._rebuild_rows(rows, now)
+            return
+        for row in rows:
+            cells = row_cells(row, self._widths, now)
+            old = self._cells.get(row.case_id)
+            if old == cells:
+                continue
+            for name, cell, before in zip(COLUMN_ORDER, cells, old or (None,) * len(cells), strict=True):
+                if cell != before:
+                    self.update_cell(row.case_id, name, cell)
+            self._cells[row.case_id] = cells
+
+    def _rebuild_columns(self, widths: dict[str, int]) -> None:
+        self._widths = widths
+        self._shown = []
+        self.clear(columns=True)
+        for name in COLUMN_ORDER:
+            label = Text(name, justify="right" if name in RIGHT_ALIGNED else "left")
+            self.add_column(label, width=widths[name], key=name)
+
+    def _rebuild_rows(self, rows: Sequence[CaseView], now: float) -> None:
+        selected = self.selected_case
+        self.clear()
+        self._cells = {}
+        for row in rows:
+            cells = row_cells(row, self._widths, now)
+            self._cells[row.case_id] = cells
+            self.add_row(*cells, key=row.case_id)
+        self._shown = [row.case_id for row in rows]
+        if selected in self._shown:
+            self.move_cursor(row=self._shown.index(selected), animate=False)
+
+    @property
+    def selected_case(self) -> str | None:
+        """The case under the cursor."""
+        if not self._shown or not 0 <= self.cursor_row < len(self._shown):
+            return None
+        return self._shown[self.cursor_row]
+
+    def select_case(self, case_id: str) -> None:
+        """Move the cursor to a case (not a user move: following stays as it is)."""
+        if case_id in self._shown and self.selected_case != case_id:
+            self.move_cursor(row=self._shown.index(case_id), animate=False, scroll=True)
+
+    # ------------------------------------------------------------------ who moved the cursor
+
+    def _moved_by_user(self) -> None:
+        self._user_move = True
+
+    def action_cursor_down(self) -> None:
+        self._moved_by_user()
+        super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self._moved_by_user()
+        super().action_cursor_up()
+
+    def action_page_down(self) -> None:
+        self._moved_by_user()
+        super().action_page_down()
+
+    def action_page_up(self) -> None:
+        self._moved_by_user()
+        super().action_page_up()
+
+    def action_scroll_top(self) -> None:
+        self._moved_by_user()
+        super().action_scroll_top()
+
+    def action_scroll_bottom(self) -> None:
+        self._moved_by_user()
+        super().action_scroll_bottom()
+
+    def on_mouse_down(self, _: events.MouseDown) -> None:
+        self._moved_by_user()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        by_user, self._user_move = self._user_move, False
+        if event.row_key.value is not None:
+            self.post_message(self.CaseHighlighted(str(event.row_key.value), by_user))

@@ -1,0 +1,225 @@
+"""The memory panel: unified memory, swap and the guarded framework memory as gauges, with a sparkline.
+
+The framework gauge is drawn against the guard's budget with the warn, cleanup and abort marks on the
+bar; colours follow the guard's level there, and display thresholds (set here, not in the engine)
+elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Label, Sparkline
+
+from vlmtui.engine.events import GuardEvent, MemoryUpdate
+from vlmtui.ui.tui.format import FRAMEWORK_LABELS, LEVEL_STYLES, PRESSURE_NAMES, size, size_pair
+
+SYSTEM_WARN_PCT = 80.0
+"""Unified memory (or swap) use above which its gauge turns yellow."""
+SYSTEM_HIGH_PCT = 92.0
+"""… and red."""
+MARK_STYLES = ("yellow", "dark_orange", "red")
+"""Colours of the warn, cleanup and abort marks."""
+MIN_BAR_WITH_NOTE = 16
+"""Cells a bar keeps before its gauge drops the note after the numbers."""
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+@dataclass(frozen=True)
+class GaugeReading:
+    """One gauge's numbers: used of total, the marks to draw (percent of total), and the colour level."""
+
+    label: str
+    used: float | None
+    total: float | None
+    level: str = "ok"
+    marks: tuple[float, ...] = ()
+    note: str = ""
+
+
+def _system_level(used: float | None, total: float | None) -> str:
+    if not used or not total:
+        return "ok"
+    pct = 100 * used / total
+    return "abort" if pct >= SYSTEM_HIGH_PCT else "warn" if pct >= SYSTEM_WARN_PCT else "ok"
+
+
+def render_bar(reading: GaugeReading, width: int) -> Text:
+    """A bar ``width`` cells wide, filled to used/total in eighths, with the marks drawn on it."""
+    bar = Text()
+    if width <= 0:
+        return bar
+    fill_style = LEVEL_STYLES.get(reading.level, "green").replace("bold ", "")
+    fraction = 0.0
+    if reading.used is not None and reading.total:
+        fraction = min(max(reading.used / reading.total, 0.0), 1.0)
+    eighths = round(fraction * width * 8)
+    full, part = divmod(eighths, 8)
+    marks = {min(int(pct / 100 * width), width - 1): MARK_STYLES[min(i, 2)] for i, pct in enumerate(reading.marks)}
+    for cell in range(width):
+        mark = marks.get(cell)
+        if cell < full:
+            bar.append("█" if mark is None else "▐", style=fill_style if mark is None else f"{mark} on {fill_style}")
+        elif cell == full and part:
+            bar.append(_EIGHTHS[part], style=f"{fill_style} on grey23")
+        elif mark is not None:
+            bar.append("│", style=f"bold {mark} on grey23")
+        else:
+            bar.append(" ", style="on grey23")
+    return bar
+
+
+class Gauge(Widget):
+    """``RAM ▕█████▌   │  │ │▏ 12.1/16.0 GiB``: one line, the bar takes whatever width is left."""
+
+    DEFAULT_CSS = """
+    Gauge {
+        height: 1;
+        width: 1fr;
+    }
+    """
+
+    reading: reactive[GaugeReading | None] = reactive(None)
+    """The numbers to draw; None draws an empty, unlabelled bar."""
+
+    def render(self) -> Text:
+        reading = self.reading or GaugeReading("", None, None)
+        value = size_pair(reading.used, reading.total) if reading.total else size(reading.used)
+        label = f"{reading.label:<5.5}"
+        width = self.size.width or 40
+        # The note (MLX cache, "no worker") only when the bar keeps room for its marks.
+        if reading.note and width - len(label) - len(value) - len(reading.note) - 2 >= MIN_BAR_WITH_NOTE:
+            value = f"{value} {reading.note}"
+        bar_width = max(width - len(label) - len(value) - 1, 4)
+        line = Text(label, style="bold")
+        line.append_text(render_bar(reading, bar_width))
+        line.append(" " + value)
+        line.truncate(width)
+        return line
+
+
+class StatusLine(Widget):
+    """Styled text, one line unless its CSS gives it more."""
+
+    DEFAULT_CSS = """
+    StatusLine {
+        height: auto;
+    }
+    """
+
+    text: reactive[Text] = reactive(Text(""))
+    """What the line says."""
+
+    def render(self) -> Text:
+        return self.text
+
+
+class MemoryPanel(Vertical):
+    """Gauges for unified memory, swap and framework memory; pressure, guard level and a 60 s sparkline."""
+
+    sample: reactive[MemoryUpdate | None] = reactive(None)
+    """The newest memory sample."""
+    history: reactive[tuple[float, ...]] = reactive(())
+    """Guarded bytes over the last minute, oldest first."""
+    thresholds: reactive[tuple[float, float, float]] = reactive((75.0, 85.0, 95.0))
+    """warn, cleanup and abort in percent of the budget."""
+    last_guard: reactive[GuardEvent | None] = reactive(None)
+    """The guard's latest action (cleanup, abort, recover…), shown under the gauges."""
+    budget_source: reactive[str] = reactive("")
+    """Where the budget comes from (``metal recommended working set``, ``explicit 12GiB``…)."""
+
+    ram: reactive[GaugeReading | None] = reactive(None)
+    """Unified (system) memory: used of total."""
+    swap: reactive[GaugeReading | None] = reactive(None)
+    """Swap used of total."""
+    framework: reactive[GaugeReading | None] = reactive(None)
+    """The guarded quantity (MLX active+cache, MPS, CUDA, or the worker's RSS) against the budget."""
+    status: reactive[Text] = reactive(Text(""))
+    """Pressure level, guard level and the last guard action."""
+    notes: reactive[Text] = reactive(Text(""))
+    """The budget and where it comes from, the worker's RSS, the minute's peak, the guard's last reason."""
+
+    def compose(self) -> ComposeResult:
+        yield Gauge(id="gauge-ram").data_bind(reading=MemoryPanel.ram)
+        yield Gauge(id="gauge-swap").data_bind(reading=MemoryPanel.swap)
+        yield Gauge(id="gauge-framework").data_bind(reading=MemoryPanel.framework)
+        yield StatusLine(id="memory-status").data_bind(text=MemoryPanel.status)
+        with Horizontal(id="memory-trend"):
+            yield Label("60 s ", id="sparkline-label")
+            yield Sparkline(id="memory-sparkline").data_bind(data=MemoryPanel.history)
+        yield StatusLine(id="memory-notes").data_bind(text=MemoryPanel.notes)
+
+    def compute_ram(self) -> GaugeReading | None:
+        if self.sample is None:
+            return GaugeReading("RAM", None, None)
+        system = self.sample.system
+        total = system.get("total")
+        available = system.get("available")
+        # On macOS "used" leaves out compressed and cached pages; total − available is what is really gone.
+        used = total - available if total is not None and available is not None else system.get("used")
+        return GaugeReading("RAM", used, total, _system_level(used, total))
+
+    def compute_swap(self) -> GaugeReading | None:
+        if self.sample is None:
+            return GaugeReading("swap", None, None)
+        total, used = self.sample.system.get("swap_total"), self.sample.system.get("swap_used")
+        if not total:
+            return GaugeReading("swap", used or 0, None, note="(no swap)")
+        return GaugeReading("swap", used, total, _system_level(used, total))
+
+    def compute_framework(self) -> GaugeReading | None:
+        sample = self.sample
+        if sample is None:
+            return GaugeReading("mem", None, None, marks=self.thresholds)
+        framework = sample.framework or {}
+        source = str(framework.get("framework") or sample.guarded_source or "rss")
+        label = FRAMEWORK_LABELS.get(source, source)
+        note = ""
+        if source == "mlx" and framework.get("cache_bytes") is not None:
+            note = f"(cache {size(framework.get('cache_bytes'))})"
+        elif sample.guarded_bytes is None:
+            note = "(no worker)"
+        return GaugeReading(label, sample.guarded_bytes or 0, sample.budget_bytes, sample.level,
+                            marks=self.thresholds, note=note)
+
+    def compute_status(self) -> Text:
+        sample = self.sample
+        text = Text()
+        if sample is not None and sample.pressure is not None:
+            name, style = PRESSURE_NAMES.get(sample.pressure, (str(sample.pressure), "white"))
+            text.append("pressure ")
+            text.append(name, style=style)
+        else:
+            text.append("pressure ")
+            text.append("n/a", style="bright_black")
+        level = sample.level if sample is not None else "ok"
+        text.append(" · guard ")
+        text.append(level, style=LEVEL_STYLES.get(level, "white"))
+        warn, cleanup, abort = self.thresholds
+        text.append(f" {warn:g}/{cleanup:g}/{abort:g}%", style="bright_black")
+        if self.last_guard is not None:
+            text.append(f" · {self.last_guard.action}", style="magenta")
+        return text
+
+    def compute_notes(self) -> Text:
+        sample = self.sample
+        text = Text(style="bright_black")
+        if sample is None:
+            return text
+        text.append(f"budget {size(sample.budget_bytes)}")
+        if self.budget_source:
+            text.append(f" ({self.budget_source})")
+        if sample.worker_rss:
+            text.append(f" · worker RSS {size(sample.worker_rss)}")
+        if self.history:
+            text.append(f" · 60 s peak {size(max(self.history))}")
+        guard = self.last_guard
+        if guard is not None:
+            text.append(f"\nguard {guard.action}: ", style="magenta")
+            text.append(guard.reason)
+        return text

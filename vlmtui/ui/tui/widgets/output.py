@@ -1,0 +1,112 @@
+"""The output pane: the running case's text as it streams, or a finished case's output, metrics and error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from vlmtui.text import printable
+from vlmtui.ui.tui.format import rate, seconds, size, status_label, status_mark
+
+
+@dataclass(frozen=True)
+class OutputContent:
+    """What the pane shows: one case's text, and the lines that say how it went."""
+
+    case_id: str
+    status: str
+    attempt: int = 1
+    text: str = ""
+    error: str = ""
+    metrics: tuple[tuple[str, str], ...] = ()
+    """Label and formatted value pairs (``total 0.26 s``)."""
+    streaming: bool = False
+    note: str = ""
+
+
+def metric_pairs(metrics: dict[str, object]) -> tuple[tuple[str, str], ...]:
+    """The metrics worth a glance, formatted with units."""
+
+    def num(key: str) -> float | None:
+        value = metrics.get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    pairs = [
+        ("total", f"{seconds(num('total_s'))} s"),
+        ("ttft", f"{seconds(num('ttft_s'))} s"),
+        ("gen", f"{rate(num('gen_tps'))} tok/s"),
+        ("tokens", str(metrics.get("gen_tokens") if metrics.get("gen_tokens") is not None else "—")),
+        ("peak", size(num("peak_memory_bytes"))),
+        ("load", f"{seconds(num('load_s'))} s"),
+    ]
+    return tuple(pairs) if metrics else ()
+
+
+def head_lines(content: OutputContent, width: int) -> list[Text]:
+    """The status and its metrics, packed into lines of ``width`` without splitting a metric."""
+    _, style = status_mark(content.status)
+    lines = [Text.assemble((status_label(content.status, content.attempt), style))]
+    for label, value in content.metrics:
+        piece = Text.assemble((label, "bright_black"), " ", value)
+        if lines[-1].cell_len + 2 + piece.cell_len > width and lines[-1].plain:
+            lines.append(piece)
+        else:
+            lines[-1].append("  ")
+            lines[-1].append_text(piece)
+    if content.note:
+        lines.append(Text(content.note, style="italic bright_black"))
+    return lines
+
+
+def body_text(content: OutputContent) -> Text:
+    """The error (if any), then the model's text, made safe for the terminal."""
+    body = Text()
+    if content.error:
+        body.append(printable(content.error), style="red")
+        body.append("\n")
+    body.append(printable(content.text))
+    if content.streaming:
+        body.append("▌", style="cyan")
+    return body
+
+
+class OutputPane(Widget):
+    """One case's text, drawn into a fixed box: a streaming case shows its newest lines, a finished one its
+    first lines (enter shows everything). Nothing here changes the layout, so an update repaints only
+    this box, however fast tokens arrive."""
+
+    DEFAULT_CSS = """
+    OutputPane {
+        height: 1fr;
+    }
+    """
+
+    content: reactive[OutputContent | None] = reactive(None)
+    """The case shown, or None before anything ran."""
+
+    def watch_content(self, content: OutputContent | None) -> None:
+        if content is None:
+            self.border_subtitle = ""
+        else:
+            self.border_subtitle = f"{status_mark(content.status)[0]} {content.case_id}"
+
+    def render(self) -> Text:
+        width, height = max(self.content_size.width, 1), max(self.content_size.height, 1)
+        console = self.app.console
+        content = self.content
+        if content is None:
+            return Text("waiting for the first case…", style="bright_black")
+        head = [line for text in head_lines(content, width) for line in text.wrap(console, width)]
+        body = body_text(content)
+        body_lines = list(body.wrap(console, width)) if body.plain else []
+        room = max(height - len(head), 0)
+        if content.streaming:
+            body_lines = body_lines[-room:] if room else []
+        elif len(body_lines) > room:
+            more = Text("… (enter shows all)", style="italic bright_black")
+            body_lines = [*body_lines[: max(room - 1, 0)], more]
+        lines = (head + body_lines)[:height]
+        return Text("\n", no_wrap=True, overflow="crop").join(lines)

@@ -1,0 +1,1 @@
+"""What the vlmtui process and the worker both speak: protocol messages and the model spec."""

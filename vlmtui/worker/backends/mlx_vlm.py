@@ -1,0 +1,431 @@
+"""A model run by mlx-vlm (MLX: Metal on Apple Silicon, the CPU on Linux) in the worker process.
+
+``mlx_vlm.load`` then ``mlx_vlm.stream_generate`` in the calling thread, emitting text as the streaming
+detokenizer completes it (usually a word at a time).
+What this backend adds, each for a version it names:
+
+- transformers 5 image processors reject tokenizer options (``padding``) that mlx-vlm 0.7.10's
+  ``LlavaProcessor`` hands them; the loaded image processor is shielded from those options, and the
+  error, should it come from a path the shield does not cover, reads as one line naming the fix.
+- mlx-vlm 0.7.10 takes Moondream2's tokenizer from the hub repo ``moondream/starmie-v1`` and, when it
+  cannot (offline), silently falls back to a text-only tokenizer; that is a clear error for a real model
+  and, for ``tiny:moondream2`` (which bundles its own tokenizer), the right processor built around it.
+
+Suite options: ``prefill_step_size`` goes to ``stream_generate``. ``image_splitting`` switches Idefics3 /
+SmolVLM tiling (``do_image_splitting``) and Moondream's local crops (off: the global crop only).
+``max_image_size`` also caps the longest edge an Idefics3-style processor scales images up to (the
+worker has already downscaled larger images). ``dtype`` (float16, bfloat16, float32) casts the weights;
+``device`` picks MLX's default device (auto, cpu, gpu).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vlmtui.memory.samples import FrameworkSample
+from vlmtui.wire.spec import ModelSpec
+from vlmtui.worker.backends.base import (
+    Backend,
+    BackendError,
+    GenerationRequest,
+    GenerationStats,
+    LoadInfo,
+    OutOfMemoryError,
+    first_line,
+)
+from vlmtui.worker.demo.tiny import TinyModelError, tiny_model_dir
+from vlmtui.worker.frameworks import probe_mlx
+
+VISION_ONLY_TYPES = frozenset({"moondream1", "moondream2", "moondream3"})
+"""Model types whose mlx-vlm prompt format always has an image (``vlmtui`` skips their text-only cases)."""
+
+HUB_PATTERNS = ["*.json", "*.jsonl", "*.safetensors", "*.py", "*.model", "*.tiktoken", "*.txt", "*.jinja"]
+"""The files ``mlx_vlm.load`` fetches from the hub (mlx_vlm.utils.get_model_path, 0.7.10)."""
+
+TEXT_ONLY_KWARGS = frozenset({
+    "padding", "padding_side", "truncation", "max_length", "pad_to_multiple_of", "add_special_tokens",
+    "return_attention_mask", "return_token_type_ids", "return_overflowing_tokens",
+    "return_special_tokens_mask", "return_offsets_mapping", "return_length", "stride", "verbose",
+})
+"""Tokenizer options an image processor never takes; dropped when it does not declare them."""
+
+_REJECTED_KWARG = re.compile(r"\b(\w*Kwargs)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
+_MLX_OOM = re.compile(
+    r"\[(?:metal::)?malloc\]|Attempting to allocate \d+ bytes|Unable to allocate \d+ bytes"
+    r"|Resource limit \(.*\) exceeded|Insufficient Memory"
+)
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?")
+_DTYPES = ("float16", "bfloat16", "float32")
+
+
+def explain_error(exc: BaseException) -> BackendError | None:
+    """A one-line ``BackendError`` for a known library incompatibility behind ``exc``, else ``None``."""
+    match = _REJECTED_KWARG.search(str(exc))
+    if match is None:
+        return None
+    kwargs_class, option = match.groups()
+    # mlx-vlm 0.7.10 itself requires transformers>=5.14, so "downgrade transformers" alone cannot work.
+    return BackendError(
+        f"mlx-vlm {_version('mlx-vlm')} passes the tokenizer option {option!r} to the image processor and "
+        f"transformers {_version('transformers')} rejects it ({kwargs_class}, Blaizzy/mlx-vlm#870); fix: an "
+        "mlx-vlm release that filters image-processor options, or transformers 4 with an mlx-vlm that allows it"
+    )
+
+
+def is_mlx_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is MLX refusing an allocation."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (MemoryError, OutOfMemoryError)):
+            return True
+        if isinstance(current, (RuntimeError, ValueError)) and _MLX_OOM.search(str(current)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def shield_image_processor(processor: Any) -> bool:
+    """Make a transformers ≥5 image processor ignore tokenizer options it does not declare.
+
+    mlx-vlm 0.7.10's ``LlavaProcessor.__call__`` (also GOT's, Nemotron-Parse's) forwards every option,
+    ``padding=True`` included, to ``image_processor(images, **kwargs)``; transformers 5 validates those
+    against the processor's ``valid_kwargs`` TypedDict and raises ``ImagesKwargs.__init__() got an
+    unexpected keyword argument 'padding'`` (transformers 4 only warned; Blaizzy/mlx-vlm#870, fixed
+    upstream for PaliGemma only). The instance's ``preprocess`` is wrapped, so ``isinstance`` checks and
+    every other attribute stay as they were. True when it was wrapped.
+    """
+    from typing import is_typeddict
+
+    image_processor: Any = getattr(processor, "image_processor", None)
+    valid: Any = getattr(image_processor, "valid_kwargs", None)
+    preprocess: Any = getattr(image_processor, "preprocess", None)
+    if image_processor is None or not is_typeddict(valid) or not callable(preprocess):
+        return False
+    declared = set(valid.__required_keys__) | set(valid.__optional_keys__)
+    dropped = TEXT_ONLY_KWARGS - declared
+
+    def shielded(images: Any, *args: Any, **kwargs: Any) -> Any:
+        return preprocess(images, *args, **{k: v for k, v in kwargs.items() if k not in dropped})
+
+    image_processor.preprocess = shielded
+    return True
+
+
+def _next_result(stream: Any) -> Any:
+    """The stream's next ``GenerationResult`` (``None`` at its end), with MLX and library errors explained."""
+    try:
+        return next(stream)
+    except StopIteration:
+        return None
+    except BackendError:
+        raise
+    except Exception as exc:
+        if is_mlx_out_of_memory(exc):
+            raise OutOfMemoryError(f"MLX ran out of memory: {first_line(exc)}") from exc
+        known = explain_error(exc)
+        if known is not None:
+            raise known from exc
+        raise
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
+
+
+class MlxVlmBackend(Backend):
+    """A vision-language model loaded and run by ``mlx_vlm``."""
+
+    name = "mlx-vlm"
+    supports_text_only = True
+    supports_streaming = True
+    # mlx 0.32's memory limit is a guideline: past it MLX frees its cache and waits, and raises only when
+    # the system itself is out of memory (on CPU, an impossible allocation segfaults instead).
+    supports_memory_limit = False
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.model: Any = None
+        self.processor: Any = None
+        self.model_type = ""
+        self.model_path: Path | None = None
+        self._replaced_device: Any = None
+
+    # ------------------------------------------------------------------ load
+
+    def load(self) -> LoadInfo:
+        """Resolve the path, ``mlx_vlm.load`` it, and fit the processor to the suite's options."""
+        import mlx.core as mx
+        from mlx_vlm.utils import load
+
+        device = self._device(mx)
+        if self.spec.dtype.lower() not in ("auto", *_DTYPES):
+            choices = ", ".join(("auto", *_DTYPES))
+            raise BackendError(f"dtype {self.spec.dtype!r} is not supported by mlx-vlm (use {choices})")
+        path = self.resolve_path()
+        try:
+            model, processor = load(str(path))
+        except Exception as exc:
+            where = self.spec.path
+            if is_mlx_out_of_memory(exc):
+                raise OutOfMemoryError(f"MLX ran out of memory loading {where}: {first_line(exc)}") from exc
+            raise BackendError(f"mlx-vlm could not load {where}: {first_line(exc)}") from exc
+        self.model_path = path
+        self.model_type = str(getattr(model.config, "model_type", "")).lower()
+        notes: list[str] = []
+        if self.model_type in VISION_ONLY_TYPES:
+            processor = self._moondream_processor(model, processor, notes)
+        shield_image_processor(processor)
+        notes += self._apply_image_options(processor)
+        dtype = self._apply_dtype(model, mx)
+        self.model, self.processor = model, processor
+        if device is not None:
+            self._replaced_device = mx.default_device()
+            mx.set_default_device(device)
+        sample = probe_mlx()
+        return LoadInfo(
+            device=sample.device if sample is not None else str(mx.default_device()),
+            dtype=dtype,
+            versions={
+                "mlx": _version("mlx"),
+                "mlx-vlm": _version("mlx-vlm"),
+                "transformers": _version("transformers"),
+            },
+            notes=notes,
+        )
+
+    def resolve_path(self) -> Path:
+        """The local directory of the model: a tiny build, a local directory, or a hub snapshot."""
+        spec_path = self.spec.path
+        if spec_path.startswith("tiny:"):
+            try:
+                return tiny_model_dir(spec_path, self.name)
+            except TinyModelError as exc:
+                raise BackendError(str(exc)) from None
+        local = Path(spec_path).expanduser()
+        if local.is_dir():
+            return local
+        if local.exists():
+            raise BackendError(f"model path is not a directory: {spec_path}")
+        if spec_path.startswith(("/", ".", "~")) or not _HUB_ID.fullmatch(spec_path):
+            raise BackendError(f"model path not found: {spec_path}")
+        return self._hub_snapshot(spec_path)
+
+    def _hub_snapshot(self, repo_id: str) -> Path:
+        """The cached (or freshly downloaded) snapshot of ``repo_id`` at the spec's revision."""
+        from huggingface_hub import constants, snapshot_download
+        from huggingface_hub.errors import (
+            GatedRepoError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+
+        revision = self.spec.revision
+        at = f"{repo_id}@{revision}" if revision else repo_id
+        try:
+            return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS))
+        except LocalEntryNotFoundError:
+            if constants.HF_HUB_OFFLINE:
+                raise BackendError(
+                    f"{at} is not in the Hugging Face cache and HF_HUB_OFFLINE is set "
+                    "(download it once online, or unset HF_HUB_OFFLINE)"
+                ) from None
+            raise BackendError(f"{at} is not cached and the Hugging Face hub cannot be reached") from None
+        except GatedRepoError:
+            raise BackendError(
+                f"{repo_id} is gated: accept its licence on the hub, then log in (hf auth login)"
+            ) from None
+        except RevisionNotFoundError:
+            raise BackendError(f"revision {revision!r} not found in {repo_id}") from None
+        except RepositoryNotFoundError:
+            raise BackendError(f"model not found on the Hugging Face hub: {repo_id}") from None
+
+    def _device(self, mx: Any) -> Any:
+        """The MLX device the spec asks for, ``None`` for ``auto`` (MLX's own default)."""
+        device = self.spec.device.lower()
+        if device == "auto":
+            return None
+        if device == "cpu":
+            return mx.cpu
+        if device in ("gpu", "metal", "cuda"):
+            backends = (getattr(mx, name, None) for name in ("metal", "cuda"))
+            if not any(b is not None and b.is_available() for b in backends):
+                raise BackendError(f"device {device!r} asked for, but this MLX has no GPU backend (use cpu)")
+            return mx.gpu
+        raise BackendError(f"device {self.spec.device!r} is not an MLX device (use auto, cpu or gpu)")
+
+    def _apply_dtype(self, model: Any, mx: Any) -> str:
+        """Cast the weights to the spec's dtype; say what they are (``"4-bit, float16"`` when quantised)."""
+        from mlx.utils import tree_flatten
+
+        wanted = self.spec.dtype.lower()
+        if wanted != "auto":
+            model.set_dtype(getattr(mx, wanted))
+        sizes: dict[str, int] = {}
+        params: Any = tree_flatten(model.parameters())
+        for _, param in params:
+            if mx.issubdtype(param.dtype, mx.floating):
+                name = str(param.dtype).rsplit(".", 1)[-1]
+                sizes[name] = sizes.get(name, 0) + int(param.size)
+        floating = max(sizes, key=lambda k: sizes[k]) if sizes else ""
+        bits = self._quantization_bits()
+        return f"{bits}-bit, {floating}" if bits else floating
+
+    def _quantization_bits(self) -> int | None:
+        """The checkpoint's quantisation width from its config.json, if it is quantised."""
+        if self.model_path is None:
+            return None
+        try:
+            config = json.loads((self.model_path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        quant = config.get("quantization") or config.get("quantization_config") or {}
+        bits = quant.get("bits") if isinstance(quant, dict) else None
+        return int(bits) if isinstance(bits, int) else None
+
+    def _moondream_processor(self, model: Any, processor: Any, notes: list[str]) -> Any:
+        """The Moondream crop processor, where mlx-vlm 0.7.10 fell back to a bare tokenizer."""
+        from mlx_vlm.models.moondream3.processing_moondream3 import TOKENIZER_REPO, Moondream3Processor
+
+        if isinstance(processor, Moondream3Processor):
+            return processor
+        if not self.spec.path.startswith("tiny:"):
+            raise BackendError(
+                f"{self.model_type} needs the tokenizer {TOKENIZER_REPO} from the Hugging Face hub (mlx-vlm "
+                f"{_version('mlx-vlm')} does not use the checkpoint's own) and it could not be loaded: "
+                f"fetch it once online (hf download {TOKENIZER_REPO})"
+            )
+        vision = model.config.vision_config
+        wrapped: Any = Moondream3Processor(  # type: ignore[no-untyped-call]
+            processor,
+            crop_size=vision.crop_size,
+            max_crops=vision.max_crops,
+            overlap_margin=vision.overlap_margin,
+        )
+        wrapped.detokenizer = processor.detokenizer  # set by mlx_vlm.load on the tokenizer it returned
+        notes.append(f"{self.model_type}: the tiny model's own tokenizer stands in for {TOKENIZER_REPO}")
+        return wrapped
+
+    def _apply_image_options(self, processor: Any) -> list[str]:
+        """Apply ``image_splitting`` and ``max_image_size`` where the processor has a switch for them."""
+        notes: list[str] = []
+        image_processor: Any = getattr(processor, "image_processor", None)
+        splitting = self.spec.image_splitting
+        if splitting is not None:
+            if hasattr(image_processor, "do_image_splitting"):
+                image_processor.do_image_splitting = splitting
+                notes.append(f"image splitting {'on' if splitting else 'off'}")
+            elif hasattr(processor, "max_crops"):
+                if not splitting:
+                    processor.max_crops = 1
+                notes.append(f"image splitting {'on' if splitting else 'off (global crop only)'}")
+            else:
+                notes.append(f"image_splitting does not apply to {self.model_type or 'this model'}")
+        limit = self.spec.max_image_size
+        size: Any = getattr(image_processor, "size", None)
+        longest = size.get("longest_edge") if hasattr(size, "get") else getattr(size, "longest_edge", None)
+        if limit is not None and isinstance(longest, int):
+            tile: Any = getattr(image_processor, "max_image_size", None)
+            tile_edge = tile.get("longest_edge") if hasattr(tile, "get") else None
+            capped = max(min(longest, limit), tile_edge if isinstance(tile_edge, int) else 1)
+            image_processor.size = {"longest_edge": capped}
+            notes.append(f"images scaled to at most {capped} px on the longest edge")
+        return notes
+
+    # ------------------------------------------------------------------ generate
+
+    def generate(self, request: GenerationRequest, emit: Callable[[str], None]) -> GenerationStats:
+        """Stream one case through ``mlx_vlm.stream_generate``; ``emit`` raising stops it and propagates."""
+        import mlx.core as mx
+        from mlx_vlm.generate import stream_generate
+        from mlx_vlm.prompt_utils import apply_chat_template
+
+        if self.model is None:
+            raise BackendError("generate() called before load()")
+        if request.image is None and self.model_type in VISION_ONLY_TYPES:
+            raise BackendError(f"{self.model_type} is vision-only in mlx-vlm: text-only prompts do not apply")
+        model, processor = self.model, self.processor
+        # stream_generate is annotated for paths, but prepare_inputs takes PIL images as they are.
+        images: Any = [request.image] if request.image is not None else None
+        kwargs: dict[str, Any] = {"max_tokens": request.max_tokens, "temperature": request.temperature}
+        if self.spec.prefill_step_size is not None:
+            kwargs["prefill_step_size"] = self.spec.prefill_step_size
+        prompt: Any = apply_chat_template(processor, model.config, request.prompt, num_images=len(images or ()))
+        stream = stream_generate(model, processor, prompt, image=images, **kwargs)
+        last: Any = None
+        try:
+            # Only the library's steps are translated; whatever emit raises goes out untouched.
+            while (result := _next_result(stream)) is not None:
+                last = result
+                if result.text:
+                    emit(result.text)
+                if request.should_stop():
+                    break
+        finally:
+            stream.close()  # runs stream_generate's own clean-up when we stop early
+        if last is None:
+            return GenerationStats(peak_memory_bytes=int(mx.get_peak_memory()))
+        return GenerationStats(
+            prompt_tokens=int(last.prompt_tokens),
+            gen_tokens=int(last.generation_tokens),
+            prompt_tps=float(last.prompt_tps),
+            gen_tps=float(last.generation_tps),
+            # stream_generate reports mx.get_peak_memory() / 1e9; read the byte count itself.
+            peak_memory_bytes=int(mx.get_peak_memory()),
+        )
+
+    # ------------------------------------------------------------------ memory
+
+    def framework_memory(self) -> FrameworkSample | None:
+        """MLX's allocator: guarded = active + cache; the device total only where Metal reports one.
+
+        Called from the worker's sampler thread, also while ``load`` runs: it never imports mlx itself
+        (``load`` and ``set_memory_limit`` do, on the main thread); until then there is nothing to report.
+        """
+        return probe_mlx(import_if_missing=False)
+
+    def reset_peak_memory(self) -> None:
+        """Start a new peak window (MLX keeps one process-wide peak)."""
+        import mlx.core as mx
+
+        mx.reset_peak_memory()
+
+    def cleanup(self) -> None:
+        """Collect garbage and give MLX's buffer cache back to the system."""
+        import mlx.core as mx
+
+        gc.collect()
+        mx.clear_cache()
+
+    def set_memory_limit(self, limit_bytes: int) -> None:
+        """``mx.set_memory_limit``: past it MLX reclaims its cache first (a guideline, not a hard cap)."""
+        import mlx.core as mx
+
+        mx.set_memory_limit(int(limit_bytes))
+
+    def is_out_of_memory(self, exc: BaseException) -> bool:
+        """MLX's allocation failures (``[metal::malloc] …``, ``[malloc] Unable to allocate …``)."""
+        return is_mlx_out_of_memory(exc)
+
+    def unload(self) -> None:
+        """Drop the model and processor, give back MLX's default device, then clear MLX's cache."""
+        self.model = None
+        self.processor = None
+        if self._replaced_device is not None:
+            import mlx.core as mx
+
+            mx.set_default_device(self._replaced_device)
+            self._replaced_device = None
+        self.cleanup()
