@@ -106,3 +106,17 @@ def test_cli_bad_suite_exits_2_with_one_line(tmp_path: Path) -> None:
 def test_shipped_suites_are_valid() -> None:
     for path in (ROOT / "suites").glob("*.toml"):
         assert load_suite(path).models, path
+
+
+def test_duplicate_id_error_names_the_second_tables_line(tmp_path: Path) -> None:
+    """Issue 11 item 5: the duplicate three tables after the first is the line named, not the table after it."""
+    tables = "".join(
+        f'\n[[models]]\nid = "{model_id}"\nbackend = "transformers"\npath = "tiny:idefics3"\n'
+        for model_id in ("dup", "b", "c", "dup")
+    )
+    text = f'name = "t"\ntext_prompts = ["Hello?"]\n{tables}'
+    path = write(tmp_path, text)
+    second = [i for i, line in enumerate(text.splitlines(), 1) if line == 'id = "dup"'][1]
+    with pytest.raises(SuiteError) as info:
+        load_suite(path)
+    assert str(info.value) == f"{path.resolve()}:{second}: id: model id 'dup' is used twice"

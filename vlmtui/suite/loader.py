@@ -348,10 +348,11 @@ def parse_suite(text: str, path: Path, *, resolve_path: Callable[[str], str] | N
         raise where.error("a suite needs at least one [[models]] table", "models")
     _typed(where, models_raw, list, "models")
     models = tuple(_model(where, m, i, Expect()) for i, m in enumerate(models_raw))
-    ids = [m.id for m in models]
-    for model_id in ids:
-        if ids.count(model_id) > 1:
-            raise where.error(f"model id {model_id!r} is used twice", "id", "models", ids.index(model_id) + 1)
+    seen: set[str] = set()
+    for index, model in enumerate(models):
+        if model.id in seen:
+            raise where.error(f"model id {model.id!r} is used twice", "id", "models", index)
+        seen.add(model.id)
     prompts = _prompts(where, data.get("prompts", []), "prompts", base_expect)
     text_prompts = _prompts(where, data.get("text_prompts", []), "text_prompts", base_expect)
     images = _images(where, data["images"], path.parent) if "images" in data else ()
