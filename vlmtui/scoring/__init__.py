@@ -1,0 +1,1 @@
+"""Scoring answers against reference answers: normalisation, metrics, the judge's prompt and reply, statistics."""
