@@ -294,10 +294,10 @@ def _read_vqa2(questions: Path, annotations: Path | None) -> list[_Record]:
         if question_id in seen:
             raise DatasetError(f"{where}: question_id {question_id} appears twice")
         seen.add(question_id)
+        question = _required(entry.get("question"), where, "question")
         if annotations is not None and question_id not in answers:
             raise DatasetError(f"{where}: question_id {question_id} has no entry in {annotations}")
         references, answer_type = answers.get(question_id, ((), None))
-        question = _required(entry.get("question"), where, "question")
         records.append(_Record(str(question_id), _whole(entry, where, "image_id"), question, references, answer_type))
     return records
 
