@@ -10,6 +10,10 @@ What this backend adds, each for a version it names:
 - mlx-vlm 0.7.10 takes Moondream2's tokenizer from the hub repo ``moondream/starmie-v1`` and, when it
   cannot (offline), silently falls back to a text-only tokenizer; that is a clear error for a real model
   and, for ``tiny:moondream2`` (which bundles its own tokenizer), the right processor built around it.
+- MLX with ml-explore/mlx#3523 raises a failed Metal command buffer at the next synchronisation instead
+  of aborting the process: inside a step, or as the stream closes (mlx-vlm synchronises then). Either way
+  an ``Insufficient Memory`` failure is this case's out of memory (``aborted``, caches cleared, the worker
+  kept), and it never replaces the worker's own abort on its way out. Older MLX still ends the worker.
 
 Suite options: ``prefill_step_size`` goes to ``stream_generate``. ``image_splitting`` switches Idefics3 /
 SmolVLM tiling (``do_image_splitting``) and Moondream's local crops (off: the global crop only).
@@ -57,8 +61,12 @@ TEXT_ONLY_KWARGS = frozenset({
 _REJECTED_KWARG = re.compile(r"\b(\w*Kwargs)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
 _MLX_OOM = re.compile(
     r"\[(?:metal::)?malloc\]|Attempting to allocate \d+ bytes|Unable to allocate \d+ bytes"
-    r"|Resource limit \(.*\) exceeded|Insufficient Memory"
+    r"|Resource limit \(.*\) exceeded|Insufficient Memory|kIOGPUCommandBufferCallbackErrorOutOfMemory"
 )
+"""MLX refusing an allocation, or a Metal command buffer that failed for lack of memory: ``[METAL] Command
+buffer execution failed: Insufficient Memory (00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory)``.
+Older MLX throws that one on a Metal completion thread, which ends the worker (the case is ``crashed``);
+MLX with ml-explore/mlx#3523 raises it at the next synchronisation, where it is caught like any other."""
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?")
 _DTYPES = ("float16", "bfloat16", "float32")
 
@@ -118,21 +126,47 @@ def shield_image_processor(processor: Any) -> bool:
     return True
 
 
+def _explained(exc: Exception) -> Exception:
+    """``exc`` as the worker should see it: MLX's out of memory and known incompatibilities in one line."""
+    if isinstance(exc, BackendError):
+        return exc
+    if is_mlx_out_of_memory(exc):
+        return OutOfMemoryError(f"MLX ran out of memory: {first_line(exc)}")
+    return explain_error(exc) or exc
+
+
 def _next_result(stream: Any) -> Any:
     """The stream's next ``GenerationResult`` (``None`` at its end), with MLX and library errors explained."""
     try:
         return next(stream)
     except StopIteration:
         return None
-    except BackendError:
-        raise
     except Exception as exc:
+        explained = _explained(exc)
+        if explained is exc:
+            raise
+        raise explained from exc
+
+
+def _close_stream(stream: Any, *, stopping: bool) -> None:
+    """Close the stream, running mlx-vlm's own clean-up, which synchronises with the GPU on Metal.
+
+    A failed command buffer can surface there (ml-explore/mlx#3523). It is explained like a step's error;
+    while ``emit``'s exception (the worker's abort) is on its way out, that one goes out instead and a
+    failure here only clears MLX's cache (raising would replace the abort and its unload).
+    """
+    try:
+        stream.close()
+    except Exception as exc:
+        if not stopping:
+            explained = _explained(exc)
+            if explained is exc:
+                raise
+            raise explained from exc
         if is_mlx_out_of_memory(exc):
-            raise OutOfMemoryError(f"MLX ran out of memory: {first_line(exc)}") from exc
-        known = explain_error(exc)
-        if known is not None:
-            raise known from exc
-        raise
+            import mlx.core as mx
+
+            mx.clear_cache()
 
 
 def _version(dist: str) -> str:
@@ -373,8 +407,10 @@ class MlxVlmBackend(Backend):
                     emit(result.text)
                 if request.should_stop():
                     break
-        finally:
-            stream.close()  # runs stream_generate's own clean-up when we stop early
+        except BaseException:
+            _close_stream(stream, stopping=True)
+            raise
+        _close_stream(stream, stopping=False)
         if last is None:
             return GenerationStats(peak_memory_bytes=int(mx.get_peak_memory()))
         return GenerationStats(
