@@ -167,6 +167,11 @@ class TestJsonl:
             DatasetItem(id="b", image=None, question="Hi?", references=()),
         )
 
+    def test_a_byte_order_mark_is_accepted(self, tmp_path: Path) -> None:
+        path = tmp_path / "bom.jsonl"
+        path.write_bytes(b'\xef\xbb\xbf{"id": 1, "question": "q"}\n')
+        assert load_dataset(DatasetSource("jsonl", path=path)).items[0].id == "1"
+
     def test_missing_image_names_the_path(self, tmp_path: Path) -> None:
         path = write(tmp_path / "m.jsonl", '{"id": "x", "image": "pics/x.png", "question": "q", "answer": "a"}\n')
         dataset = load_dataset(DatasetSource("jsonl", path=path))

@@ -145,7 +145,7 @@ def load_dataset(source: DatasetSource) -> Dataset:
 # ----------------------------------------------------------------------------- reading files
 
 
-def _read_text(path: Path, encoding: str = "utf-8") -> str:
+def _read_text(path: Path, encoding: str = "utf-8-sig") -> str:
     """A file's text, or a one-line :class:`DatasetError` saying why it cannot be read."""
     try:
         return path.read_text(encoding=encoding)
@@ -234,7 +234,7 @@ def _read_jsonl(path: Path) -> list[_Record]:
 
 def _read_csv(path: Path) -> list[_Record]:
     """A header row naming the columns, then one item a row; ``answers`` split on ``|``."""
-    rows = csv.reader(io.StringIO(_read_text(path, encoding="utf-8-sig"), newline=""))
+    rows = csv.reader(io.StringIO(_read_text(path), newline=""))
     header = next(rows, None)
     if not header:
         raise DatasetError(f"{path}:1: no header row (columns: {', '.join(RECORD_KEYS)})")
