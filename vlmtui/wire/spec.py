@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
+
+from vlmtui.wire.source import ModelSource
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,14 @@ class ModelSpec:
     """openai backend: the model name to ask the server for (default: the first it lists)."""
     api_key: str | None = None
     startup_timeout_s: float = 120.0
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
+    """The backend's own options (``device``, ``command``, …), as its declaration in vlmtui.plugins types them."""
     expect: Expect = field(default_factory=Expect)
+
+    @cached_property
+    def source(self) -> ModelSource:
+        """Where the weights come from: ``path`` and ``revision`` read by the one rule of wire/source.py."""
+        return ModelSource.parse(self.path, self.revision)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain JSON-able data, for the worker and the log."""
@@ -80,6 +90,7 @@ class ModelSpec:
         values = dict(data)
         values["capabilities"] = tuple(values.get("capabilities", ()))
         values["command"] = tuple(values.get("command", ()))
+        values["options"] = dict(values.get("options") or {})
         exp = values.get("expect") or {}
         values["expect"] = Expect(
             **{
