@@ -304,7 +304,7 @@ class Worker:
 def _backend_sample(backend: Backend) -> FrameworkSample | None:
     """The backend's framework memory, or else the RSS of the server it manages (if any)."""
     sample = backend.framework_memory()
-    server_pid = getattr(backend, "server_pid", None)
+    server_pid = backend.server_pid
     if sample is None and server_pid:
         rss = _tree_rss(server_pid)
         if rss is not None:

@@ -12,9 +12,10 @@ import gc
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vlmtui.memory.samples import FrameworkSample
+from vlmtui.plugins.declaration import BackendDeclaration
 from vlmtui.wire.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -74,12 +75,16 @@ class LoadInfo:
     dtype: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    model_type: str = ""
+    """The loaded config's ``model_type``: what the model can be asked follows from it (wire/capabilities.py)."""
 
 
 class Backend(ABC):
     """One model in one framework."""
 
-    name: ClassVar[str]
+    declaration: ClassVar[BackendDeclaration | None] = None
+    """What the backend declares (vlmtui.plugins); a subclass that sets it gets the name and flags below."""
+    name: ClassVar[str] = ""
     supports_text_only: ClassVar[bool] = True
     """Whether a prompt without an image can run at all on this backend."""
     supports_streaming: ClassVar[bool] = True
@@ -87,8 +92,25 @@ class Backend(ABC):
     supports_memory_limit: ClassVar[bool] = False
     """Whether ``set_memory_limit`` makes over-allocation a catchable error (it is called either way)."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declaration = cls.__dict__.get("declaration")
+        if declaration is not None:
+            caps = declaration.capabilities
+            cls.name = declaration.name
+            cls.supports_text_only, cls.supports_streaming = caps.text_only, caps.streaming
+            cls.supports_memory_limit = caps.memory_limit
+
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
+        declared = self.declaration
+        self.options: dict[str, Any] = declared.with_defaults(spec.options) if declared else dict(spec.options)
+        """The spec's options over the declared defaults."""
+
+    @property
+    def server_pid(self) -> int | None:
+        """A server process holding the model's memory (the worker samples its tree's RSS), or ``None``."""
+        return None
 
     @abstractmethod
     def load(self) -> LoadInfo:
