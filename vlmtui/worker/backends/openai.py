@@ -21,10 +21,11 @@ import openai
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMessageParam
 
+from vlmtui.plugins.builtin import OPENAI
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends.base import Backend, BackendError, GenerationRequest, GenerationStats, LoadInfo
-from vlmtui.worker.demo.tiny import TinyModelError, tiny_model_dir
 from vlmtui.worker.servers import ManagedServer
+from vlmtui.worker.sources import tiny_dir
 
 READ_TIMEOUT_S = 600.0
 """Longest wait for the next byte of a response (a big prompt on a slow machine prefills for minutes)."""
@@ -62,8 +63,7 @@ def pick_model(models: list[dict[str, Any]], served_model: str | None, path: str
 class OpenAIBackend(Backend):
     """A model served over the OpenAI chat-completions API."""
 
-    name = "openai"
-    supports_memory_limit = False
+    declaration = OPENAI
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -86,13 +86,8 @@ class OpenAIBackend(Backend):
         spec = self.spec
         notes: list[str] = []
         if spec.command:
-            if spec.path.startswith("tiny:"):
-                try:
-                    model_path: str | None = str(tiny_model_dir(spec.path, "openai"))
-                except TinyModelError as exc:
-                    raise BackendError(str(exc)) from None
-            else:
-                model_path = spec.path or None
+            # A tiny model is built for the server; any other path is handed over as written.
+            model_path = str(tiny_dir(spec.source, self.name)) if spec.source.is_tiny else spec.path or None
             server = ManagedServer(list(spec.command), startup_timeout_s=spec.startup_timeout_s,
                                    model_path=model_path, headers=self._headers())
             # Known before it answers: starting is when a server loads its model, and the worker's sampler

@@ -1,22 +1,20 @@
 """Hugging Face transformers backend: AutoProcessor + AutoModelForImageTextToText, streamed token by token.
 
-torch and transformers are imported inside the methods, so importing this module stays cheap and the
-engine can name the class without pulling a framework into the parent process.
+torch and transformers are imported inside the methods, so importing this module stays cheap. Choosing
+the device and reading its memory is torch_device.py; finding the model class and explaining a failed
+load is hf_loading.py.
 """
 
 from __future__ import annotations
 
 import gc
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any
 
 from vlmtui.memory.samples import FrameworkSample
+from vlmtui.plugins.builtin import TRANSFORMERS
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends.base import (
     Backend,
@@ -26,140 +24,77 @@ from vlmtui.worker.backends.base import (
     LoadInfo,
     OutOfMemoryError,
     first_line,
-    one_line,
 )
-from vlmtui.worker.frameworks import probe_torch
-
-DTYPES = {
-    "float16": "float16", "fp16": "float16", "half": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float32": "float32", "fp32": "float32", "float": "float32",
-}
-"""Accepted ``dtype`` values of a suite and the torch dtype each one names."""
-
-FAMILY_CLASSES = {
-    "idefics3": "Idefics3ForConditionalGeneration",
-    "smolvlm": "SmolVLMForConditionalGeneration",
-    "llava": "LlavaForConditionalGeneration",
-    "llava_next": "LlavaNextForConditionalGeneration",
-    "mllama": "MllamaForConditionalGeneration",
-    "paligemma": "PaliGemmaForConditionalGeneration",
-    "qwen2_vl": "Qwen2VLForConditionalGeneration",
-    "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration",
-}
-"""Concrete classes tried by ``config.model_type`` when no auto class maps a config."""
-
-MODEL_LOADERS = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", None, "AutoModelForCausalLM")
-"""Load order; ``None`` is the family class. AutoModelForVision2Seq is gone in transformers 5."""
-
-
-def _offline() -> bool:
-    """Whether the Hugging Face hub must not be contacted (env read now, not at hub import time)."""
-    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
-    if any(flag.strip().upper() in {"1", "ON", "YES", "TRUE"} for flag in flags):
-        return True
-    import huggingface_hub
-
-    return bool(huggingface_hub.is_offline_mode())
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the exceptions it was raised from or during."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        current = current.__cause__ or current.__context__
-    return seen
-
-
-def _raised_in_remote_code(exc: BaseException) -> bool:
-    """Whether ``exc`` (or a cause) came from a repo's own code or from transformers importing it."""
-    for link in _chain(exc):
-        tb: TracebackType | None = link.__traceback__
-        while tb is not None:
-            filename = tb.tb_frame.f_code.co_filename
-            # transformers copies a repo's code into HF_MODULES_CACHE/transformers_modules and imports it
-            # through dynamic_module_utils (whose check_imports raises for missing packages).
-            if "transformers_modules" in filename or filename.endswith("dynamic_module_utils.py"):
-                return True
-            tb = tb.tb_next
-    return False
-
-
-def _own_processor(transformers: Any, processor: Any, source: str, hub_kwargs: dict[str, Any]) -> Any:
-    """transformers' own processor class where AutoProcessor returned a foreign one of the same name."""
-    cls = type(processor)
-    if cls.__module__.startswith(("transformers.", "transformers_modules.")):
-        return processor
-    # mlx-vlm (0.7) patches AutoProcessor.from_pretrained process-wide once its idefics3/llava_next
-    # modules are imported (install_auto_processor_patch); its processors carry no chat template and
-    # return MLX arrays. A worker that ran an mlx-vlm model first would hand those to torch.
-    own = getattr(transformers, cls.__name__, None)
-    return own.from_pretrained(source, **hub_kwargs) if own is not None else processor
+from vlmtui.worker.backends.hf_loading import (
+    MODEL_LOADERS,
+    configure_images,
+    load_error,
+    load_model,
+    own_processor,
+)
+from vlmtui.worker.backends.torch_device import TorchDevice, is_torch_out_of_memory
+from vlmtui.worker.sources import cached_hub_id, model_dir
 
 
 class TransformersBackend(Backend):
     """One model loaded with transformers on cuda, mps or cpu, streaming through ``TextIteratorStreamer``."""
 
-    name: ClassVar[str] = "transformers"
-    supports_memory_limit: ClassVar[bool] = True
+    declaration = TRANSFORMERS
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         self._model: Any = None
         self._processor: Any = None
         self._tokenizer: Any = None
-        self._device: str | None = None
+        self._torch_device: TorchDevice | None = None
         self._dtype: Any = None
-        self._mps_peak = 0
         self._saved_threads: int | None = None
 
     # ------------------------------------------------------------------------------ load
 
     def load(self) -> LoadInfo:
-        """Resolve the model's path, load processor and model on the chosen device and dtype."""
+        """Resolve the model's source, load processor and model on the chosen device and dtype."""
         import torch
         import transformers
 
         source, is_hub = self._source()
         device = self.device
-        dtype_name = self._dtype_name(torch, device)
+        dtype_name = self._device().dtype_name(self.spec.dtype)
         self._dtype = getattr(torch, dtype_name)
+        where = self.spec.path
         trust = bool(self.spec.trust_remote_code)
         notes: list[str] = []
         if trust:
-            notes.append(f"trust_remote_code is on for {self.spec.path}: "
-                         f"code from the model repo runs in the worker")
+            notes.append(f"trust_remote_code is on for {where}: code from the model repo runs in the worker")
         # trust_remote_code must always be passed as a bool: left as None, transformers 5 asks
         # "Do you wish to run the custom code? [y/N]" on stdin, which is the worker's command pipe.
         hub_kwargs: dict[str, Any] = {"trust_remote_code": trust}
-        if is_hub and self.spec.revision:
-            hub_kwargs["revision"] = self.spec.revision
+        if is_hub and self.spec.source.revision:
+            hub_kwargs["revision"] = self.spec.source.revision
         remote_code = False
         try:
             config = transformers.AutoConfig.from_pretrained(source, **hub_kwargs)
             remote_code = trust and bool(getattr(config, "auto_map", None))
             auto_processor: Any = transformers.AutoProcessor  # from_pretrained is untyped in 5.24
             processor = auto_processor.from_pretrained(source, **hub_kwargs)
-            processor = _own_processor(transformers, processor, source, hub_kwargs)
-            model, loader = self._load_model(transformers, source, config, hub_kwargs)
+            processor = own_processor(transformers, processor, source, hub_kwargs)
+            model, loader = load_model(transformers, source, config, self._dtype, hub_kwargs, where)
             model.to(device)
             model.eval()
         except BackendError:
             raise
         except Exception as exc:
             if self.is_out_of_memory(exc):
-                raise OutOfMemoryError(f"out of memory loading {self.spec.path} on {device}: "
-                                       f"{first_line(exc)}") from exc
-            raise self._load_error(exc, trust, remote_code, transformers.__version__) from exc
+                raise OutOfMemoryError(f"out of memory loading {where} on {device}: {first_line(exc)}") from exc
+            raise load_error(exc, where, trust, remote_code, transformers.__version__) from exc
         if loader != MODEL_LOADERS[0]:
             notes.append(f"{config.model_type} loaded with {loader} "
                          f"(AutoModelForImageTextToText does not map it)")
         self._model, self._processor = model, processor
         self._tokenizer = getattr(processor, "tokenizer", None) or processor
-        notes.extend(self._configure_images(str(config.model_type)))
-        if self.spec.path.startswith("tiny:") and device == "cpu":
+        notes.extend(configure_images(processor, self.spec.image_splitting, self.spec.max_image_size,
+                                      str(config.model_type), where))
+        if self.spec.source.is_tiny and device == "cpu":
             # A tiny model's ops take microseconds: intra-op threads only add OpenMP sync, and on a busy
             # machine their spin-waits stall it (measured 3-10x slower with 2 threads than 1 on 2 cores).
             self._saved_threads = torch.get_num_threads()
@@ -173,87 +108,10 @@ class TransformersBackend(Backend):
 
     def _source(self) -> tuple[str, bool]:
         """The directory or hub id to load from, and whether it is a hub id."""
-        path = self.spec.path
-        if path.startswith("tiny:"):
-            from vlmtui.worker.demo.tiny import TinyModelError, tiny_model_dir
-
-            try:
-                return str(tiny_model_dir(path, self.name)), False
-            except TinyModelError as exc:
-                raise BackendError(str(exc)) from None
-        local = Path(path).expanduser()
-        if local.is_dir():
-            return str(local), False
-        if local.exists():
-            raise BackendError(f"model path is not a directory: {path}")
-        parts = path.split("/")
-        looks_local = path.startswith((".", "/", "~")) or len(parts) != 2 or not all(parts)
-        if looks_local:
-            raise BackendError(f"model path not found: {path}")
-        from huggingface_hub import try_to_load_from_cache
-
-        try:
-            cached = try_to_load_from_cache(path, "config.json", revision=self.spec.revision)
-        except ValueError:  # huggingface_hub's HFValidationError: not a valid repo id either
-            raise BackendError(f"model path not found: {path}") from None
-        if not isinstance(cached, str) and _offline():
-            raise BackendError(f"{path} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
-                               f"download it once with network")
-        return path, True
-
-    def _load_model(
-        self, transformers: Any, source: str, config: Any, hub_kwargs: dict[str, Any]
-    ) -> tuple[Any, str]:
-        """The model from the first of ``MODEL_LOADERS`` that maps ``config``, and that loader's name."""
-        tried: list[str] = []
-        for name in MODEL_LOADERS:
-            name = name or FAMILY_CLASSES.get(str(config.model_type))
-            loader = getattr(transformers, name, None) if name else None
-            if loader is None or name in tried:
-                continue
-            tried.append(str(name))
-            try:
-                model = loader.from_pretrained(source, config=config, dtype=self._dtype, **hub_kwargs)
-            except ValueError as exc:
-                if "Unrecognized configuration class" in str(exc):
-                    continue
-                raise
-            return model, str(name)
-        raise BackendError(f"{self.spec.path}: transformers {transformers.__version__} has no model class "
-                           f"for model_type {config.model_type!r} (tried {', '.join(tried)})")
-
-    def _load_error(self, exc: Exception, trust: bool, remote_code: bool, version: str) -> BackendError:
-        """The one-line ``BackendError`` for a failed load, with a hint where there is one."""
-        path = self.spec.path
-        if trust and (remote_code or _raised_in_remote_code(exc)):
-            verb = "import" if any(isinstance(e, ImportError) for e in _chain(exc)) else "load"
-            return BackendError(
-                f"remote code of {path} failed to {verb} ({one_line(exc)}); use backend = \"mlx-vlm\" "
-                f"or pin revision = \"…\" to a release that supports transformers {version}"
-            )
-        if not trust and isinstance(exc, ValueError) and "trust_remote_code" in str(exc):
-            return BackendError(f"{path} needs code from its repo: set trust_remote_code = true for it "
-                                f"in the suite if you trust that code")
-        return BackendError(f"could not load {path}: {one_line(exc)}")
-
-    def _configure_images(self, model_type: str) -> list[str]:
-        """Apply the spec's image splitting and max image size to the image processor; notes if ignored."""
-        notes: list[str] = []
-        image_processor = getattr(self._processor, "image_processor", None)
-        if image_processor is None:
-            return [f"{self.spec.path} has no image processor: only text-only prompts can run"]
-        if self.spec.image_splitting is not None:
-            if hasattr(image_processor, "do_image_splitting"):
-                image_processor.do_image_splitting = self.spec.image_splitting
-            else:
-                notes.append(f"image_splitting is ignored: {model_type} does not split images")
-        limit = self.spec.max_image_size
-        size = getattr(image_processor, "size", None)
-        longest = size.get("longest_edge") if isinstance(size, dict) else getattr(size, "longest_edge", None)
-        if limit and longest and limit < longest:
-            # SmolVLM/Idefics3: resize to this edge before tiling, so it bounds the number of image tiles.
-            image_processor.size = {"longest_edge": limit}
-        return notes
+        source = self.spec.source
+        if source.is_hub:
+            return cached_hub_id(source), True
+        return str(model_dir(source, self.name)), False
 
     # ------------------------------------------------------------------------------ generate
 
@@ -388,103 +246,36 @@ class TransformersBackend(Backend):
 
     # ------------------------------------------------------------------------------ memory
 
+    def _device(self) -> TorchDevice:
+        """The spec's device, chosen on first use (this imports torch)."""
+        if self._torch_device is None:
+            self._torch_device = TorchDevice.choose(self.spec.device)
+        return self._torch_device
+
     @property
     def device(self) -> str:
         """The spec's device, or the best available one: cuda, then mps, then cpu."""
-        if self._device is None:
-            import torch
-
-            want = self.spec.device.strip().lower()
-            if want in ("", "auto"):
-                mps = getattr(torch.backends, "mps", None)
-                if torch.cuda.is_available():
-                    want = "cuda"
-                elif mps is not None and mps.is_available():
-                    want = "mps"
-                else:
-                    want = "cpu"
-            elif want.startswith("cuda") and not torch.cuda.is_available():
-                raise BackendError(
-                    f"device = \"{self.spec.device}\" but torch {torch.__version__} sees no CUDA device"
-                )
-            elif want == "mps" and not torch.backends.mps.is_available():
-                raise BackendError(f"device = \"mps\" but torch {torch.__version__} has no MPS device here")
-            self._device = want
-        return self._device
-
-    def _dtype_name(self, torch: Any, device: str) -> str:
-        """The spec's dtype, or bf16/fp16 on cuda, fp16 on mps and fp32 on cpu."""
-        want = self.spec.dtype.strip().lower()
-        if want not in ("", "auto"):
-            if want not in DTYPES:
-                raise BackendError(
-                    f"dtype = \"{self.spec.dtype}\" is not one of auto, float16, bfloat16, float32"
-                )
-            return DTYPES[want]
-        if device.startswith("cuda"):
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return "float16" if device == "mps" else "float32"
+        return self._device().name
 
     def _track_mps_peak(self) -> None:
-        """Raise the tracked MPS peak to the driver's current allocation (MPS keeps no peak itself)."""
-        if self._device == "mps":
-            import torch
-
-            self._mps_peak = max(self._mps_peak, int(torch.mps.driver_allocated_memory()))
+        if self._torch_device is not None:
+            self._torch_device.track_mps_peak()
 
     def _peak_bytes(self) -> int | None:
-        """The peak of the current window: CUDA's own counter, the MPS peak tracked here, nothing on CPU."""
-        import torch
-
-        if self.device.startswith("cuda"):
-            return int(torch.cuda.max_memory_allocated(self.device))
-        if self.device == "mps":
-            self._track_mps_peak()
-            return self._mps_peak
-        return None
+        return self._device().peak_bytes()
 
     def framework_memory(self) -> FrameworkSample | None:
         """torch's view of device memory on cuda or mps; ``None`` on cpu (the worker samples RSS instead).
 
         The worker's sampler thread calls this while ``load`` runs on the main thread too, so it never
-        resolves the device itself (that imports torch and may raise) and, on CUDA, answers ``None``
-        until torch has initialised CUDA: a probe must not create a context the model did not.
+        chooses the device itself (that imports torch and may raise): until then there is nothing to say.
         """
-        device = self._device
-        if device is None:
-            return None
-        if device.startswith("cuda"):
-            import torch
-
-            return probe_torch(cuda_index=torch.device(device).index)  # None until torch has set CUDA up
-        if device == "mps":
-            import torch
-
-            driver = int(torch.mps.driver_allocated_memory())
-            current = int(torch.mps.current_allocated_memory())
-            self._mps_peak = max(self._mps_peak, driver)
-            return FrameworkSample(
-                framework="torch-mps",
-                device=device,
-                guarded_bytes=driver,
-                active_bytes=current,
-                cache_bytes=max(0, driver - current),
-                peak_bytes=self._mps_peak,
-                limit_bytes=int(torch.mps.recommended_max_memory()),
-            )
-        return None
+        device = self._torch_device
+        return device.memory() if device is not None else None
 
     def reset_peak_memory(self) -> None:
         """Start a new peak window: CUDA's counter, or the tracked MPS peak."""
-        device = self.device
-        if device.startswith("cuda"):
-            import torch
-
-            torch.cuda.reset_peak_memory_stats(device)
-        elif device == "mps":
-            import torch
-
-            self._mps_peak = int(torch.mps.driver_allocated_memory())
+        self._device().reset_peak()
 
     def cleanup(self) -> None:
         """Collect garbage and return the allocator's cached blocks to the device."""
@@ -493,34 +284,11 @@ class TransformersBackend(Backend):
 
     def set_memory_limit(self, limit_bytes: int) -> None:
         """Cap torch's allocator so going over raises ``OutOfMemoryError``; the cpu allocator has no cap."""
-        device = self.device
-        if device.startswith("cuda"):
-            import torch
-
-            # torch wants an index here, not the bare "cuda" device name (torch 2.11, seen on an H100).
-            index = torch.device(device).index
-            index = torch.cuda.current_device() if index is None else index
-            _, total = torch.cuda.mem_get_info(index)
-            torch.cuda.set_per_process_memory_fraction(min(1.0, max(0.0, limit_bytes / total)), index)
-        elif device == "mps":
-            import torch
-
-            # The fraction is of the recommended maximum; torch accepts 0 to 2 (2 lifts it to all of RAM).
-            fraction = limit_bytes / int(torch.mps.recommended_max_memory())
-            torch.mps.set_per_process_memory_fraction(min(2.0, max(0.0, fraction)))
+        self._device().set_memory_limit(limit_bytes)
 
     def is_out_of_memory(self, exc: BaseException) -> bool:
         """torch's catchable OOM: CUDA, MPS, or the CPU allocator refusing a size (a RuntimeError)."""
-        if super().is_out_of_memory(exc):
-            return True
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-            if isinstance(exc, oom):
-                return True
-        message = str(exc).lower()
-        said = "out of memory" in message or "can't allocate memory" in message
-        return isinstance(exc, RuntimeError) and said
+        return super().is_out_of_memory(exc) or is_torch_out_of_memory(exc)
 
     def unload(self) -> None:
         """Drop model and processor, collect garbage and empty the device cache."""
@@ -534,12 +302,5 @@ class TransformersBackend(Backend):
         self._empty_cache()
 
     def _empty_cache(self) -> None:
-        """Return cached allocator blocks on cuda or mps (nothing to do on cpu)."""
-        if self._device is None:
-            return
-        import torch
-
-        if self._device.startswith("cuda"):
-            torch.cuda.empty_cache()
-        elif self._device == "mps":
-            torch.mps.empty_cache()
+        if self._torch_device is not None:
+            self._torch_device.empty_cache()

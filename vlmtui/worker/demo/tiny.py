@@ -1,8 +1,9 @@
 """Tiny randomly initialised models, built offline on first use and cached.
 
-``tiny:<family>`` in a suite resolves here. The models are real architectures loaded and run by the
-real library code, with random weights: their output is gibberish, their timing and memory behaviour
-are real. Builders import torch/transformers/mlx, so this runs inside the worker only.
+``tiny:<family>`` in a suite resolves here, through the builder its backend declares (vlmtui.plugins).
+The models are real architectures loaded and run by the real library code, with random weights: their
+output is gibberish, their timing and memory behaviour are real. Builders import torch/transformers/mlx,
+so this runs inside the worker only.
 """
 
 from __future__ import annotations
@@ -18,34 +19,11 @@ from pathlib import Path
 
 import platformdirs
 
+from vlmtui.plugins import BackendNotFound, backends, find_backend
+from vlmtui.wire.source import ModelSource
+
 BUILD_VERSION = 2
 """Bump when a builder changes, so stale cached models are rebuilt."""
-
-# family -> flavour -> "module:function" that writes the model into an empty directory.
-# flavour "hf" is the Hugging Face layout transformers loads; "mlx" is what mlx_vlm.load takes.
-BUILDERS: dict[str, dict[str, str]] = {
-    "idefics3": {
-        "hf": "vlmtui.worker.demo.tiny_hf:build_idefics3",
-        "mlx": "vlmtui.worker.demo.tiny_mlx:build_idefics3",
-    },
-    "llava-next": {
-        "hf": "vlmtui.worker.demo.tiny_hf:build_llava_next",
-        "mlx": "vlmtui.worker.demo.tiny_mlx:build_llava_next",
-    },
-    "moondream2": {
-        "mlx": "vlmtui.worker.demo.tiny_mlx:build_moondream2",
-    },
-    # LLaVA-1.5 (model_type "llava"): the family whose mlx-vlm processor trips over transformers 5.
-    "llava-1.5": {
-        "mlx": "vlmtui.worker.demo.tiny_mlx:build_llava15",
-    },
-}
-ALIASES = {
-    "smolvlm": "idefics3", "llava": "llava-next", "llava_next": "llava-next", "llava15": "llava-1.5",
-    "moondream": "moondream2",
-}
-
-FLAVOUR_OF_BACKEND = {"transformers": "hf", "mlx-vlm": "mlx", "openai": "mlx"}
 
 
 class TinyModelError(Exception):
@@ -56,12 +34,6 @@ def cache_dir() -> Path:
     """Where tiny models live: ``$VLMTUI_CACHE_DIR`` or the platform's user cache directory."""
     override = os.environ.get("VLMTUI_CACHE_DIR")
     return Path(override) if override else Path(platformdirs.user_cache_dir("vlmtui"))
-
-
-def family_of(path: str) -> str:
-    """The canonical family of ``tiny:<family>``."""
-    name = path.removeprefix("tiny:").strip().lower()
-    return ALIASES.get(name, name)
 
 
 @contextlib.contextmanager
@@ -77,22 +49,25 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 def tiny_model_dir(path: str, backend: str) -> Path:
     """The directory of the tiny model named by ``path`` for ``backend``, built first if needed."""
-    family = family_of(path)
-    flavour = FLAVOUR_OF_BACKEND.get(backend, "hf")
-    flavours = BUILDERS.get(family)
-    if flavours is None:
-        known = ", ".join(f"tiny:{f}" for f in BUILDERS)
-        raise TinyModelError(f"unknown tiny model {path!r} (known: {known})")
-    if flavour not in flavours:
-        raise TinyModelError(f"{path} has no {backend} build (it exists for: "
-                             f"{', '.join(b for b, f in FLAVOUR_OF_BACKEND.items() if f in flavours)})")
+    source = ModelSource.parse(path)
+    try:
+        declaration = find_backend(backend)
+    except BackendNotFound as exc:
+        raise TinyModelError(str(exc)) from None
+    if not source.is_tiny:
+        raise TinyModelError(f"{path!r} is not a tiny:<family> name")
+    problem = declaration.tiny_problem(source, backends())
+    if problem is not None or declaration.tiny is None:
+        raise TinyModelError(problem or f"{backend} declares no tiny models")
+    family, flavour = source.name, declaration.tiny.flavour
+    builder_ref = declaration.tiny.builders[family]
     target = cache_dir() / "tiny" / f"{family}-{flavour}-v{BUILD_VERSION}"
     if (target / ".complete").exists():
         return target
     with _locked(cache_dir() / "tiny" / f".{family}-{flavour}.lock"):
         if (target / ".complete").exists():
             return target
-        builder = _builder(flavours[flavour])
+        builder = _builder(builder_ref)
         scratch = Path(tempfile.mkdtemp(prefix=f".{family}-{flavour}-", dir=target.parent))
         try:
             builder(scratch)

@@ -1,0 +1,96 @@
+"""A model's ``ModelSource`` turned into what a framework loads, inside the worker.
+
+The suite has parsed the source (tiny family, local path, hub repo@revision: wire/source.py); here each
+kind is resolved the one way every backend shares — a tiny model is built, a local path must be a
+directory, a hub repo comes from the cache or the hub — with one-line ``BackendError``s. Plug-in
+backends use these too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from vlmtui.wire.source import ModelSource
+from vlmtui.worker.backends.base import BackendError
+from vlmtui.worker.demo.tiny import TinyModelError, tiny_model_dir
+
+
+def offline() -> bool:
+    """Whether the Hugging Face hub must not be contacted (env read now, not at hub import time)."""
+    flags = (os.environ.get("HF_HUB_OFFLINE", ""), os.environ.get("TRANSFORMERS_OFFLINE", ""))
+    if any(flag.strip().upper() in {"1", "ON", "YES", "TRUE"} for flag in flags):
+        return True
+    import huggingface_hub
+
+    return bool(huggingface_hub.is_offline_mode())
+
+
+def tiny_dir(source: ModelSource, backend: str) -> Path:
+    """The folder of a tiny model for ``backend``, built on first use."""
+    try:
+        return tiny_model_dir(str(source), backend)
+    except TinyModelError as exc:
+        raise BackendError(str(exc)) from None
+
+
+def local_dir(source: ModelSource) -> Path:
+    """A local source's directory; a missing path or a file is a one-line error."""
+    if source.kind == "none":
+        raise BackendError("no model path given: set path = \"<hub id | local dir | tiny:<family>>\"")
+    path = source.local_path()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise BackendError(f"model path is not a directory: {source}")
+    raise BackendError(f"model path not found: {source}")
+
+
+def model_dir(source: ModelSource, backend: str) -> Path:
+    """A tiny or local source's directory (a hub repo is each framework's own business)."""
+    return tiny_dir(source, backend) if source.is_tiny else local_dir(source)
+
+
+def cached_hub_id(source: ModelSource) -> str:
+    """A hub repo id a framework may load: cached, or fetchable because the hub may be contacted."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(source.name, "config.json", revision=source.revision)
+    except ValueError:  # huggingface_hub's HFValidationError: not a valid repo id after all
+        raise BackendError(f"model path not found: {source.name}") from None
+    if not isinstance(cached, str) and offline():
+        raise BackendError(f"{source.name} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
+                           f"download it once with network")
+    return source.name
+
+
+def hub_snapshot(source: ModelSource, patterns: Sequence[str]) -> Path:
+    """The cached (or freshly downloaded) snapshot of a hub repo at its revision: the files ``patterns`` match."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    repo_id, revision = source.name, source.revision
+    try:
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(patterns)))
+    except LocalEntryNotFoundError:
+        if constants.HF_HUB_OFFLINE:
+            raise BackendError(
+                f"{source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set "
+                "(download it once online, or unset HF_HUB_OFFLINE)"
+            ) from None
+        raise BackendError(f"{source} is not cached and the Hugging Face hub cannot be reached") from None
+    except GatedRepoError:
+        raise BackendError(
+            f"{repo_id} is gated: accept its licence on the hub, then log in (hf auth login)"
+        ) from None
+    except RevisionNotFoundError:
+        raise BackendError(f"revision {revision!r} not found in {repo_id}") from None
+    except RepositoryNotFoundError:
+        raise BackendError(f"model not found on the Hugging Face hub: {repo_id}") from None
