@@ -1,4 +1,8 @@
-"""``vlmtui doctor``: what this machine can run — backends, devices, memory sources, the budget."""
+"""``vlmtui doctor``: what this machine can run — backends, devices, memory sources, the budget.
+
+The backends are every registered plug-in (vlmtui.plugins), each with the packages it declares; they
+are imported by ``vlmtui.worker.probe`` in a throwaway process, never here.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vlmtui import __version__
@@ -50,13 +55,15 @@ def print_doctor(overrides: GuardOverrides, console: Console | None = None) -> i
         found = {"backends": {}, "devices": {}, "sources": {}}
 
     backends = Table(title="Backends", title_justify="left")
-    for column in ("backend", "usable", "modules"):
+    for column in ("backend", "usable", "modules", "registered by"):
         backends.add_column(column)
     for name, info in found["backends"].items():
         mods = ", ".join(
             f"{m} {v['version']}" if v["ok"] else f"{m}: [red]{v['error']}[/]" for m, v in info["modules"].items()
         )
-        backends.add_row(name, _mark(info["ok"]), mods)
+        if "error" in info:  # a plug-in that could not be loaded at all
+            mods = f"[red]{escape(info['error'])}[/]"
+        backends.add_row(name, _mark(info["ok"]), mods, escape(info.get("origin", "")))
     console.print(backends)
 
     devices = found["devices"]

@@ -44,7 +44,7 @@ from vlmtui.engine.plan import Case
 from vlmtui.engine.worker_client import WorkerClient, describe_exit
 from vlmtui.memory.budget import Budget, resolve_budget
 from vlmtui.memory.guard import Guard, GuardDecision, MemoryReading
-from vlmtui.memory.preflight import check_fit, estimate_footprint
+from vlmtui.memory.preflight import check_fit, model_footprint
 from vlmtui.memory.system import probe_pressure, probe_process_rss, probe_system
 from vlmtui.suite.loader import GuardConfig
 from vlmtui.wire import protocol as p
@@ -514,9 +514,9 @@ class Scheduler:
 
     def _preflight(self, model: ModelSpec) -> str | None:
         """Why the model cannot fit under the budget (its cases are then skipped), or None."""
-        if model.force or model.path.startswith("tiny:") or model.backend == "openai":
+        if model.force:
             return None
-        estimate = estimate_footprint(model.path, model.revision)
+        estimate = model_footprint(model)  # None where the backend declares no preflight, or for tiny models
         if estimate is None:
             return None
         verdict = check_fit(estimate, self.budget.bytes, 0)

@@ -3,6 +3,8 @@
 The estimate is the size of the weight files (a local folder, the local Hugging Face cache, or the
 hub's file metadata) plus a margin; it is a file-size estimate, read without opening a tensor, and
 ``None`` when the size cannot be known (offline and not cached, an unknown id, a tiny demo model).
+Where the weights are is the model's ``ModelSource``; whether the preflight applies at all is its
+backend's declaration (a server's weights are not the worker's).
 
 The margin: weights × 1.2 + 256 MiB. The 20 % covers what grows with the model — allocator slack and
 cache, dtype up-casts of a few layers (norms, vision tower in fp32), quantisation scales — and the
@@ -20,7 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vlmtui.plugins import BackendNotFound, find_backend
 from vlmtui.units import format_bytes
+from vlmtui.wire.source import ModelSource
+from vlmtui.wire.spec import ModelSpec
 
 OVERHEAD_FACTOR = 1.2
 OVERHEAD_BYTES = 256 * 1024**2
@@ -33,7 +38,6 @@ _INDEX_NAMES = {
     ".bin": ("pytorch_model.bin.index.json",),
 }
 _NOT_WEIGHTS = re.compile(r"^(training_args|optimizer|scheduler|scaler|rng_state.*)\.bin$")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -92,37 +96,47 @@ def check_fit(
 
 
 def estimate_footprint(
-    model_path: str | Path,
+    model: str | Path | ModelSource,
     revision: str | None = None,
     *,
     cache_dir: str | Path | None = None,
     allow_network: bool = True,
     timeout_s: float = 5.0,
 ) -> FootprintEstimate | None:
-    """The expected footprint of a local folder or file, or of a hub id (local cache first, then the hub).
+    """The expected footprint of a local folder or file, or of a hub repo (local cache first, then the hub).
 
     Never raises for a model it cannot size: offline, unknown, gated or a ``tiny:`` demo model is ``None``.
     """
-    text = str(model_path)
-    if text.startswith("tiny:") or not text.strip():
-        return None
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return _from_folder(path, "local dir")
-    if path.is_file():
-        if path.name.endswith(WEIGHT_SUFFIXES):
+    source = model if isinstance(model, ModelSource) else ModelSource.parse(str(model), revision)
+    if source.is_local:
+        path = source.local_path()
+        if path.is_dir():
+            return _from_folder(path, "local dir")
+        if path.is_file() and path.name.endswith(WEIGHT_SUFFIXES):
             return FootprintEstimate.from_weights({path.name: path.stat().st_size}, "local file", str(path))
         return None
-    if not _HUB_ID.match(text) or text.startswith((".", "/", "~")):
+    if not source.is_hub:
         return None
-    snapshot = _cached_snapshot(text, revision, cache_dir)
+    snapshot = _cached_snapshot(source.name, source.revision, cache_dir)
     if snapshot is not None:
         cached = _from_folder(snapshot, "hf cache", require_complete=True)
         if cached is not None:
             return cached
     if not allow_network:
         return None
-    return _from_hub(text, revision, timeout_s)
+    return _from_hub(source.name, source.revision, timeout_s)
+
+
+def model_footprint(model: ModelSpec) -> FootprintEstimate | None:
+    """The footprint of a suite's model, where its backend declares that the preflight applies.
+
+    ``None`` also for a backend this process does not know (one a test's worker registers itself).
+    """
+    try:
+        applies = find_backend(model.backend).preflight
+    except BackendNotFound:
+        return None
+    return estimate_footprint(model.source) if applies else None
 
 
 # ----------------------------------------------------------------------------- which files are weights

@@ -6,20 +6,22 @@ the command down, and vlmtui itself never imports torch or mlx.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import json
 import sys
+from collections.abc import Mapping
 from typing import Any
 
+from vlmtui.plugins import discover
 from vlmtui.worker.frameworks import device_info, probe_mlx, probe_nvml, probe_torch
 
-PACKAGES = {
-    "transformers backend": ("torch", "transformers"),
-    "mlx-vlm backend": ("mlx", "mlx_vlm"),
-    "openai backend": ("openai", "httpx"),
-}
-_DISTRIBUTIONS = {"mlx_vlm": "mlx-vlm"}
+
+@functools.cache
+def _distributions() -> Mapping[str, list[str]]:
+    """Top-level module → the distributions that install it (``mlx_vlm`` → ``mlx-vlm``)."""
+    return importlib.metadata.packages_distributions()
 
 
 def _import(name: str) -> dict[str, Any]:
@@ -28,20 +30,29 @@ def _import(name: str) -> dict[str, Any]:
     except Exception as exc:  # not installed, or broken in a way worth showing
         first = (str(exc).strip().splitlines() or [""])[0]
         return {"ok": False, "error": f"{type(exc).__name__}: {first}"[:200]}
-    try:
-        version = importlib.metadata.version(_DISTRIBUTIONS.get(name, name))
-    except importlib.metadata.PackageNotFoundError:
-        version = "?"
-    return {"ok": True, "version": version}
+    top = name.partition(".")[0]
+    for dist in [*_distributions().get(top, []), top]:
+        try:
+            return {"ok": True, "version": importlib.metadata.version(dist)}
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return {"ok": True, "version": "?"}
 
 
 def probe() -> dict[str, Any]:
-    """Backends (with versions), devices and which framework memory sources answer."""
-    modules = {name: _import(name) for names in PACKAGES.values() for name in names}
-    backends = {
-        backend: {"ok": all(modules[n]["ok"] for n in names), "modules": {n: modules[n] for n in names}}
-        for backend, names in PACKAGES.items()
+    """Backends (the packages each declares, with versions), devices and which memory sources answer."""
+    found = discover()
+    modules = {name: _import(name) for d in found.backends.values() for name in d.packages}
+    backends: dict[str, Any] = {
+        f"{d.name} backend": {
+            "ok": all(modules[n]["ok"] for n in d.packages),
+            "modules": {n: modules[n] for n in d.packages},
+            "origin": found.origins[d.name],
+        }
+        for d in found.backends.values()
     }
+    for name, problem in found.problems.items():
+        backends[f"{name} backend"] = {"ok": False, "modules": {}, "error": problem}
     sources: dict[str, Any] = {}
     for label, fn in (("mlx", probe_mlx), ("torch", probe_torch)):
         try:
