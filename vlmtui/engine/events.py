@@ -9,8 +9,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-STATUSES = ("passed", "failed", "crashed", "aborted", "skipped")
-FAILED_STATUSES = ("failed", "crashed", "aborted")
+from vlmtui.vocab import FAILURE_STATUSES, RESULT_STATUSES
+
+STATUSES = RESULT_STATUSES
+"""How an attempt can end (an alias of ``vocab.RESULT_STATUSES`` until the scheduler adopts the vocabulary)."""
+FAILED_STATUSES = FAILURE_STATUSES
+"""An alias of ``vocab.FAILURE_STATUSES``, kept for the scheduler."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class CaseResult:
     prompt: str
     kind: str
     status: str
+    """A ``vocab.CaseStatus`` value (one of ``RESULT_STATUSES``)."""
     error: str = ""
     output: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -142,6 +147,7 @@ class MemoryUpdate:
     guarded_source: str
     budget_bytes: int
     level: str
+    """A ``vocab.GuardLevel`` value."""
     pressure: int | None = None
 
 
@@ -151,8 +157,10 @@ class GuardEvent:
 
     t: float
     level: str
+    """A ``vocab.GuardLevel`` value, as is ``previous``."""
     previous: str
     action: str
+    """A ``vocab.GuardAction`` value."""
     reason: str
     case_id: str | None
     reading: dict[str, Any]

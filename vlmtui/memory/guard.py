@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Literal
 
+from vlmtui import vocab
 from vlmtui.memory.budget import Budget, Thresholds
 from vlmtui.units import format_bytes
 
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
     from vlmtui.suite.loader import GuardConfig
 
 GuardAction = Literal["none", "warn", "cleanup", "abort", "recover"]
-"""What the scheduler should do: ``recover`` is any step down; ``none`` is never returned by ``Guard``."""
+"""What the scheduler should do (``vocab.GuardAction`` names them): ``recover`` is any step down; ``none`` is
+never returned by ``Guard``."""
 
 PRESSURE_WARNING = 2
 PRESSURE_CRITICAL = 4
@@ -51,9 +53,9 @@ class GuardLevel(IntEnum):
     ABORT = 3
 
     @property
-    def label(self) -> str:
+    def label(self) -> vocab.GuardLevel:
         """``ok``, ``warn``, ``cleanup`` or ``abort``, for the log and the UI."""
-        return self.name.lower()
+        return vocab.GuardLevel(self.name.lower())
 
 
 _UP_ACTIONS: dict[GuardLevel, GuardAction] = {

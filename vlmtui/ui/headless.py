@@ -26,14 +26,7 @@ from vlmtui.engine.events import (
 from vlmtui.reports.summary import ModelSummary, summarise
 from vlmtui.text import excerpt
 from vlmtui.units import format_bytes
-
-STATUS_STYLE = {
-    "passed": ("✓", "green"),
-    "failed": ("✗", "red"),
-    "crashed": ("☠", "bold red"),
-    "aborted": ("■", "yellow"),
-    "skipped": ("–", "dim"),
-}
+from vlmtui.vocab import RESULT_STATUSES, GuardAction, RunState, counts_text, status_look
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -45,11 +38,10 @@ def summary_table(summaries: list[ModelSummary], title: str = "Per-model summary
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
                   padding=(0, 1))
     table.add_column("model", no_wrap=True, overflow="ellipsis")
-    for column in ("pass", "fail", "crash", "abort", "skip", "mean s", "tok/s", "peak"):
+    for column in (*(status.look.word for status in RESULT_STATUSES), "mean s", "tok/s", "peak"):
         table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
     for s in summaries:
-        table.add_row(s.model, *(str(s.counts.get(k, 0)) for k in
-                      ("passed", "failed", "crashed", "aborted", "skipped")),
+        table.add_row(s.model, *(str(s.counts.get(k, 0)) for k in RESULT_STATUSES),
                       _fmt(s.mean_total_s, "{:.2f}"), _fmt(s.mean_gen_tps, "{:.0f}"),
                       format_bytes(s.peak_memory_bytes))
     return table
@@ -92,7 +84,7 @@ class HeadlessPrinter:
         elif isinstance(event, CaseFinished):
             self._case_line(event)
         elif isinstance(event, GuardEvent):
-            if event.action not in ("none",):
+            if event.action != GuardAction.NONE:
                 out.print(f"  [magenta]guard {event.action}[/] ({event.level}): {escape(event.reason)}")
         elif isinstance(event, Notice):
             style = {"error": "red", "warning": "yellow"}.get(event.level, "dim")
@@ -100,15 +92,15 @@ class HeadlessPrinter:
         elif isinstance(event, SessionFinished):
             self.progress.stop()
             self.console.print(summary_table(summarise(self._results.values())))
-            counts = ", ".join(f"{n} {status}" for status, n in event.counts.items())
-            self.console.print(f"{'stopped' if event.stopped else 'done'}: {counts}")
+            state = RunState.STOPPED if event.stopped else RunState.DONE
+            self.console.print(f"{state}: {counts_text(event.counts, '')}")
 
     def _case_line(self, event: CaseFinished) -> None:
         result = event.result
         self._results[result.case_id] = result.to_dict()
         if not result.warmup:
             self.progress.advance(self._task)
-        mark, style = STATUS_STYLE.get(result.status, ("?", "white"))
+        look = status_look(result.status)
         m = result.metrics
         stats = ""
         if m.get("total_s") is not None:
@@ -121,6 +113,6 @@ class HeadlessPrinter:
         warm = " [dim](warm-up)[/]" if result.warmup else ""
         tail = excerpt(result.error or result.output, 100)
         self.progress.console.print(
-            f"[{style}]{mark} {result.status:<7}[/] {escape(result.case_id)}{attempt}{warm}{stats}"
+            f"[{look.style}]{look.mark} {result.status:<7}[/] {escape(result.case_id)}{attempt}{warm}{stats}"
             f" [dim]│[/] {escape(tail)}", overflow="fold",
         )

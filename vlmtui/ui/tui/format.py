@@ -1,28 +1,13 @@
-"""How the dashboard writes numbers, statuses and model text: short, with units, one cell wide where it can."""
+"""How the dashboard writes numbers, statuses and model text: short, with units, one cell wide where it can.
+
+Marks, words and colours of statuses, guard levels and run states come from ``vlmtui.vocab``, shared
+with the headless printer and the reports; what only the dashboard shows is named here.
+"""
 
 from __future__ import annotations
 
 from vlmtui.units import format_bytes
-
-STATUS_LABELS: dict[str, tuple[str, str, str]] = {
-    # status: (mark, short word, style)
-    "passed": ("✓", "pass", "green"),
-    "failed": ("✗", "fail", "red"),
-    "crashed": ("☠", "crash", "bold red"),
-    "aborted": ("■", "abort", "yellow"),
-    "skipped": ("–", "skip", "bright_black"),
-    "running": ("▶", "run", "bold cyan"),
-    "queued": ("·", "queued", "bright_black"),
-}
-"""Display marks and colours per status (the display thresholds live on the TUI side)."""
-
-LEVEL_STYLES: dict[str, str] = {
-    "ok": "green",
-    "warn": "yellow",
-    "cleanup": "dark_orange",
-    "abort": "bold red",
-}
-"""Colour of each guard level."""
+from vlmtui.vocab import status_look
 
 PRESSURE_NAMES: dict[int, tuple[str, str]] = {
     1: ("normal", "green"),
@@ -43,15 +28,15 @@ FRAMEWORK_LABELS: dict[str, str] = {
 
 
 def status_mark(status: str) -> tuple[str, str]:
-    """The one-cell mark and style of a status."""
-    mark, _, style = STATUS_LABELS.get(status, ("?", status, "white"))
-    return mark, style
+    """The one-cell mark and style of a status (``vocab`` says how each status is shown)."""
+    look = status_look(status)
+    return look.mark, look.style
 
 
 def status_label(status: str, attempt: int = 1) -> str:
     """``✓ pass``, with ``×N`` when this is the N-th attempt."""
-    mark, word, _ = STATUS_LABELS.get(status, ("?", status, "white"))
-    return f"{mark} {word}" + (f" ×{attempt}" if attempt > 1 else "")
+    look = status_look(status)
+    return f"{look.mark} {look.word}" + (f" ×{attempt}" if attempt > 1 else "")
 
 
 def seconds(value: float | None) -> str:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vlmtui.engine.events import (
-    STATUSES,
     CaseFinished,
     CaseQueued,
     CaseResult,
@@ -26,6 +25,16 @@ from vlmtui.engine.events import (
     SessionStarted,
 )
 from vlmtui.reports.summary import ModelSummary, summarise
+from vlmtui.vocab import (
+    FAILURE_STATUSES,
+    LIVE_STATUSES,
+    CaseStatus,
+    GuardAction,
+    GuardLevel,
+    ModelState,
+    count_by_status,
+    status_look,
+)
 
 if TYPE_CHECKING:
     from vlmtui.engine.scheduler import Scheduler
@@ -56,11 +65,11 @@ class CaseView:
 
     @property
     def status(self) -> str:
-        """``running``, ``queued``, or the latest attempt's status."""
+        """``running``, ``pending`` (queued), or the latest attempt's status."""
         if self.running:
-            return "running"
+            return CaseStatus.RUNNING
         if self.queued or not self.attempts:
-            return "queued"
+            return CaseStatus.PENDING
         return self.attempts[-1].status
 
     @property
@@ -84,8 +93,8 @@ class ModelView:
 
     model: str
     backend: str
-    state: str = "waiting"
-    """``waiting``, ``loading``, ``loaded``, ``failed`` or ``unloaded``."""
+    state: ModelState = ModelState.WAITING
+    """Where the model is (a ``vocab.ModelState``)."""
     device: str = ""
     dtype: str = ""
     load_s: float | None = None
@@ -110,7 +119,7 @@ class SessionView:
     budget_source: str = ""
     thresholds: tuple[float, float, float] = (75.0, 85.0, 95.0)
     """warn, cleanup and abort, in percent of the budget."""
-    guard_level: str = "ok"
+    guard_level: str = GuardLevel.OK
     last_guard: GuardEvent | None = None
     current_model: str | None = None
 
@@ -164,20 +173,21 @@ class SessionView:
             return self._finish(event.result)
         elif isinstance(event, ModelLoading):
             model = self.models.setdefault(event.model, ModelView(event.model, event.backend))
-            model.state, model.error = "loading", ""
+            model.state, model.error = ModelState.LOADING, ""
             model.trust_remote_code = event.trust_remote_code
             self._unload_others(event.model)
             self.current_model = event.model
         elif isinstance(event, ModelLoaded):
             model = self.models.setdefault(event.model, ModelView(event.model, ""))
-            model.state, model.device, model.dtype, model.load_s = "loaded", event.device, event.dtype, event.load_s
+            model.state, model.device, model.dtype = ModelState.LOADED, event.device, event.dtype
+            model.load_s = event.load_s
             self.current_model = event.model
         elif isinstance(event, ModelLoadFailed):
             model = self.models.setdefault(event.model, ModelView(event.model, ""))
-            model.state, model.error = "failed", event.error
+            model.state, model.error = ModelState.FAILED, event.error
         elif isinstance(event, GuardEvent):
             self.guard_level = event.level
-            if event.action != "none":
+            if event.action != GuardAction.NONE:
                 self.last_guard = event
         elif isinstance(event, MemoryUpdate):
             self.guard_level = event.level
@@ -221,8 +231,8 @@ class SessionView:
 
     def _unload_others(self, model: str) -> None:
         for other in self.models.values():
-            if other.model != model and other.state in ("loaded", "loading"):
-                other.state = "unloaded"
+            if other.model != model and other.state in (ModelState.LOADED, ModelState.LOADING):
+                other.state = ModelState.UNLOADED
 
     # ------------------------------------------------------------------ what the widgets read
 
@@ -233,11 +243,7 @@ class SessionView:
 
     def counts(self) -> dict[str, int]:
         """Cases by shown status (warm-ups left out), in a stable order."""
-        counts = dict.fromkeys((*STATUSES, "running", "queued"), 0)
-        for row in self.cases.values():
-            if not row.warmup:
-                counts[row.status] = counts.get(row.status, 0) + 1
-        return counts
+        return count_by_status(self.cases.values(), zeros=LIVE_STATUSES)
 
     def backend_device(self) -> str:
         """``transformers · cpu float32``: the current model's backend and device (or the suite's backends)."""
@@ -256,17 +262,16 @@ class SessionView:
 
     def failed_ids(self) -> list[str]:
         """Cases whose latest attempt failed, crashed or was aborted and that are not queued again."""
-        return [cid for cid in self.order
-                if self.cases[cid].status in ("failed", "crashed", "aborted")]
+        return [cid for cid in self.order if self.cases[cid].status in FAILURE_STATUSES]
 
     def matches(self, case_id: str, query: str) -> bool:
         """Whether a case passes the filter: every word must match its status, model or case id."""
         row = self.cases[case_id]
         words = query.lower().split()
-        haystack = (row.status, row.model.lower(), row.case_id.lower())
+        haystack = (row.status, status_look(row.status).word, row.model.lower(), row.case_id.lower())
         for word in words:
             if word in ("failures", "failing", "bad"):
-                if row.status not in ("failed", "crashed", "aborted"):
+                if row.status not in FAILURE_STATUSES:
                     return False
                 continue
             if not any(word in item for item in haystack):

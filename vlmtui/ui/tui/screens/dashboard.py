@@ -44,6 +44,7 @@ from vlmtui.ui.tui.widgets.header import SessionHeader
 from vlmtui.ui.tui.widgets.memory import MemoryPanel
 from vlmtui.ui.tui.widgets.output import OutputContent, OutputPane, metric_pairs
 from vlmtui.ui.tui.widgets.summary import ModelSummaryTable, SummaryRow
+from vlmtui.vocab import RESULT_STATUSES, CaseStatus, GuardAction, GuardLevel, ModelState, RunState
 
 if TYPE_CHECKING:
     from vlmtui.engine.scheduler import Scheduler
@@ -115,10 +116,10 @@ class DashboardScreen(Screen[None]):
     """Seconds since the session started (stops while idle)."""
     counts: reactive[tuple[tuple[str, int], ...]] = reactive(())
     """Cases by status."""
-    guard_level: reactive[str] = reactive("ok")
+    guard_level: reactive[str] = reactive(GuardLevel.OK)
     """The memory guard's level."""
-    run_state: reactive[str] = reactive("starting")
-    """starting, loading, running, paused, done or stopping."""
+    run_state: reactive[str] = reactive(RunState.STARTING)
+    """What the session is doing (a ``vocab.RunState``)."""
     memory: reactive[MemoryUpdate | None] = reactive(None)
     """The newest memory sample (throttled)."""
     history: reactive[tuple[float, ...]] = reactive(())
@@ -217,12 +218,12 @@ class DashboardScreen(Screen[None]):
         elif isinstance(event, WorkerExited):
             self.notify(f"worker exited: {event.description}", severity="error", timeout=8)
         elif isinstance(event, GuardEvent):
-            if event.action == "cleaned":
+            if event.action == GuardAction.CLEANED:
                 self.notify(f"cleanup freed {size(event.freed_bytes or 0)}", timeout=4)
-            elif event.action in ("cleanup", "abort"):
+            elif event.action in (GuardAction.CLEANUP, GuardAction.ABORT):
                 self.notify(f"memory guard {event.action}: {event.reason}", severity="warning", timeout=8)
         elif isinstance(event, SessionFinished) and event.stopped:
-            self.run_state = "stopping" if self.stopping else "done"
+            self.run_state = RunState.STOPPING if self.stopping else RunState.DONE
 
     def on_tokens_streamed(self, message: TokensStreamed) -> None:
         self._stream = (message.case_id, message.text)
@@ -257,9 +258,8 @@ class DashboardScreen(Screen[None]):
 
     def _summary_row(self, summary: ModelSummary) -> SummaryRow:
         model = self.view.models.get(summary.model)
-        passed, failed, crashed, aborted, skipped = (
-            summary.counts.get(k, 0) for k in ("passed", "failed", "crashed", "aborted", "skipped"))
-        return SummaryRow(summary.model, model.state if model else "waiting",
+        passed, failed, crashed, aborted, skipped = (summary.counts.get(k, 0) for k in RESULT_STATUSES)
+        return SummaryRow(summary.model, model.state if model else ModelState.WAITING,
                           (passed, failed, crashed, aborted, skipped), summary.mean_total_s, summary.mean_gen_tps,
                           summary.peak_memory_bytes, model.trust_remote_code if model else False)
 
@@ -270,20 +270,20 @@ class DashboardScreen(Screen[None]):
             title = f"queue · filter “{self.filter_text}”: {shown} of {total}"
         self.table.border_title = title
 
-    def _run_state(self) -> str:
+    def _run_state(self) -> RunState:
         view = self.view
         if self.stopping:
-            return "stopping"
+            return RunState.STOPPING
         if view.paused:
-            return "pausing" if view.running else "paused"
+            return RunState.PAUSING if view.running else RunState.PAUSED
         if view.running:
-            return "running"
+            return RunState.RUNNING
         current = view.models.get(view.current_model or "")
-        if current is not None and current.state == "loading":
-            return "loading"
+        if current is not None and current.state == ModelState.LOADING:
+            return RunState.LOADING
         if view.started_at is not None and view.idle:
-            return "done"
-        return "starting" if view.started_at is None else "running"
+            return RunState.DONE
+        return RunState.STARTING if view.started_at is None else RunState.RUNNING
 
     def _tick_elapsed(self, now: float) -> None:
         if self.view.started_at is None:
@@ -323,10 +323,10 @@ class DashboardScreen(Screen[None]):
             tail = max(pane.width * pane.height * 2, 800)
             if len(text) > tail:
                 text = "…" + text[-tail:]
-            return OutputContent(row.case_id, "running", row.attempt, text, streaming=True, note=note)
+            return OutputContent(row.case_id, CaseStatus.RUNNING, row.attempt, text, streaming=True, note=note)
         latest = row.latest
         if latest is None:
-            return OutputContent(row.case_id, "queued", row.attempt, note="waiting in the queue")
+            return OutputContent(row.case_id, CaseStatus.PENDING, row.attempt, note="waiting in the queue")
         if row.queued:
             note = f"attempt {row.attempt} is queued; showing attempt {latest.attempt}"
         output = latest.output
@@ -355,7 +355,7 @@ class DashboardScreen(Screen[None]):
 
     def watch_stopping(self, stopping: bool) -> None:
         if stopping:
-            self.run_state = "stopping"
+            self.run_state = RunState.STOPPING
 
     # ------------------------------------------------------------------ actions
 

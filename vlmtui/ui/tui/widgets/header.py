@@ -6,17 +6,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from vlmtui.ui.tui.format import LEVEL_STYLES, STATUS_LABELS, clock
-
-RUN_STATE_STYLES = {
-    "starting": "bright_black",
-    "loading": "cyan",
-    "running": "bold cyan",
-    "paused": "bold yellow",
-    "done": "bold green",
-    "stopping": "bold red",
-}
-"""Colour of each run state shown at the header's right."""
+from vlmtui.ui.tui.format import clock
+from vlmtui.vocab import CaseStatus, GuardLevel, RunState, level_look, run_state_look, status_look
 
 
 class SessionHeader(Widget):
@@ -38,22 +29,21 @@ class SessionHeader(Widget):
     """Seconds since the session started."""
     counts: reactive[tuple[tuple[str, int], ...]] = reactive(())
     """Cases by status, as ``(status, n)`` pairs."""
-    guard_level: reactive[str] = reactive("ok")
-    """The memory guard's level: ok, warn, cleanup or abort."""
-    run_state: reactive[str] = reactive("starting")
-    """starting, loading, running, paused, done or stopping."""
+    guard_level: reactive[str] = reactive(GuardLevel.OK)
+    """The memory guard's level (a ``vocab.GuardLevel``)."""
+    run_state: reactive[str] = reactive(RunState.STARTING)
+    """What the session is doing (a ``vocab.RunState``)."""
 
     def render(self) -> Text:
         counts = Text()
         for status, n in self.counts:
-            if n or status == "passed":
-                mark, _, style = STATUS_LABELS.get(status, ("?", status, "white"))
-                counts.append(f"{mark}{n} ", style=style)
+            if n or status == CaseStatus.PASSED:
+                look = status_look(status)
+                counts.append(f"{look.mark}{n} ", style=look.style)
         counts.rstrip()
-        level_style = LEVEL_STYLES.get(self.guard_level, "white")
         brand = Text.assemble((" vlmtui ", "bold reverse"), " ", (self.suite, "bold"))
-        guard = Text.assemble("guard ", (self.guard_level, level_style))
-        state = Text(self.run_state, style=RUN_STATE_STYLES.get(self.run_state, "white"))
+        guard = Text.assemble("guard ", (self.guard_level, level_look(self.guard_level).style))
+        state = Text(self.run_state, style=run_state_look(self.run_state).style)
         backend = Text(self.backend, style="cyan")
         short_backend = Text(self.backend.rsplit(" ", 1)[0] if " · " in self.backend else self.backend,
                              style="cyan")

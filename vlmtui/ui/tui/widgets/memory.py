@@ -17,7 +17,8 @@ from textual.widget import Widget
 from textual.widgets import Label, Sparkline
 
 from vlmtui.engine.events import GuardEvent, MemoryUpdate
-from vlmtui.ui.tui.format import FRAMEWORK_LABELS, LEVEL_STYLES, PRESSURE_NAMES, size, size_pair
+from vlmtui.ui.tui.format import FRAMEWORK_LABELS, PRESSURE_NAMES, size, size_pair
+from vlmtui.vocab import GuardLevel, level_look
 
 SYSTEM_WARN_PCT = 80.0
 """Unified memory (or swap) use above which its gauge turns yellow."""
@@ -37,16 +38,16 @@ class GaugeReading:
     label: str
     used: float | None
     total: float | None
-    level: str = "ok"
+    level: str = GuardLevel.OK
     marks: tuple[float, ...] = ()
     note: str = ""
 
 
-def _system_level(used: float | None, total: float | None) -> str:
+def _system_level(used: float | None, total: float | None) -> GuardLevel:
     if not used or not total:
-        return "ok"
+        return GuardLevel.OK
     pct = 100 * used / total
-    return "abort" if pct >= SYSTEM_HIGH_PCT else "warn" if pct >= SYSTEM_WARN_PCT else "ok"
+    return GuardLevel.ABORT if pct >= SYSTEM_HIGH_PCT else GuardLevel.WARN if pct >= SYSTEM_WARN_PCT else GuardLevel.OK
 
 
 def render_bar(reading: GaugeReading, width: int) -> Text:
@@ -54,7 +55,7 @@ def render_bar(reading: GaugeReading, width: int) -> Text:
     bar = Text()
     if width <= 0:
         return bar
-    fill_style = LEVEL_STYLES.get(reading.level, "green").replace("bold ", "")
+    fill_style = level_look(reading.level).style.replace("bold ", "")
     fraction = 0.0
     if reading.used is not None and reading.total:
         fraction = min(max(reading.used / reading.total, 0.0), 1.0)
@@ -197,9 +198,9 @@ class MemoryPanel(Vertical):
         else:
             text.append("pressure ")
             text.append("n/a", style="bright_black")
-        level = sample.level if sample is not None else "ok"
+        level = sample.level if sample is not None else GuardLevel.OK
         text.append(" · guard ")
-        text.append(level, style=LEVEL_STYLES.get(level, "white"))
+        text.append(level, style=level_look(level).style)
         warn, cleanup, abort = self.thresholds
         text.append(f" {warn:g}/{cleanup:g}/{abort:g}%", style="bright_black")
         if self.last_guard is not None:

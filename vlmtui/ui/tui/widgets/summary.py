@@ -11,6 +11,7 @@ from textual.widget import Widget
 
 from vlmtui.text import middle
 from vlmtui.ui.tui.format import rate, seconds, size
+from vlmtui.vocab import RESULT_STATUSES, ModelState
 
 NUMBERS_WIDTH = 58
 """Cells the count, time, speed and memory columns of the summary take, padding included."""
@@ -22,17 +23,13 @@ class SummaryRow:
 
     model: str
     state: str
-    """waiting, loading, loaded, failed or unloaded."""
+    """Where the model is (a ``vocab.ModelState``)."""
     counts: tuple[int, int, int, int, int]
     """passed, failed, crashed, aborted, skipped."""
     mean_s: float | None
     tok_s: float | None
     peak_bytes: int | None
     trust_remote_code: bool = False
-
-
-STATE_MARKS = {"loading": ("◌", "cyan"), "loaded": ("▶", "bold cyan"), "failed": ("✗", "red")}
-"""A mark before the model's name for the one in the worker (or the one that could not load)."""
 
 
 class ModelSummaryTable(Widget):
@@ -51,17 +48,17 @@ class ModelSummaryTable(Widget):
         table = Table(box=None, pad_edge=False, expand=True, show_edge=False, padding=(0, 1),
                       header_style="bold")
         table.add_column("model", ratio=1, no_wrap=True, overflow="ellipsis")
-        for heading, style in (("pass", "green"), ("fail", "red"), ("crash", "red"), ("abort", "yellow"),
-                            ("skip", "bright_black")):
-            table.add_column(heading, justify="right", no_wrap=True, header_style=f"bold {style}")
+        for status in RESULT_STATUSES:
+            look = status.look
+            table.add_column(look.word, justify="right", no_wrap=True, header_style=f"bold {look.style}")
         table.add_column("mean s", justify="right", no_wrap=True)
         table.add_column("tok/s", justify="right", no_wrap=True)
         table.add_column("peak", justify="right", no_wrap=True)
         # The numeric columns and their padding take 58 cells; the name gets the rest, cut in the middle.
         room = max(self.content_size.width - NUMBERS_WIDTH - 2, 12)
         for row in self.rows:
-            mark, style = STATE_MARKS.get(row.state, (" ", ""))
-            name = Text.assemble((mark, style), " ", middle(row.model, room))
+            look = ModelState(row.state).look
+            name = Text.assemble((look.mark, look.style), " ", middle(row.model, room))
             if row.trust_remote_code and name.cell_len + 14 <= room + 2:
                 name.append(" (remote code)", style="yellow")
             elif row.trust_remote_code:
