@@ -1,19 +1,22 @@
 """A suite turned into cases: model × image × prompt, and model × text prompt, with capability skips.
 
 A case a model cannot do is planned as skipped with its reason, so it can never be reported as passed
-(the seed script once reported a vision-only model's text-only test as a success).
+(the seed script once reported a vision-only model's text-only test as a success). What a model can do
+is the suite's ``capabilities`` where given, else its own config's ``model_type`` (wire/capabilities.py),
+read here where it can be before any load, else reported by the worker when it loads (the scheduler then
+skips with ``skip_reason`` below).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from vlmtui.engine.model_config import read_model_type
 from vlmtui.suite.loader import Suite
+from vlmtui.wire.capabilities import ALL, IMAGE, TEXT, capabilities_of
 from vlmtui.wire.spec import Expect, ModelSpec
-
-# Families whose models only answer about an image: a text-only prompt is not a test of them.
-VISION_ONLY_FAMILIES = ("moondream",)
 
 
 @dataclass(frozen=True)
@@ -44,32 +47,41 @@ class Case:
         return self.image.name if self.image else "—"
 
 
-def model_capabilities(model: ModelSpec) -> frozenset[str]:
-    """What the model can be asked: ``image`` and/or ``text`` (an explicit list wins over the family)."""
+def model_capabilities(model: ModelSpec, model_type: str | None = None) -> frozenset[str]:
+    """What the model can be asked, ``image`` and/or ``text``: the suite's list, else its model type's."""
     if model.capabilities:
         caps = set(model.capabilities)
-        if "vision-only" in caps:
-            return frozenset({"image"})
-        return frozenset(caps)
-    family = model.path.lower()
-    if any(name in family for name in VISION_ONLY_FAMILIES):
-        return frozenset({"image"})
-    return frozenset({"image", "text"})
+        return frozenset({IMAGE}) if "vision-only" in caps else frozenset(caps)
+    return capabilities_of(model_type) if model_type else ALL
 
 
-def _skip_reason(model: ModelSpec, kind: str) -> str | None:
-    caps = model_capabilities(model)
-    if kind == "text" and "text" not in caps:
-        return f"{model.id} is vision-only: a text-only prompt does not test it"
-    if kind == "image" and "image" not in caps:
-        return f"{model.id} is text-only: it cannot see images"
-    return None
+def skip_reason(model: ModelSpec, kind: str, model_type: str | None,
+                found: Collection[str] | None = None) -> str | None:
+    """Why a case of ``kind`` (``image``, ``text``) cannot run on ``model``, or ``None``.
+
+    The suite's ``capabilities`` win; then what the worker ``found`` when it loaded the model; then what
+    ``model_type`` (from its config) says.
+    """
+    if model.capabilities:
+        caps, why = model_capabilities(model), "capabilities in the suite"
+    elif found:
+        caps, why = frozenset(found), f"model type {model_type}" if model_type else "as its backend loads it"
+    elif model_type:
+        caps, why = capabilities_of(model_type), f"model type {model_type}"
+    else:
+        return None
+    if kind in caps:
+        return None
+    if kind == TEXT:
+        return f"{model.id} is vision-only ({why}): a text-only prompt does not test it"
+    return f"{model.id} is text-only ({why}): it cannot see images"
 
 
 def plan_cases(suite: Suite) -> list[Case]:
     """Every case of the suite, grouped by model in suite order (warm-ups first within a model)."""
     cases: list[Case] = []
     for model in suite.models:
+        model_type = None if model.capabilities else read_model_type(model)
         max_tokens = model.max_tokens or suite.max_tokens
         temperature = model.temperature if model.temperature is not None else suite.temperature
         work: list[tuple[str, Path | None, int, str, Expect]] = []
@@ -80,7 +92,7 @@ def plan_cases(suite: Suite) -> list[Case]:
         for i, prompt in enumerate(suite.text_prompts):
             work.append((f"{model.id}/text/t{i}", None, i, prompt.text, model.expect.merged(prompt.expect)))
         for base_id, image, index, text, expect in work:
-            skip = _skip_reason(model, "text" if image is None else "image")
+            skip = skip_reason(model, TEXT if image is None else IMAGE, model_type)
             runs = [(f"{base_id}#w{w}", w, True) for w in range(suite.warmup)] if skip is None else []
             runs += [
                 (base_id if suite.repeat == 1 else f"{base_id}#r{r}", r, False) for r in range(suite.repeat)

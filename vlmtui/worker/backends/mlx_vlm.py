@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmtui.memory.samples import FrameworkSample
+from vlmtui.wire.capabilities import TEXT, capabilities_of
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends.base import (
     Backend,
@@ -44,9 +45,6 @@ from vlmtui.worker.backends.base import (
 )
 from vlmtui.worker.demo.tiny import TinyModelError, tiny_model_dir
 from vlmtui.worker.frameworks import probe_mlx
-
-VISION_ONLY_TYPES = frozenset({"moondream1", "moondream2", "moondream3"})
-"""Model types whose mlx-vlm prompt format always has an image (``vlmtui`` skips their text-only cases)."""
 
 HUB_PATTERNS = ["*.json", "*.jsonl", "*.safetensors", "*.py", "*.model", "*.tiktoken", "*.txt", "*.jinja"]
 """The files ``mlx_vlm.load`` fetches from the hub (mlx_vlm.utils.get_model_path, 0.7.10)."""
@@ -218,7 +216,7 @@ class MlxVlmBackend(Backend):
         self.model_path = path
         self.model_type = str(getattr(model.config, "model_type", "")).lower()
         notes: list[str] = []
-        if self.model_type in VISION_ONLY_TYPES:
+        if self.model_type.startswith("moondream"):
             processor = self._moondream_processor(model, processor, notes)
         shield_image_processor(processor)
         notes += self._apply_image_options(processor)
@@ -237,6 +235,7 @@ class MlxVlmBackend(Backend):
                 "transformers": _version("transformers"),
             },
             notes=notes,
+            model_type=self.model_type,
         )
 
     def resolve_path(self) -> Path:
@@ -388,7 +387,7 @@ class MlxVlmBackend(Backend):
 
         if self.model is None:
             raise BackendError("generate() called before load()")
-        if request.image is None and self.model_type in VISION_ONLY_TYPES:
+        if request.image is None and TEXT not in capabilities_of(self.model_type):
             raise BackendError(f"{self.model_type} is vision-only in mlx-vlm: text-only prompts do not apply")
         model, processor = self.model, self.processor
         # stream_generate is annotated for paths, but prepare_inputs takes PIL images as they are.

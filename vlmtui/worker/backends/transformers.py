@@ -104,6 +104,7 @@ class TransformersBackend(Backend):
             dtype=dtype_name,
             versions={"torch": torch.__version__, "transformers": transformers.__version__},
             notes=notes,
+            model_type=str(config.model_type).lower(),
         )
 
     def _source(self) -> tuple[str, bool]:
