@@ -9,11 +9,11 @@ import signal
 import sys
 from pathlib import Path
 
-from vlmtui.engine.events import FAILED_STATUSES
-from vlmtui.engine.session_log import LogError
 from vlmtui.engine.setup import GuardOverrides, Session, prepare_session
 from vlmtui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from vlmtui.reports.records import LogError
 from vlmtui.suite.loader import SuiteError
+from vlmtui.vocab import FAILURE_STATUSES
 
 _STOP_SIGNALS = {
     signal.SIGINT: "interrupted (Ctrl-C)",
@@ -45,7 +45,7 @@ def _overrides(args: argparse.Namespace) -> GuardOverrides:
 def _exit_code(counts: dict[str, int], stopped_by: str | None) -> int:
     if stopped_by is not None:
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if any(counts.get(s, 0) for s in FAILED_STATUSES) else EXIT_OK
+    return EXIT_FAILED if any(counts.get(s, 0) for s in FAILURE_STATUSES) else EXIT_OK
 
 
 async def _run_headless(session: Session) -> int:
@@ -120,21 +120,44 @@ def doctor(args: argparse.Namespace) -> int:
         return fail(str(exc))
 
 
+def _print_utf8(text: str) -> None:
+    """Text to stdout as UTF-8 whatever the locale says (a report holds model output in any script)."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8"))
+    buffer.flush()
+
+
 def report(args: argparse.Namespace) -> int:
-    """``vlmtui report LOG``."""
-    from vlmtui.reports.report import write_report
+    """``vlmtui report LOG``: the report on stdout, or in the file ``-o`` names."""
+    from vlmtui.reports.records import load_log
+    from vlmtui.reports.report import render_report, write_report
 
     try:
-        return write_report(args.log, args.format, args.output)
+        if args.output is None or str(args.output) == "-":
+            _print_utf8(render_report(load_log(args.log), args.format))
+        else:
+            print(f"report: {write_report(args.log, args.format, args.output)}", file=sys.stderr)
     except LogError as exc:
         return fail(str(exc))
+    return EXIT_OK
 
 
 def compare(args: argparse.Namespace) -> int:
     """``vlmtui compare LOG_A LOG_B``."""
-    from vlmtui.reports.compare import print_comparison
+    from rich.console import Console, Group
+
+    from vlmtui.reports.compare import compare_logs, comparison_renderables
+    from vlmtui.reports.records import load_log
 
     try:
-        return print_comparison(args.log_a, args.log_b)
+        comparison = compare_logs(load_log(args.log_a), load_log(args.log_b))
     except LogError as exc:
         return fail(str(exc))
+    # A pipe or file gets wide tables: the output is for pasting into an incident report.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    console.print(Group(*comparison_renderables(comparison)))
+    return EXIT_OK

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rich.console import Console
+from rich.console import Console, Group
 
 from tests.unit.test_report import GiB, LogBuilder, metrics, planned
 from vlmtui.cli import main
 from vlmtui.engine.session_log import load_log
-from vlmtui.reports.compare import Delta, compare_logs, print_comparison
+from vlmtui.reports.compare import Delta, compare_logs, comparison_renderables
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def test_compare_logs_matches_cases_and_models(logs: tuple[Path, Path]) -> None:
 
 def test_print_comparison_shows_status_changes_and_deltas(logs: tuple[Path, Path]) -> None:
     console = Console(record=True, width=220, color_system=None)
-    assert print_comparison(*logs, console=console) == 0
+    console.print(Group(*comparison_renderables(compare_logs(load_log(logs[0]), load_log(logs[1])))))
     text = console.export_text()
     assert "Per model (A → B)" in text and "Cases of smol" in text and "Cases of llava" in text
     assert "crashed → passed ▲" in text and "passed → failed ▼" in text

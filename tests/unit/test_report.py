@@ -13,13 +13,10 @@ import pytest
 
 from vlmtui.cli import main
 from vlmtui.engine.session_log import SessionLog, load_log
-from vlmtui.reports.report import (
-    Stat,
-    build_report,
-    md_cell,
-    render_report,
-    write_report,
-)
+from vlmtui.reports.model import build_report
+from vlmtui.reports.report import render_report, write_report
+from vlmtui.reports.summary import Stat
+from vlmtui.reports.table import md_cell
 from vlmtui.text import excerpt
 
 GiB = 1024**3
@@ -250,8 +247,10 @@ def test_junit_one_suite_per_model_each_case_once(session_log: Path) -> None:
 
 def test_write_report_to_stdout_and_to_a_file(session_log: Path, tmp_path: Path,
                                               capfd: pytest.CaptureFixture[str]) -> None:
-    assert write_report(session_log, "md") == 0
+    assert main(["report", str(session_log)]) == 0
     assert capfd.readouterr().out.startswith("# vlmtui report: unit")
+    assert write_report(session_log, "md", tmp_path / "r.md") == tmp_path / "r.md"
+    assert capfd.readouterr() == ("", ""), "the library writes the file and prints nothing"
     out = tmp_path / "r.xml"
     assert main(["report", str(session_log), "--format", "junit", "-o", str(out)]) == 0
     ET.parse(out)
@@ -330,9 +329,8 @@ def test_log_format_doc_names_every_event_and_field() -> None:
     import dataclasses
     import inspect
 
-    from vlmtui.session import log as log_module
-
     from vlmtui.engine import events
+    from vlmtui.engine import session_log as log_module
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "log-format.md").read_text(encoding="utf-8")
     written = set(re.findall(r'self\.write\("(\w+)"', inspect.getsource(log_module.SessionLog)))

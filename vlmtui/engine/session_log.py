@@ -1,8 +1,8 @@
 """The session log: append-only JSONL, one object a line with an ``event`` field.
 
 Written by a scheduler subscriber; flushed on every line and fsynced at each case boundary, so a
-``kill -9`` loses at most the case that was running. Read back by ``load_log`` for resume, reruns,
-reports and comparisons; lines from older schema versions still load.
+``kill -9`` loses at most the case that was running. Read back as typed records by
+``vlmtui.reports.records.load_log`` (re-exported here) for resume, reruns, reports and comparisons.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,6 +31,7 @@ from vlmtui.engine.events import (
     SessionStarted,
     WorkerExited,
 )
+from vlmtui.reports.records import load_log as load_log
 from vlmtui.text import clean
 
 SCHEMA_VERSION = 1
@@ -60,7 +62,7 @@ class SessionLog:
         self._carried: list[dict[str, Any]] = []
         self._carried_from = ""
 
-    def carry(self, results: list[dict[str, Any]], source: str | Path) -> None:
+    def carry(self, results: Iterable[Mapping[str, Any]], source: str | Path) -> None:
         """Copy these finished results from the log at ``source`` in, right after this session's start.
 
         For ``--resume``/``--rerun-failed`` into another file: the cases not run again keep their
@@ -129,102 +131,3 @@ def _ends_torn(path: Path) -> bool:
             return existing.read(1) != b"\n"
     except OSError:  # missing, or empty (cannot seek before the start)
         return False
-
-
-class LogError(Exception):
-    """A log that cannot be read; ``str()`` is one line."""
-
-
-@dataclass
-class SessionData:
-    """A log read back: its sessions' start lines, every case result, guard events and memory."""
-
-    path: Path
-    starts: list[dict[str, Any]] = field(default_factory=list)
-    results: list[dict[str, Any]] = field(default_factory=list)
-    guard: list[dict[str, Any]] = field(default_factory=list)
-    memory: list[dict[str, Any]] = field(default_factory=list)
-    loads: list[dict[str, Any]] = field(default_factory=list)
-    ends: list[dict[str, Any]] = field(default_factory=list)
-    running: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Cases started but never ended (the run was killed under them)."""
-    bad_lines: int = 0
-
-    @property
-    def suite_path(self) -> str:
-        """The suite file of the first session in the log."""
-        return str(self.starts[0].get("suite_path", "")) if self.starts else ""
-
-    @property
-    def planned(self) -> list[dict[str, Any]]:
-        """The cases the first session planned, in order."""
-        return list(self.starts[0].get("cases", [])) if self.starts else []
-
-    def latest(self) -> dict[str, dict[str, Any]]:
-        """Each case's latest ended attempt, in log order."""
-        latest: dict[str, dict[str, Any]] = {}
-        for result in self.results:
-            latest[result["case_id"]] = result
-        return latest
-
-    def attempts(self) -> dict[str, int]:
-        """How many attempts each case has had: its ``case_end`` lines, or its highest ``attempt`` where a
-        result was carried in from an earlier log (``carried_from``) with the attempts before it."""
-        counts: dict[str, int] = {}
-        for result in self.results:
-            case_id = result["case_id"]
-            counts[case_id] = max(counts.get(case_id, 0) + 1, int(result.get("attempt", 1)))
-        return counts
-
-
-def load_log(path: str | Path) -> SessionData:
-    """Read a session log; a torn last line (kill -9 mid-write) is skipped, not fatal."""
-    log_path = Path(path)
-    try:
-        text = log_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LogError(f"{log_path}: session log not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LogError(f"{log_path}: cannot read the session log: {exc}") from None
-    data = SessionData(log_path)
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            data.bad_lines += 1
-            continue
-        if not isinstance(record, dict):
-            data.bad_lines += 1
-            continue
-        _upgrade(record)
-        kind = record.get("event")
-        if kind == "session_start":
-            data.starts.append(record)
-        elif kind == "case_start":
-            data.running[record["case_id"]] = record
-        elif kind == "case_end":
-            data.running.pop(record["case_id"], None)
-            data.results.append(record)
-        elif kind == "guard":
-            data.guard.append(record)
-        elif kind == "memory":
-            data.memory.append(record)
-        elif kind in ("model_loaded", "model_load_failed"):
-            data.loads.append(record)
-        elif kind == "session_end":
-            data.ends.append(record)
-    if not data.starts:
-        raise LogError(f"{log_path}: not a vlmtui session log (no session_start line)")
-    return data
-
-
-def _upgrade(record: dict[str, Any]) -> None:
-    """Bring a line from an older schema up to the current one, in place."""
-    if record.get("event") == "session_start":
-        record.setdefault("schema_version", 0)
-    if record.get("event") == "case_end":
-        record.setdefault("attempt", 1)
-        record.setdefault("metrics", {})
-        record.setdefault("warmup", False)

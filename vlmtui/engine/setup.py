@@ -6,12 +6,12 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from vlmtui.engine.events import FAILED_STATUSES
 from vlmtui.engine.plan import Case, plan_cases
 from vlmtui.engine.scheduler import Scheduler
-from vlmtui.engine.session_log import SessionData, SessionLog, default_log_path, load_log
+from vlmtui.engine.session_log import SessionLog, default_log_path
 from vlmtui.memory.budget import resolve_budget
 from vlmtui.memory.system import probe_system
+from vlmtui.reports.records import SessionRecords, load_log
 from vlmtui.suite.loader import GuardConfig, Suite, SuiteError, load_suite
 
 
@@ -46,18 +46,19 @@ class Session:
     log: SessionLog
 
 
-def _select(cases: list[Case], previous: SessionData | None, rerun_failed: bool) -> tuple[list[Case], list[Case]]:
+def _select(cases: list[Case], previous: SessionRecords | None,
+            rerun_failed: bool) -> tuple[list[Case], list[Case]]:
     """Split planned cases into (to run, already finished) for --resume and --rerun-failed."""
     if previous is None:
         return cases, []
     latest = previous.latest()
     if rerun_failed:
-        wanted = {cid for cid, r in latest.items() if r.get("status") in FAILED_STATUSES}
+        wanted = {cid for cid, r in latest.items() if r.status.is_failure}
         return [c for c in cases if c.case_id in wanted], [c for c in cases if c.case_id not in wanted]
     return [c for c in cases if c.case_id not in latest], [c for c in cases if c.case_id in latest]
 
 
-def _attempts_so_far(previous: SessionData) -> dict[str, int]:
+def _attempts_so_far(previous: SessionRecords) -> dict[str, int]:
     """Attempts already made per case: ended ones, plus the one a kill cut short (it counts too)."""
     attempts = previous.attempts()
     for case_id in previous.running:
@@ -101,13 +102,14 @@ def prepare_session(
         guard=guard,
         budget=budget,
         worker_argv=worker_argv,
-        session_id=previous.starts[0].get("session_id") if previous else None,
+        session_id=(previous.starts[0].session_id or None) if previous else None,
         done_attempts=_attempts_so_far(previous) if previous else None,
     )
     # Finished cases stay in the plan (for the queue's view) but are not run again.
     logged = previous.latest() if previous else {}
     for case in finished:
-        scheduler.mark_done(case.case_id, logged.get(case.case_id))
+        record = logged.get(case.case_id)
+        scheduler.mark_done(case.case_id, dict(record) if record is not None else None)
     log = SessionLog(path, memory_every_s=guard.log_every_ms / 1000)
     if previous_path and path.resolve() != Path(previous_path).resolve():
         # Into another file: the cases not run again keep their results there too.

@@ -2,22 +2,23 @@
 
 The before/after table the original incident report wrote by hand. Both logs are read with the same
 ``build_report`` the reports use, so a case is compared at its latest attempt; warm-ups are left out.
+The comparison comes back as Rich renderables; the CLI prints them.
 """
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from rich.console import Console, Group, RenderableType
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from vlmtui.engine.session_log import SessionData, load_log
-from vlmtui.reports.report import CaseRow, Report, Stat, build_report, format_time
+from vlmtui.reports.model import CaseRow, Report, build_report
+from vlmtui.reports.records import SessionRecords
+from vlmtui.reports.table import format_time
 from vlmtui.text import excerpt
 from vlmtui.units import format_bytes
+from vlmtui.vocab import CaseStatus, count_by_status, counts_text, status_look
 
 _NOISE_PCT = 5.0
 """Changes smaller than this (in percent) are shown dim: run-to-run noise, not a finding."""
@@ -48,8 +49,8 @@ class CaseChange:
 
     case_id: str
     model: str
-    status_a: str
-    status_b: str
+    status_a: CaseStatus
+    status_b: CaseStatus
     total_s: Delta
     gen_tps: Delta
     peak_memory: Delta
@@ -60,9 +61,9 @@ class CaseChange:
         """``improved`` (now passes), ``regressed`` (no longer passes), ``changed`` or ``same``."""
         if self.status_a == self.status_b:
             return "same"
-        if self.status_b == "passed":
+        if self.status_b == CaseStatus.PASSED:
             return "improved"
-        if self.status_a == "passed":
+        if self.status_a == CaseStatus.PASSED:
             return "regressed"
         return "changed"
 
@@ -98,12 +99,11 @@ class Comparison:
         return counts
 
 
-def _metric(row: CaseRow, key: str) -> float | None:
-    value = row.metrics.get(key)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _bytes(value: int | None) -> float | None:
+    return None if value is None else float(value)
 
 
-def compare_logs(a: SessionData, b: SessionData) -> Comparison:
+def compare_logs(a: SessionRecords, b: SessionRecords) -> Comparison:
     """The comparison of two loaded logs (A is "before", B is "after")."""
     report_a, report_b = build_report(a), build_report(b)
     rows_a = {r.case_id: r for r in report_a.cases if not r.warmup}
@@ -116,10 +116,10 @@ def compare_logs(a: SessionData, b: SessionData) -> Comparison:
             continue
         comparison.cases.append(CaseChange(
             case_id=case_id, model=rb.model or ra.model, status_a=ra.status, status_b=rb.status,
-            total_s=Delta(_metric(ra, "total_s"), _metric(rb, "total_s")),
-            gen_tps=Delta(_metric(ra, "gen_tps"), _metric(rb, "gen_tps")),
-            peak_memory=Delta(_metric(ra, "peak_memory_bytes"), _metric(rb, "peak_memory_bytes")),
-            error_b=rb.error if rb.status != "passed" else "",
+            total_s=Delta(ra.metrics.total_s, rb.metrics.total_s),
+            gen_tps=Delta(ra.metrics.gen_tps, rb.metrics.gen_tps),
+            peak_memory=Delta(_bytes(ra.metrics.peak_memory_bytes), _bytes(rb.metrics.peak_memory_bytes)),
+            error_b=rb.error if rb.status != CaseStatus.PASSED else "",
         ))
     comparison.only_b = [r for case_id, r in rows_b.items() if case_id not in rows_a]
 
@@ -131,8 +131,8 @@ def compare_logs(a: SessionData, b: SessionData) -> Comparison:
             model=model,
             counts_a=_counts(report_a, model) if sa else {},
             counts_b=_counts(report_b, model) if sb else {},
-            total_s=Delta(Stat.of(sa.total_s).mean if sa else None, Stat.of(sb.total_s).mean if sb else None),
-            gen_tps=Delta(Stat.of(sa.gen_tps).mean if sa else None, Stat.of(sb.gen_tps).mean if sb else None),
+            total_s=Delta(sa.mean_total_s if sa else None, sb.mean_total_s if sb else None),
+            gen_tps=Delta(sa.mean_gen_tps if sa else None, sb.mean_gen_tps if sb else None),
             peak_memory=Delta(
                 float(sa.peak_memory_bytes) if sa and sa.peak_memory_bytes else None,
                 float(sb.peak_memory_bytes) if sb and sb.peak_memory_bytes else None,
@@ -143,17 +143,10 @@ def compare_logs(a: SessionData, b: SessionData) -> Comparison:
 
 def _counts(report: Report, model: str) -> dict[str, int]:
     """Statuses of a model's non-warm-up cases (``not run`` and ``interrupted`` included)."""
-    counts: dict[str, int] = {}
-    for row in report.cases:
-        if row.model == model and not row.warmup:
-            counts[row.status] = counts.get(row.status, 0) + 1
-    return counts
+    return count_by_status(row for row in report.cases if row.model == model)
 
 
 # ----------------------------------------------------------------------------- rendering
-
-_STATUS_STYLE = {"passed": "green", "failed": "red", "crashed": "bold red", "aborted": "yellow",
-                 "skipped": "dim", "not run": "dim", "interrupted": "red"}
 
 
 def _value(value: float | None, unit: str) -> str:
@@ -193,20 +186,16 @@ def delta_text(delta: Delta, unit: str, *, higher_is_better: bool) -> Text:
 def status_text(before: str, after: str) -> Text:
     """``crashed → passed`` with each side coloured; one word when nothing changed."""
     if before == after:
-        return Text(after, style=_STATUS_STYLE.get(after, ""))
+        return Text(after, style=status_look(after).style)
     text = Text()
-    text.append(before, style=_STATUS_STYLE.get(before, ""))
+    text.append(before, style=status_look(before).style)
     text.append(" → ")
-    text.append(after, style=_STATUS_STYLE.get(after, ""))
-    if after == "passed":
+    text.append(after, style=status_look(after).style)
+    if after == CaseStatus.PASSED:
         text.append(" ▲", style="green")
-    elif before == "passed":
+    elif before == CaseStatus.PASSED:
         text.append(" ▼", style="bold red")
     return text
-
-
-def _counts_text(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "—"
 
 
 def _log_line(label: str, report: Report) -> Text:
@@ -227,7 +216,7 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
         models.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for m in comparison.models:
         models.add_row(
-            Text(m.model), _counts_text(m.counts_a), _counts_text(m.counts_b),
+            Text(m.model), counts_text(m.counts_a, "—"), counts_text(m.counts_b, "—"),
             _pair(m.total_s, "s"), delta_text(m.total_s, "s", higher_is_better=False),
             _pair(m.gen_tps, "tok/s"), delta_text(m.gen_tps, "tok/s", higher_is_better=True),
             _pair(m.peak_memory, "bytes"), delta_text(m.peak_memory, "bytes", higher_is_better=False),
@@ -257,7 +246,7 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
             out.append(Text(f"{label} ({len(rows)}):", style="bold"))
             for row in rows:
                 out.append(Text(f"  {row.case_id}  {row.status}" + (f"  {excerpt(row.error, 100)}" if row.error
-                                                                    and row.status != "passed" else "")))
+                                                                    and row.status != CaseStatus.PASSED else "")))
     verdicts = comparison.verdicts()
     out.append(Text(""))
     out.append(Text(
@@ -265,12 +254,3 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
         f"regressed, {verdicts['changed']} changed status, {verdicts['same']} same status; "
         f"{len(comparison.only_a)} only in A, {len(comparison.only_b)} only in B"))
     return out
-
-
-def print_comparison(a: str | Path, b: str | Path, *, console: Console | None = None) -> int:
-    """Load two logs and print their comparison; returns the exit code (0)."""
-    comparison = compare_logs(load_log(a), load_log(b))
-    # A pipe or file gets wide tables: the output is for pasting into an incident report.
-    console = console or Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-    console.print(Group(*comparison_renderables(comparison)))
-    return 0

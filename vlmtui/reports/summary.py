@@ -3,11 +3,41 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlmtui.engine.events import STATUSES
+from vlmtui.reports.records import CaseEnd, measured
+from vlmtui.vocab import RESULT_STATUSES, count_by_status
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and standard deviation of a metric over ``n`` samples (std is None under two)."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> Stat:
+        """The statistic of the values that are not None."""
+        samples = [float(v) for v in values if v is not None]
+        mean = statistics.fmean(samples) if samples else None
+        std = statistics.stdev(samples) if len(samples) > 1 else None
+        return cls(mean, std, len(samples))
+
+    def text(self, digits: int = 2) -> str:
+        """``1.23 ± 0.04`` (llama-bench style), ``1.23`` for one sample, ``—`` for none."""
+        if self.mean is None:
+            return "—"
+        if self.std is None:
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the JSON report."""
+        return {"mean": self.mean, "std": self.std, "n": self.n}
 
 
 @dataclass
@@ -16,8 +46,9 @@ class ModelSummary:
 
     model: str
     backend: str = ""
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESULT_STATUSES, 0))
     total_s: list[float] = field(default_factory=list)
+    """Wall time of each case that answered with tokens (passed or failed)."""
     gen_tps: list[float] = field(default_factory=list)
     peak_memory_bytes: int | None = None
 
@@ -27,42 +58,43 @@ class ModelSummary:
         return sum(self.counts.values())
 
     @property
-    def mean_total_s(self) -> float | None:
-        """Mean wall time of the cases that produced output."""
-        return statistics.fmean(self.total_s) if self.total_s else None
+    def total_stat(self) -> Stat:
+        """Mean and spread of the wall time."""
+        return Stat.of(self.total_s)
 
     @property
-    def std_total_s(self) -> float | None:
-        """Standard deviation of the wall time (repeats), None under two samples."""
-        return statistics.stdev(self.total_s) if len(self.total_s) > 1 else None
+    def gen_tps_stat(self) -> Stat:
+        """Mean and spread of the generation speed in tokens per second."""
+        return Stat.of(self.gen_tps)
+
+    @property
+    def mean_total_s(self) -> float | None:
+        """Mean wall time of the cases that produced output."""
+        return self.total_stat.mean
 
     @property
     def mean_gen_tps(self) -> float | None:
         """Mean generation speed in tokens per second."""
-        return statistics.fmean(self.gen_tps) if self.gen_tps else None
-
-    @property
-    def std_gen_tps(self) -> float | None:
-        """Standard deviation of the generation speed, None under two samples."""
-        return statistics.stdev(self.gen_tps) if len(self.gen_tps) > 1 else None
+        return self.gen_tps_stat.mean
 
 
-def summarise(results: Iterable[Mapping[str, Any]]) -> list[ModelSummary]:
-    """One summary per model, in first-seen order, from case results as dicts (log lines or ``to_dict``)."""
-    by_model: dict[str, ModelSummary] = {}
+def summarise(results: Iterable[CaseEnd]) -> list[ModelSummary]:
+    """One summary per model, in first-seen order, from each case's latest result."""
+    by_model: dict[str, list[CaseEnd]] = {}
     for result in results:
-        if result.get("warmup"):
-            continue
-        summary = by_model.setdefault(result["model"], ModelSummary(result["model"], result.get("backend", "")))
-        status = result.get("status", "failed")
-        summary.counts[status] = summary.counts.get(status, 0) + 1
-        metrics = result.get("metrics") or {}
-        if status in ("passed", "failed") and metrics.get("gen_tokens"):
-            if metrics.get("total_s") is not None:
-                summary.total_s.append(float(metrics["total_s"]))
-            if metrics.get("gen_tps"):
-                summary.gen_tps.append(float(metrics["gen_tps"]))
-        peak = metrics.get("peak_memory_bytes")
-        if peak:
-            summary.peak_memory_bytes = max(summary.peak_memory_bytes or 0, int(peak))
-    return list(by_model.values())
+        if not result.warmup:
+            by_model.setdefault(result.model, []).append(result)
+    summaries = []
+    for model, group in by_model.items():
+        summary = ModelSummary(model, group[0].backend, count_by_status(group, zeros=RESULT_STATUSES))
+        for result in group:
+            metrics = result.metrics
+            if measured(result.status, metrics):
+                if metrics.total_s is not None:
+                    summary.total_s.append(metrics.total_s)
+                if metrics.gen_tps:
+                    summary.gen_tps.append(metrics.gen_tps)
+            if metrics.peak_memory_bytes:
+                summary.peak_memory_bytes = max(summary.peak_memory_bytes or 0, metrics.peak_memory_bytes)
+        summaries.append(summary)
+    return summaries

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
-from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,28 +22,18 @@ from vlmtui.engine.events import (
     SessionFinished,
     SessionStarted,
 )
+from vlmtui.reports.records import CaseEnd
 from vlmtui.reports.summary import ModelSummary, summarise
+from vlmtui.reports.table import to_rich
+from vlmtui.reports.tables import compact_summary_table
 from vlmtui.text import excerpt
 from vlmtui.units import format_bytes
-from vlmtui.vocab import RESULT_STATUSES, GuardAction, RunState, counts_text, status_look
+from vlmtui.vocab import GuardAction, RunState, counts_text, status_look
 
 
-def _fmt(value: float | None, pattern: str) -> str:
-    return pattern.format(value) if value is not None else "—"
-
-
-def summary_table(summaries: list[ModelSummary], title: str = "Per-model summary") -> Table:
+def summary_table(summaries: Sequence[ModelSummary], title: str = "Per-model summary") -> Table:
     """The per-model summary as a Rich table: counts, mean time, mean gen tok/s, peak memory (fits 80 columns)."""
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
-                  padding=(0, 1))
-    table.add_column("model", no_wrap=True, overflow="ellipsis")
-    for column in (*(status.look.word for status in RESULT_STATUSES), "mean s", "tok/s", "peak"):
-        table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
-    for s in summaries:
-        table.add_row(s.model, *(str(s.counts.get(k, 0)) for k in RESULT_STATUSES),
-                      _fmt(s.mean_total_s, "{:.2f}"), _fmt(s.mean_gen_tps, "{:.0f}"),
-                      format_bytes(s.peak_memory_bytes))
-    return table
+    return to_rich(compact_summary_table(summaries, title))
 
 
 class HeadlessPrinter:
@@ -57,7 +46,7 @@ class HeadlessPrinter:
             TextColumn("{task.fields[current]}"), console=self.console, transient=True,
         )
         self._task = self.progress.add_task("cases", total=0, current="")
-        self._results: dict[str, dict[str, Any]] = {}
+        self._results: dict[str, CaseEnd] = {}
 
     def __call__(self, event: Event) -> None:
         out = self.progress.console
@@ -97,7 +86,7 @@ class HeadlessPrinter:
 
     def _case_line(self, event: CaseFinished) -> None:
         result = event.result
-        self._results[result.case_id] = result.to_dict()
+        self._results[result.case_id] = CaseEnd.from_result(result)
         if not result.warmup:
             self.progress.advance(self._task)
         look = status_look(result.status)

@@ -7,7 +7,7 @@ the same events a replay or the live scheduler emits, so snapshots and the real 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vlmtui.engine.events import (
     CaseFinished,
@@ -24,6 +24,7 @@ from vlmtui.engine.events import (
     SessionFinished,
     SessionStarted,
 )
+from vlmtui.reports.records import CaseEnd
 from vlmtui.reports.summary import ModelSummary, summarise
 from vlmtui.vocab import (
     FAILURE_STATUSES,
@@ -256,7 +257,7 @@ class SessionView:
 
     def summaries(self) -> list[ModelSummary]:
         """One summary per planned model, in plan order, models without results included."""
-        latest: list[dict[str, Any]] = [row.latest.to_dict() for row in self.cases.values() if row.latest]
+        latest = [CaseEnd.from_result(row.latest) for row in self.cases.values() if row.latest]
         by_model = {summary.model: summary for summary in summarise(latest)}
         return [by_model.get(name) or ModelSummary(name, model.backend) for name, model in self.models.items()]
 

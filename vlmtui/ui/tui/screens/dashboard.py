@@ -61,11 +61,7 @@ def save_report(log_path: Path) -> Path:
         from vlmtui.reports.report import write_report
     except ImportError as exc:
         raise RuntimeError(f"the report writer is not available in this installation ({exc})") from None
-    output = log_path.with_suffix(".md")
-    code = write_report(log_path, "md", str(output))
-    if code != 0 or not output.exists():
-        raise RuntimeError(f"the report writer failed (exit code {code})")
-    return output
+    return write_report(log_path, "md", log_path.with_suffix(".md"))
 
 
 class DashboardScreen(Screen[None]):

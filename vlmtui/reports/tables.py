@@ -1,0 +1,110 @@
+"""The report's tables, each built once and rendered to every format (``table.to_markdown`` and friends)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vlmtui.reports.model import Report, SessionRow
+from vlmtui.reports.summary import ModelSummary
+from vlmtui.reports.table import MISSING, Cell, Column, Table, format_time
+from vlmtui.vocab import RESULT_STATUSES, CaseStatus, counts_text
+
+REPEATS_NOTE = "Mean ± standard deviation over each case's repeats (warm-ups left out)."
+NO_GUARD_EVENTS = "None: memory stayed under the warn threshold."
+CASE = Column("case", limit=120)
+MODEL = Column("model")
+
+
+def _numbers(*names: str) -> tuple[Column, ...]:
+    return tuple(Column(name, numeric=True) for name in names)
+
+
+def summary_table(report: Report) -> Table:
+    """Per model: counts by status (and not run, when some are), time and speed as mean ± std, peak memory."""
+    has_not_run = bool(report.not_run)
+    columns = (MODEL, Column("backend"), *_numbers(*RESULT_STATUSES), *(_numbers("not run") if has_not_run else ()),
+               *_numbers("total s (mean ± std)", "gen tok/s (mean ± std)", "peak memory"))
+    rows = tuple((
+        Cell(s.model), Cell(s.backend), *(Cell.count(s.counts.get(k, 0)) for k in RESULT_STATUSES),
+        *((Cell.count(report.not_run.get(s.model, 0)),) if has_not_run else ()),
+        Cell.stat(s.total_stat, 2), Cell.stat(s.gen_tps_stat, 1), Cell.size(s.peak_memory_bytes),
+    ) for s in report.models)
+    return Table(columns, rows, "Per-model summary")
+
+
+def repeats_table(report: Report) -> Table:
+    """Per repeated case: mean ± standard deviation over its repeats."""
+    columns = (CASE, MODEL, *_numbers("n", "total s", "TTFT s", "prompt tok/s", "gen tok/s", "peak memory"))
+    rows = tuple((
+        Cell(r.case_id), Cell(r.model), Cell.count(r.n), Cell.stat(r.total_s, 2), Cell.stat(r.ttft_s, 3),
+        Cell.stat(r.prompt_tps, 1), Cell.stat(r.gen_tps, 1), Cell.size(r.peak_memory_bytes),
+    ) for r in report.repeats)
+    return Table(columns, rows, "Repeats")
+
+
+def cases_table(report: Report) -> Table:
+    """Every planned case at its latest attempt: status, attempts, metrics, output and error."""
+    columns = (CASE, Column("status"),
+               *_numbers("attempts", "load s", "TTFT s", "prompt tok", "gen tok", "gen tok/s", "total s",
+                         "peak memory"),
+               Column("output", limit=60, html_limit=120, title_limit=2000, code=True),
+               Column("error", limit=120, html_limit=300, code=True))
+    rows = []
+    for row in report.cases:
+        m = row.metrics
+        rows.append((
+            Cell(row.case_id, note="warm-up" if row.warmup else ""), Cell(row.status, status=row.status),
+            Cell.count(row.attempts), Cell.decimal(m.load_s), Cell.decimal(m.ttft_s, 3), Cell.count(m.prompt_tokens),
+            Cell.count(m.gen_tokens), Cell.decimal(m.gen_tps, 1), Cell.decimal(m.total_s),
+            Cell.size(m.peak_memory_bytes), Cell(row.output), Cell(row.error),
+        ))
+    return Table(columns, tuple(rows), "Cases")
+
+
+def guard_table(report: Report) -> Table:
+    """Each time the guard acted: when, at which level, what it did, during which case, and why."""
+    columns = (Column("time"), Column("level"), Column("action"), Column("case", limit=120),
+               Column("reason", limit=200))
+    rows = tuple((Cell.when(g.t), Cell(g.level), Cell(g.action), Cell(g.case_id or MISSING), Cell(g.reason))
+                 for g in report.guard_actions)
+    return Table(columns, rows, "Guard events")
+
+
+def loads_table(report: Report) -> Table:
+    """Each model's latest load: device, dtype, time and versions, or why it failed."""
+    columns = (MODEL, Column("device"), Column("dtype"), Column("load s", numeric=True),
+               Column("versions", limit=200, html_limit=300), Column("notes", limit=200))
+    rows = []
+    for load in report.loads:
+        if load.failed:
+            rows.append((Cell(load.model), Cell(MISSING), Cell(MISSING), Cell(MISSING),
+                         Cell(f"load failed: {load.error}", status=CaseStatus.FAILED), Cell("")))
+            continue
+        versions = ", ".join(f"{k} {v}" for k, v in load.versions.items())
+        rows.append((Cell(load.model), Cell(load.device), Cell(load.dtype), Cell.decimal(load.load_s),
+                     Cell(versions), Cell("; ".join(load.notes))))
+    return Table(columns, tuple(rows), "Model loads")
+
+
+def compact_summary_table(summaries: Sequence[ModelSummary], title: str = "Per-model summary") -> Table:
+    """The per-model summary in 80 columns, for the end of a headless run: counts, mean s, tok/s, peak."""
+    columns = (MODEL, *_numbers(*(status.look.word for status in RESULT_STATUSES), "mean s", "tok/s", "peak"))
+    rows = tuple((
+        Cell(s.model), *(Cell.count(s.counts.get(k, 0)) for k in RESULT_STATUSES),
+        Cell.decimal(s.mean_total_s, 2), Cell.decimal(s.mean_gen_tps, 0), Cell.size(s.peak_memory_bytes),
+    ) for s in summaries)
+    return Table(columns, rows, title)
+
+
+def session_line(session: SessionRow) -> str:
+    """One line per run: id, schema, start, host, and how it ended (or that it never did)."""
+    end = ("no session_end: the run was killed or cut off" if session.counts is None else
+           f"{'stopped' if session.stopped else 'finished'} {format_time(session.ended_at)}: "
+           f"{counts_text(session.counts)}" + (f" ({session.reason})" if session.reason else ""))
+    return (f"session {session.session_id} (schema {session.schema_version}) started {format_time(session.started_at)} "
+            f"on {session.info.get('host', '?')} — {end}")
+
+
+def thresholds_text(report: Report) -> str:
+    """``warn 75 % · cleanup 85 % · abort 95 %``."""
+    return " · ".join(f"{k} {v:g} %" for k, v in report.thresholds.items())
