@@ -68,3 +68,13 @@ def test_the_spec_reads_its_source_once_and_travels_without_it() -> None:
     again = ModelSpec.from_dict(data)
     assert again == spec and again.source == spec.source
     assert hash(again) == hash(spec)
+
+
+def test_a_suite_anchors_only_paths_written_as_paths(tmp_path: Path) -> None:
+    suite_dir = tmp_path / "suites"
+    assert ModelSource.parse("./m").anchored(suite_dir) == ModelSource("local", str(suite_dir / "m"))
+    assert ModelSource.parse("../m").anchored(suite_dir) == ModelSource("local", str(tmp_path / "m"))
+    assert ModelSource.parse("~/m").anchored(suite_dir).name == str(Path.home() / "m")
+    for text in ("a/b/c", "org/model", "tiny:smolvlm", ""):
+        source = ModelSource.parse(text, base_dir=tmp_path)
+        assert source.anchored(suite_dir) == source

@@ -28,6 +28,8 @@ TINY_ALIASES = {
 }
 """Other names of the tiny families, as users write them."""
 
+PATH_PREFIXES = ("/", ".", "~")
+"""How a path that can only be local starts."""
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?")
 """``name`` or ``org/name``: the shape of a Hugging Face repo id."""
 
@@ -53,7 +55,7 @@ class ModelSource:
         if text.startswith(TINY_PREFIX):
             family = text.removeprefix(TINY_PREFIX).strip().lower()
             return cls("tiny", TINY_ALIASES.get(family, family))
-        if text.startswith(("/", ".", "~")) or not HUB_ID.fullmatch(text):
+        if text.startswith(PATH_PREFIXES) or not HUB_ID.fullmatch(text):
             return cls("local", text)
         if ((base_dir or Path.cwd()) / text).is_dir():
             return cls("local", text)
@@ -80,6 +82,13 @@ class ModelSource:
             raise ValueError(f"{self} is not a local path")
         path = Path(self.name).expanduser()
         return path if path.is_absolute() or base_dir is None else base_dir / path
+
+    def anchored(self, base_dir: Path) -> ModelSource:
+        """A path written as one (``/``, ``./``, ``../``, ``~``) made absolute against ``base_dir`` (a suite's
+        folder); any other source as it is (a bare relative path stays relative to the working directory)."""
+        if self.kind != "local" or not self.name.startswith(PATH_PREFIXES):
+            return self
+        return ModelSource("local", str((base_dir / Path(self.name).expanduser()).resolve()))
 
     def __str__(self) -> str:
         if self.kind == "tiny":
