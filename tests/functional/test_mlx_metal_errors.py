@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import ROOT, SAMPLE_IMAGES
 from tests.fixtures.metal_fault_backend import CLOSE_FAIL_MARK, FAIL_MARK, METAL_OOM, MetalFaultBackend
 from tests.functional.helpers import scheduler_for
-from vlmtui.engine.events import GuardEvent, ModelLoaded, WorkerExited
+from vlmtui.engine.events import GuardEvent, ModelLoaded, Notice, WorkerExited
 from vlmtui.engine.plan import Case
 from vlmtui.wire.spec import Expect, ModelSpec
 from vlmtui.worker.backends.base import GenerationRequest, OutOfMemoryError
@@ -81,7 +81,9 @@ async def test_a_raised_metal_out_of_memory_aborts_the_case_and_the_worker_carri
     # Caught in the worker: the same worker, the model loaded once, caches cleared after the failure.
     assert not recorder.of(WorkerExited)
     assert len(recorder.of(ModelLoaded)) == 1
-    assert any(e.action == "cleaned" and "after out of memory" in e.reason for e in recorder.of(GuardEvent))
+    # The worker's own cleanup, not the guard's: a notice now (a guard event before issue 11's item 4).
+    said = [e.message for e in recorder.of(Notice)] + [e.reason for e in recorder.of(GuardEvent)]
+    assert any(line.startswith("cleanup (after out of memory) freed") for line in said), said
 
 
 def test_a_failure_raised_as_the_stream_closes_reads_as_out_of_memory(metal: MetalFaultBackend) -> None:
