@@ -48,7 +48,8 @@ class Abort:
 
     type: ClassVar[str] = "abort"
     case_id: str | None = None
-    """The case to stop; ``None`` stops whatever runs."""
+    """The case to stop; ``None`` stops whatever runs. An abort that finds no such case (it ended, or
+    nothing runs) is not kept for a later one: with ``unload`` it unloads the idle model, else it is dropped."""
     reason: str = "aborted by the user"
     unload: bool = False
     """Also unload the model after stopping (the guard's abort), answering ``Unloaded``."""

@@ -61,7 +61,11 @@ class Worker:
         self._spec: ModelSpec | None = None
         self._load_s = 0.0
         self._running_case: str | None = None
-        self._aborts: dict[str | None, p.Abort] = {}
+        self._queued_runs: set[str] = set()
+        """Cases whose ``Run`` waits in the queue: an abort aimed at one of them is kept for it."""
+        self._aborts: dict[str, p.Abort] = {}
+        """Aborts of the running or a queued case only; each goes when its case ends."""
+        self._case_lock = threading.Lock()
         self._cleanup_reason: str | None = None
         self._sample_s = 0.25
         self._case_peak = 0
@@ -87,15 +91,27 @@ class Worker:
                 self.send(p.Log("error", f"worker ignored a bad command: {exc}"))
                 continue
             if isinstance(command, p.Abort):
-                self._aborts[command.case_id] = command
-                if self._running_case is None and command.unload:
-                    self._commands.put(p.Unload())
+                self._take_abort(command)
             elif isinstance(command, p.Cleanup) and self._running_case is not None:
                 self._cleanup_reason = command.reason
             else:
+                if isinstance(command, p.Run):
+                    with self._case_lock:
+                        self._queued_runs.add(command.case_id)
                 self._commands.put(command)  # type: ignore[arg-type]
         # stdin closed: vlmtui ended or died; nothing here is worth finishing.
         os._exit(0)
+
+    def _take_abort(self, command: p.Abort) -> None:
+        """Keep an abort for the case it names while that case runs or waits; never for a later case."""
+        with self._case_lock:
+            target = command.case_id if command.case_id is not None else self._running_case
+            if target is not None and (target == self._running_case or target in self._queued_runs):
+                self._aborts[target] = command
+                return
+        # Its case has ended (or none ran): the model is idle now, so only the unload still applies.
+        if command.unload:
+            self._commands.put(p.Unload())
 
     def _sample_loop(self) -> None:
         """Sampler thread: the worker's RSS and framework memory, every ``sample_ms``."""
@@ -196,11 +212,23 @@ class Worker:
         if self._cleanup_reason is not None:
             reason, self._cleanup_reason = self._cleanup_reason, None
             self._cleanup(reason)
-        abort = self._aborts.pop(case_id, None) or self._aborts.pop(None, None)
+        abort = self._aborts.get(case_id)
         if abort is not None:
             raise CaseAborted(abort)
 
     def _run(self, command: p.Run) -> None:
+        case_id = command.case_id
+        with self._case_lock:
+            self._queued_runs.discard(case_id)
+            self._running_case = case_id
+        try:
+            self._run_case(command)
+        finally:
+            with self._case_lock:
+                self._running_case = None
+                self._aborts.pop(case_id, None)
+
+    def _run_case(self, command: p.Run) -> None:
         backend, spec = self._backend, self._spec
         case_id = command.case_id
         if backend is None or spec is None:
@@ -210,7 +238,6 @@ class Worker:
         parts: list[str] = []
         times: list[float] = []
         self._case_peak = 0
-        self._running_case = case_id
         started = time.perf_counter()
         gen_started = started
 
@@ -244,10 +271,11 @@ class Worker:
             request = GenerationRequest(
                 case_id=case_id, prompt=command.prompt, image=image, max_tokens=command.max_tokens,
                 temperature=command.temperature,
-                should_stop=lambda: case_id in self._aborts or None in self._aborts,
+                should_stop=lambda: case_id in self._aborts,
             )
             gen_started = time.perf_counter()
             stats = backend.generate(request, emit)
+            self._between_tokens(case_id)  # a backend that saw ``should_stop`` returns; the abort still counts
         except CaseAborted as exc:
             outcome, error = "aborted", exc.command.reason
             unload_after = exc.command.unload
@@ -266,10 +294,8 @@ class Worker:
                 outcome, error, detail = "failed", one_line(exc), traceback.format_exc()
         finally:
             flush_tokens()
-            if self._running_case is not None and self._backend is not None:
+            if self._backend is not None:
                 self._memory_sample()  # a case shorter than one sampling interval still gets a peak
-            self._running_case = None
-            self._aborts.pop(case_id, None)
         ended = time.perf_counter()
         metrics.update(_metrics(stats, times, gen_started, ended - started, self._case_peak))
         self.send(p.Result(case_id=case_id, outcome=outcome, output="".join(parts), error=error,

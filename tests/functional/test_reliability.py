@@ -1,0 +1,122 @@
+"""Reliability of the worker session, with the real worker and the fault-injection model (issue 11).
+
+An abort hits only what it was aimed at; a worker of another protocol is refused; the user's actions
+and the guard's stay apart; a worker is asked to exit (SIGTERM) before it is killed (SIGKILL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tests.conftest import ROOT
+from tests.functional.helpers import Recorder, scheduler_for
+from vlmtui.engine.events import (
+    CaseFinished,
+    GuardEvent,
+    MemoryUpdate,
+    TokenReceived,
+)
+from vlmtui.engine.plan import Case
+from vlmtui.engine.scheduler import Scheduler
+from vlmtui.engine.worker_client import WorkerClient
+from vlmtui.memory.budget import Budget
+from vlmtui.suite.loader import GuardConfig
+from vlmtui.wire import protocol as p
+from vlmtui.wire.spec import Expect, ModelSpec
+
+MiB = 1024 * 1024
+FAULT_WORKER = [sys.executable, "-m", "tests.fixtures.fault_worker"]
+FAULT_ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def fault_case(case_id: str, model: ModelSpec, steps: int, prompt: str = "eat") -> Case:
+    return Case(case_id, model, prompt, None, 0, steps, 0.0, Expect())
+
+
+def guarded(cases: list[Case], *, budget_mib: int = 4096, argv: list[str] | None = None,
+            **guard: Any) -> tuple[Scheduler, Recorder]:
+    """A scheduler on the fault worker; the guard acts at 50/60/80 % of ``budget_mib``."""
+    config = GuardConfig(**{"budget": f"{budget_mib}MiB", "warn": 50, "cleanup": 60, "abort": 80, "sample_ms": 50,
+                            "grace_s": 1.0, "log_every_ms": 50, **guard})
+    return scheduler_for(cases, guard=config, budget=Budget(budget_mib * MiB, f"explicit {budget_mib}MiB"),
+                         worker_argv=argv or FAULT_WORKER, worker_env=FAULT_ENV)
+
+
+async def until(condition: Callable[[], object], timeout: float = 30.0) -> None:
+    """Wait until ``condition()`` is true (polling the loop, so the engine runs meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)
+
+
+def crashed(recorder: Recorder) -> list[Any]:
+    return [e.result for e in recorder.of(CaseFinished) if e.result.status == "crashed"]
+
+
+# ---------------------------------------------------------------- item 1: an abort hits only its target
+
+
+async def test_an_idle_guard_abort_does_not_abort_the_rerun_of_the_failed_cases() -> None:
+    # The first attempt of m/x is aborted by the user (so it is a failed case); m/hold leaves 300 MiB on
+    # the fake device after it ends, so the guard aborts the model while no case runs.
+    model = ModelSpec(id="m", backend="fault", path="fault:0.01:5:8:1")
+    cases = [fault_case("m/x", model, 40), fault_case("m/hold", model, 3, "hold 300")]
+    scheduler, recorder = guarded(cases, budget_mib=256)
+
+    def abort_the_first_attempt(event: object) -> None:
+        if isinstance(event, TokenReceived) and event.case_id == "m/x" and not scheduler.results["m/x"]:
+            scheduler.abort_current("aborted by the user")
+
+    scheduler.subscribe(abort_the_first_attempt)
+    task = asyncio.create_task(scheduler.run(keep_alive=True))
+    await until(lambda: [e for e in recorder.of(GuardEvent) if e.action == "abort"])
+    abort = next(e for e in recorder.of(GuardEvent) if e.action == "abort")
+    assert abort.case_id is None, "the guard aborted the idle model"
+    # The worker unloaded the model: its memory is RSS again, not the fake device.
+    await until(lambda: [u for u in recorder.of(MemoryUpdate) if u.t > abort.t and u.guarded_source == "rss"])
+    assert scheduler.latest()["m/hold"].status == "passed"
+
+    assert scheduler.rerun(scheduler.failed_case_ids()) == ["m/x"]
+    await until(lambda: len(scheduler.results["m/x"]) == 2)
+    scheduler.stop("the test is over")
+    await asyncio.wait_for(task, 30)
+    rerun = scheduler.results["m/x"][-1]
+    assert [r.status for r in scheduler.results["m/x"]] == ["aborted", "passed"], rerun.error
+    assert not crashed(recorder)
+
+
+async def _next_of(events: asyncio.Queue[p.Event], kind: type[p.Event], timeout: float = 30.0) -> Any:
+    while True:
+        event = await asyncio.wait_for(events.get(), timeout)
+        if isinstance(event, kind):
+            return event
+
+
+async def test_an_abort_that_arrives_after_its_case_ended_does_not_abort_a_rerun_of_that_case() -> None:
+    events: asyncio.Queue[p.Event] = asyncio.Queue()
+    worker = WorkerClient(events.put_nowait, lambda returncode: None, FAULT_WORKER, FAULT_ENV)
+    await worker.start()
+    try:
+        model = ModelSpec(id="m", backend="fault", path="fault:0.01:5")
+        worker.send(p.Load(model=model.to_dict()))
+        await _next_of(events, p.Loaded)
+        worker.send(p.Run(case_id="m/a", prompt="eat", max_tokens=3))
+        assert (await _next_of(events, p.Result)).outcome == "completed"
+        # The user's abort left just as the case ended: it names a case that no longer runs.
+        worker.send(p.Abort(case_id="m/a", reason="aborted by the user"))
+        worker.send(p.Run(case_id="m/a", prompt="eat", max_tokens=3))
+        rerun = await _next_of(events, p.Result)
+        assert rerun.outcome == "completed", rerun.error
+        # An abort sent right behind its case's Run still stops that case.
+        worker.send(p.Run(case_id="m/b", prompt="eat", max_tokens=400))
+        worker.send(p.Abort(case_id="m/b", reason="aborted by the user"))
+        stopped = await _next_of(events, p.Result)
+        assert (stopped.case_id, stopped.outcome, stopped.error) == ("m/b", "aborted", "aborted by the user")
+    finally:
+        await worker.stop()
