@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import ROOT
@@ -19,10 +20,14 @@ from vlmtui.engine.events import (
     CaseFinished,
     GuardEvent,
     MemoryUpdate,
+    ModelLoading,
+    Notice,
+    SessionFinished,
     TokenReceived,
 )
 from vlmtui.engine.plan import Case
 from vlmtui.engine.scheduler import Scheduler
+from vlmtui.engine.session_log import SessionLog, load_log
 from vlmtui.engine.worker_client import WorkerClient
 from vlmtui.memory.budget import Budget
 from vlmtui.suite.loader import GuardConfig
@@ -120,3 +125,51 @@ async def test_an_abort_that_arrives_after_its_case_ended_does_not_abort_a_rerun
         assert (stopped.case_id, stopped.outcome, stopped.error) == ("m/b", "aborted", "aborted by the user")
     finally:
         await worker.stop()
+
+
+# ---------------------------------------------------------------- item 4: user actions are not guard actions
+
+
+async def test_a_users_stop_during_a_load_is_not_a_guard_abort(tmp_path: Path) -> None:
+    # A 5 s load; the user quits 0.3 s into it. With on_abort = "stop", a guard abort would end the session
+    # in the guard's name; the user's stop must stay the user's.
+    slow = ModelSpec(id="slow", backend="fault", path="fault:0.01:100:8:50")
+    scheduler, recorder = guarded([fault_case("slow/a", slow, 3), fault_case("slow/b", slow, 3)], on_abort="stop")
+    log = SessionLog(tmp_path / "log.jsonl", memory_every_s=0.05)
+    scheduler.subscribe(log)
+    loop = asyncio.get_running_loop()
+    scheduler.subscribe(lambda e: loop.call_later(0.3, scheduler.stop, "quit by the user")
+                        if isinstance(e, ModelLoading) else None)
+    counts = await asyncio.wait_for(scheduler.run(), 30)
+    log.close()
+
+    first = scheduler.latest()["slow/a"]
+    assert first.status == "aborted"
+    assert first.error.startswith("the session stopped the load of slow"), first.error
+    assert "memory guard" not in first.error
+    assert recorder.of(SessionFinished)[0].reason == "quit by the user"
+    assert counts == {"aborted": 1, "pending": 1}
+    assert not recorder.of(GuardEvent)
+    assert load_log(tmp_path / "log.jsonl").guard == []
+
+
+async def test_a_users_cleanup_is_a_notice_and_guard_events_come_only_from_the_guard(tmp_path: Path) -> None:
+    model = ModelSpec(id="m", backend="fault", path="fault:2:10")
+    scheduler, recorder = guarded([fault_case("m/a", model, 40)])  # 4 GiB: the guard never acts
+    log = SessionLog(tmp_path / "log.jsonl", memory_every_s=0.05)
+    scheduler.subscribe(log)
+    asked: list[bool] = []
+
+    def cleanup_on_a_token(event: object) -> None:
+        if isinstance(event, TokenReceived) and len(recorder.of(TokenReceived)) == 5 and not asked:
+            asked.append(True)
+            scheduler.cleanup_now("requested by the user")
+
+    scheduler.subscribe(cleanup_on_a_token)
+    assert await asyncio.wait_for(scheduler.run(), 30) == {"passed": 1}
+    log.close()
+    assert asked
+    assert not recorder.of(GuardEvent)
+    assert load_log(tmp_path / "log.jsonl").guard == []
+    cleaned = [n.message for n in recorder.of(Notice) if "cleanup" in n.message]
+    assert len(cleaned) == 1 and "requested by the user" in cleaned[0] and "freed" in cleaned[0], cleaned

@@ -129,6 +129,9 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._loading: ModelSpec | None = None
         self._load_abort: str | None = None
+        """Why the guard stopped the load in flight."""
+        self._load_stop: str | None = None
+        """Why the session (the user, a signal) stopped the load in flight: not the guard's, so no on_abort."""
         self._stopping = False
         self._stop_reason = ""
         self._last_framework: tuple[float, dict[str, Any]] | None = None
@@ -210,10 +213,10 @@ class Scheduler:
                                         "killing it"))
             self._worker.kill()
 
-    def cleanup_now(self, reason: str = "requested by the user") -> None:
-        """Ask the worker to free caches now."""
+    def cleanup_now(self, reason: str = "requested by the user", *, by_guard: bool = False) -> None:
+        """Ask the worker to free caches now (its answer is a guard event only when the guard asked)."""
         if self._worker is not None and self._worker.alive:
-            self._worker.send(p.Cleanup(reason=reason))
+            self._worker.send(p.Cleanup(reason=reason, by_guard=by_guard))
 
     def rerun(self, case_ids: Iterable[str]) -> list[str]:
         """Queue new attempts of these cases (after what is pending); returns the ids queued."""
@@ -261,7 +264,7 @@ class Scheduler:
             self.abort_current(f"aborted: {reason}")
             if self._loading is not None and self._worker is not None:
                 # A load cannot stop between tokens and can take minutes: end it rather than wait.
-                self._load_abort = f"aborted: {reason}"
+                self._load_stop = f"aborted: {reason}"
                 self._worker.kill()
 
     def latest(self) -> dict[str, CaseResult]:
@@ -470,7 +473,7 @@ class Scheduler:
         self.emit(ModelLoading(model.id, model.backend, model.path, model.trust_remote_code))
         limit = int(self.budget.bytes * self.guard_config.abort / 100)
         self.guard.reset()
-        self._loading, self._load_abort = model, None
+        self._loading, self._load_abort, self._load_stop = model, None, None
         try:
             reply = await self._request(
                 p.Load(model=model.to_dict(), memory_limit_bytes=limit, sample_ms=self.guard_config.sample_ms),
@@ -490,10 +493,15 @@ class Scheduler:
             exited = self._take_exit()
             tail = exited.stderr_tail
             self.guard.reset()
+            if self._load_stop is not None:
+                # The session stopped the load (the user quit, a signal): aborted, and no guard policy applies.
+                state.load_error = f"the session stopped the load of {model.id}: {self._load_stop}"
+                state.load_status = "aborted"
+                self.emit(ModelLoadFailed(model.id, state.load_error, "\n".join(tail)))
+                return
             if self._load_abort is not None:
-                # The guard killed the worker mid-load: the model's cases are aborted, not crashed.
-                who = "the session stopped" if self._stopping else "memory guard stopped"
-                state.load_error = f"{who} the load of {model.id}: {self._load_abort}"
+                # The guard stopped the worker mid-load: the model's cases are aborted, not crashed.
+                state.load_error = f"memory guard stopped the load of {model.id}: {self._load_abort}"
                 state.load_status = "aborted"
                 self.emit(ModelLoadFailed(model.id, state.load_error, "\n".join(tail)))
                 self._after_guard_abort(model)
@@ -544,10 +552,13 @@ class Scheduler:
             else:
                 self._last_framework = None
         elif isinstance(message, p.Cleaned):
-            self.emit(GuardEvent(t=time.time(), level=self.guard.level.name.lower(),
-                                 previous=self.guard.level.name.lower(), action="cleaned",
-                                 reason=f"cleanup ({message.reason}) freed {message.freed_bytes} bytes",
-                                 case_id=self.running_case, reading={}, freed_bytes=message.freed_bytes))
+            what = f"cleanup ({message.reason}) freed {message.freed_bytes} bytes"
+            if message.by_guard:
+                self.emit(GuardEvent(t=time.time(), level=self.guard.level.name.lower(),
+                                     previous=self.guard.level.name.lower(), action="cleaned", reason=what,
+                                     case_id=self.running_case, reading={}, freed_bytes=message.freed_bytes))
+            else:  # the user's, or the worker's own after an out-of-memory error: not the guard's doing
+                self.emit(Notice("info", what))
         elif isinstance(message, p.Unloaded):
             self._loaded = None
         elif isinstance(message, p.Log):
@@ -615,7 +626,7 @@ class Scheduler:
                              previous=decision.previous.name.lower(), action=decision.action,
                              reason=decision.reason, case_id=self.running_case, reading=reading_dict))
         if decision.action == "cleanup":
-            self.cleanup_now(decision.reason)
+            self.cleanup_now(decision.reason, by_guard=True)
         elif decision.action == "abort":
             if self._running is not None and self._running.abort_reason is None:
                 self._running.guard_reading = reading_dict

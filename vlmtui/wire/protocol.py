@@ -61,6 +61,8 @@ class Cleanup:
 
     type: ClassVar[str] = "cleanup"
     reason: str = "requested"
+    by_guard: bool = False
+    """The memory guard asked (its ``Cleaned`` is a guard event), not the user."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,8 @@ class Cleaned:
     type: ClassVar[str] = "cleaned"
     freed_bytes: int
     reason: str = ""
+    by_guard: bool = False
+    """Answers the guard's ``Cleanup`` (not the user's, nor the worker's own after an out-of-memory error)."""
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ class Worker:
         self._aborts: dict[str, p.Abort] = {}
         """Aborts of the running or a queued case only; each goes when its case ends."""
         self._case_lock = threading.Lock()
-        self._cleanup_reason: str | None = None
+        self._cleanup_request: p.Cleanup | None = None
         self._sample_s = 0.25
         self._case_peak = 0
         self._process = psutil.Process()
@@ -93,7 +93,7 @@ class Worker:
             if isinstance(command, p.Abort):
                 self._take_abort(command)
             elif isinstance(command, p.Cleanup) and self._running_case is not None:
-                self._cleanup_reason = command.reason
+                self._cleanup_request = command
             else:
                 if isinstance(command, p.Run):
                     with self._case_lock:
@@ -163,7 +163,7 @@ class Worker:
             elif isinstance(command, p.Run):
                 self._run(command)
             elif isinstance(command, p.Cleanup):
-                self._cleanup(command.reason)
+                self._cleanup(command.reason, by_guard=command.by_guard)
             elif isinstance(command, p.Unload):
                 self._unload(announce=True)
 
@@ -209,9 +209,10 @@ class Worker:
 
     def _between_tokens(self, case_id: str) -> None:
         """Act on a pending cleanup or abort; called after each streamed chunk."""
-        if self._cleanup_reason is not None:
-            reason, self._cleanup_reason = self._cleanup_reason, None
-            self._cleanup(reason)
+        request = self._cleanup_request
+        if request is not None:
+            self._cleanup_request = None
+            self._cleanup(request.reason, by_guard=request.by_guard)
         abort = self._aborts.get(case_id)
         if abort is not None:
             raise CaseAborted(abort)
@@ -303,7 +304,7 @@ class Worker:
         if unload_after:  # the guard's abort: the case has stopped, now give the memory back
             self._unload(announce=True)
 
-    def _cleanup(self, reason: str) -> None:
+    def _cleanup(self, reason: str, *, by_guard: bool = False) -> None:
         before = self._memory_sample()
         if self._backend is not None:
             self._backend.cleanup()  # collects garbage first, then clears the framework's caches
@@ -311,7 +312,7 @@ class Worker:
             gc.collect()
         after = self._memory_sample()
         freed = _guarded(before) - _guarded(after)
-        self.send(p.Cleaned(freed_bytes=max(freed, 0), reason=reason))
+        self.send(p.Cleaned(freed_bytes=max(freed, 0), reason=reason, by_guard=by_guard))
 
     def _unload(self, *, announce: bool) -> None:
         backend, spec = self._backend, self._spec
