@@ -7,6 +7,7 @@ and the guard's stay apart; a worker is asked to exit (SIGTERM) before it is kil
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -18,6 +19,7 @@ from tests.conftest import ROOT
 from tests.functional.helpers import Recorder, scheduler_for
 from vlmtui.engine.events import (
     CaseFinished,
+    CaseStarted,
     GuardEvent,
     MemoryUpdate,
     ModelLoading,
@@ -125,6 +127,40 @@ async def test_an_abort_that_arrives_after_its_case_ended_does_not_abort_a_rerun
         assert (stopped.case_id, stopped.outcome, stopped.error) == ("m/b", "aborted", "aborted by the user")
     finally:
         await worker.stop()
+
+
+# ---------------------------------------------------------------- item 3: the protocol version is checked
+
+OLD_WORKER = """
+import json, os, sys
+print(json.dumps({"type": "hello", "pid": os.getpid(), "python": "3.9.0", "protocol": 0}), flush=True)
+with open(sys.argv[1], "w") as heard:
+    for line in sys.stdin:
+        heard.write(line)
+        heard.flush()
+"""
+
+
+async def test_a_worker_of_another_protocol_is_refused_in_one_line_and_runs_nothing(tmp_path: Path) -> None:
+    script, heard = tmp_path / "old_worker.py", tmp_path / "heard.jsonl"
+    script.write_text(OLD_WORKER)
+    model = ModelSpec(id="m", backend="fault", path="fault:0.01:1")
+    scheduler, recorder = guarded([fault_case("m/a", model, 3), fault_case("m/b", model, 3)],
+                                  argv=[sys.executable, str(script), str(heard)])
+    counts = await asyncio.wait_for(scheduler.run(), 20)
+
+    errors = [n.message for n in recorder.of(Notice) if n.level == "error"]
+    assert len(errors) == 1, errors
+    line = errors[0]
+    print(line)
+    assert "\n" not in line
+    assert "protocol 0" in line and f"protocol {p.PROTOCOL_VERSION}" in line and sys.executable in line
+    finished = recorder.of(SessionFinished)[0]
+    assert finished.stopped and finished.reason == line
+    assert counts == {"pending": 2}
+    assert not recorder.of(CaseStarted) and not recorder.of(ModelLoading)
+    said = [json.loads(raw)["type"] for raw in heard.read_text().splitlines()] if heard.exists() else []
+    assert "load" not in said and "run" not in said, said
 
 
 # ---------------------------------------------------------------- item 4: user actions are not guard actions

@@ -41,7 +41,7 @@ from vlmtui.engine.events import (
 )
 from vlmtui.engine.expect import check_expectations
 from vlmtui.engine.plan import Case
-from vlmtui.engine.worker_client import WorkerClient, describe_exit
+from vlmtui.engine.worker_client import WorkerClient, WorkerRefused, describe_exit
 from vlmtui.memory.budget import Budget, resolve_budget
 from vlmtui.memory.guard import Guard, GuardDecision, MemoryReading
 from vlmtui.memory.preflight import check_fit, model_footprint
@@ -310,7 +310,13 @@ class Scheduler:
                     continue
                 case_id = self._next_case_id()
                 self._pending.remove(case_id)
-                await self._run_case(self.cases[case_id])
+                try:
+                    await self._run_case(self.cases[case_id])
+                except WorkerRefused as exc:
+                    # Every worker would come from the same installation: nothing can run.
+                    self._pending.insert(0, case_id)
+                    self.emit(Notice("error", str(exc)))
+                    self.stop(str(exc), abort_running=False)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -440,18 +446,25 @@ class Scheduler:
     # ------------------------------------------------------------------ workers and models
 
     async def _ensure_worker(self) -> WorkerClient:
+        """The worker to send to: the current one, or a fresh one (raises ``WorkerRefused``)."""
         if self._worker is not None and self._worker.alive:
             return self._worker
         worker = WorkerClient(self._on_worker_event, self._on_worker_exit, self._worker_argv, self._worker_env)
         self._worker = worker
         self._loaded = None
         self._last_framework = None  # a dead worker's last sample is not the new worker's memory
-        await worker.start()
+        try:
+            await worker.start()
+        except WorkerRefused:
+            self._worker = None
+            raise
         return worker
 
     async def _request(self, command: p.Command, *answers: type[p.Event]) -> p.Event | None:
         """Send a command and wait for one of ``answers`` (``None`` when the worker died instead)."""
         worker = await self._ensure_worker()
+        if not worker.alive:
+            return None  # it died before its hello; its exit is recorded
         loop = asyncio.get_running_loop()
         self._reply = loop.create_future()
         self._reply_types = answers
@@ -470,6 +483,7 @@ class Scheduler:
             state.skip_reason = verdict
             self.emit(Notice("warning", f"{model.id}: {verdict}"))
             return
+        await self._ensure_worker()  # a refused worker stops the session before any load begins
         self.emit(ModelLoading(model.id, model.backend, model.path, model.trust_remote_code))
         limit = int(self.budget.bytes * self.guard_config.abort / 100)
         self.guard.reset()

@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from vlmtui.wire import protocol as p
 
 STDERR_TAIL_LINES = 40
+HELLO_TIMEOUT_S = 60.0
+"""How long a starting worker may take to say hello (imports on a cold disk) before it is refused."""
 
 # Messages a dying worker leaves on stderr, and what they mean in plain words.
 _CRASH_SIGNATURES = (
@@ -24,6 +26,10 @@ _CRASH_SIGNATURES = (
     ("std::bad_alloc", "the process could not allocate memory"),
     ("Killed", "the process was killed (possibly by the out-of-memory killer)"),
 )
+
+
+class WorkerRefused(Exception):
+    """The worker cannot be used (another protocol, no hello): one line for the user; no case runs on it."""
 
 
 def worker_argv() -> list[str]:
@@ -70,6 +76,8 @@ class WorkerClient:
         self.process: asyncio.subprocess.Process | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.hello: p.Hello | None = None
+        self._greeted = asyncio.Event()
+        """Set by the hello, or by the exit of a worker that never said it."""
         self._tasks: list[asyncio.Task[None]] = []
         self._expected_exit = False
         self.exited = asyncio.Event()
@@ -85,7 +93,11 @@ class WorkerClient:
         return self.process is not None and self.process.returncode is None and not self.exited.is_set()
 
     async def start(self) -> None:
-        """Start the process in its own session, so a terminal's Ctrl-C reaches vlmtui, not the model."""
+        """Start the worker and wait for its hello; a worker of another protocol is stopped and refused.
+
+        The process runs in its own session, so a terminal's Ctrl-C reaches vlmtui, not the model. A worker
+        that dies before its hello returns normally: its exit has been reported by then.
+        """
         env = dict(os.environ if self._env is None else self._env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -102,6 +114,22 @@ class WorkerClient:
             asyncio.create_task(self._read_events(), name="worker-events"),
             asyncio.create_task(self._read_stderr(), name="worker-stderr"),
         ]
+        try:
+            await asyncio.wait_for(self._greeted.wait(), HELLO_TIMEOUT_S)
+        except TimeoutError:
+            await self.stop()
+            raise WorkerRefused(f"the worker {self._executable()} did not say hello within {HELLO_TIMEOUT_S:g} s; "
+                                "is it a vlmtui worker?") from None
+        hello = self.hello
+        if hello is not None and hello.protocol != p.PROTOCOL_VERSION:
+            await self.stop()
+            raise WorkerRefused(
+                f"refused the worker {self._executable()}: it speaks protocol {hello.protocol} and this vlmtui "
+                f"protocol {p.PROTOCOL_VERSION}, so it belongs to another installation; run the worker from "
+                "the environment vlmtui runs in")
+
+    def _executable(self) -> str:
+        return (self.hello.executable if self.hello is not None else "") or self._argv[0]
 
     async def _read_events(self) -> None:
         assert self.process is not None and self.process.stdout is not None
@@ -117,12 +145,16 @@ class WorkerClient:
                 continue
             if isinstance(message, p.Hello):
                 self.hello = message
+                self._greeted.set()
+                if message.protocol != p.PROTOCOL_VERSION:
+                    continue  # refused by start(); nothing of it reaches the scheduler
             self._on_event(message)
         returncode = await self.process.wait()
         # Let the stderr reader catch the last words (a Metal abort message, a traceback).
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._tasks[1]), timeout=1.0)
         self.exited.set()
+        self._greeted.set()
         if not self._expected_exit:
             self._on_exit(returncode)
 

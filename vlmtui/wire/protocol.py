@@ -11,7 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""Bumped when a message's meaning changes; a worker speaking another version is refused (2: aborts aimed
+only at their case or the idle model)."""
 
 
 # ----------------------------------------------------------------------------- parent -> worker
@@ -90,6 +92,8 @@ class Hello:
     pid: int
     python: str
     protocol: int = PROTOCOL_VERSION
+    executable: str = ""
+    """The worker's ``sys.executable``, named when its protocol is refused."""
 
 
 @dataclass(frozen=True)

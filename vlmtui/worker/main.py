@@ -150,7 +150,7 @@ class Worker:
 
     def serve(self, stdin: TextIO) -> None:
         """Run until stdin closes or a ``Shutdown`` arrives."""
-        self.send(p.Hello(pid=os.getpid(), python=sys.version.split()[0]))
+        self.send(p.Hello(pid=os.getpid(), python=sys.version.split()[0], executable=sys.executable))
         threading.Thread(target=self._read_commands, args=(stdin,), daemon=True, name="commands").start()
         threading.Thread(target=self._sample_loop, daemon=True, name="sampler").start()
         while True:
