@@ -36,7 +36,7 @@ def fault_case(case_id: str, model: ModelSpec, steps: int) -> Case:
 
 def guarded_scheduler(cases: list[Case], budget_mib: int, sample_ms: int = 50, on_abort: str = "next-case"):
     guard = GuardConfig(budget=f"{budget_mib}MiB", warn=50, cleanup=60, abort=80, sample_ms=sample_ms,
-                        on_abort=on_abort, grace_s=1.0, log_every_ms=50)
+                        on_abort=on_abort, grace_s=1.0, term_grace_s=0.5, log_every_ms=50)
     env = {"PYTHONPATH": str(ROOT)}
     import os
 
@@ -106,10 +106,11 @@ async def test_stop_after_a_guard_abort() -> None:
 
 
 async def test_a_worker_that_does_not_stop_in_time_is_killed_and_the_case_is_aborted() -> None:
-    # Each step holds 200 MiB and then sleeps 3 s: the guard's abort cannot be honoured within grace_s.
+    # Each step holds 200 MiB and then sleeps 3 s: the guard's abort cannot be honoured within grace_s, and
+    # the SIGTERM that follows is ignored (as by a worker stuck in a native call), so SIGKILL ends it.
     stuck = ModelSpec(id="stuck", backend="fault", path="fault:200:3000")
     calm = ModelSpec(id="calm", backend="fault", path="fault:0.01:1")
-    cases = [fault_case("stuck/a", stuck, 5), fault_case("calm/a", calm, 3)]
+    cases = [Case("stuck/a", stuck, "ignore-sigterm", None, 0, 5, 0.0, Expect()), fault_case("calm/a", calm, 3)]
     scheduler, _recorder = guarded_scheduler(cases, 250)
     counts = await scheduler.run()
     stuck_result = scheduler.latest()["stuck/a"]

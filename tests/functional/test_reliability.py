@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import ROOT
-from tests.functional.helpers import Recorder, scheduler_for
+from tests.functional.helpers import Recorder, scheduler_for, write_suite
 from vlmtui.engine.events import (
     CaseFinished,
     CaseStarted,
@@ -26,13 +29,14 @@ from vlmtui.engine.events import (
     Notice,
     SessionFinished,
     TokenReceived,
+    WorkerExited,
 )
 from vlmtui.engine.plan import Case
 from vlmtui.engine.scheduler import Scheduler
 from vlmtui.engine.session_log import SessionLog, load_log
 from vlmtui.engine.worker_client import WorkerClient
 from vlmtui.memory.budget import Budget
-from vlmtui.suite.loader import GuardConfig
+from vlmtui.suite.loader import GuardConfig, SuiteError, load_suite
 from vlmtui.wire import protocol as p
 from vlmtui.wire.spec import Expect, ModelSpec
 
@@ -209,3 +213,106 @@ async def test_a_users_cleanup_is_a_notice_and_guard_events_come_only_from_the_g
     assert load_log(tmp_path / "log.jsonl").guard == []
     cleaned = [n.message for n in recorder.of(Notice) if "cleanup" in n.message]
     assert len(cleaned) == 1 and "requested by the user" in cleaned[0] and "freed" in cleaned[0], cleaned
+
+
+# ---------------------------------------------------------------- item 6: SIGTERM first, SIGKILL after a grace
+
+
+async def test_sigterm_mid_case_aborts_the_case_and_the_worker_exits_0_within_the_grace() -> None:
+    model = ModelSpec(id="m", backend="fault", path="fault:0.01:20")
+    cases = [fault_case("m/long", model, 500), fault_case("m/next", model, 3)]
+    scheduler, recorder = guarded(cases)
+    sent: list[float] = []
+
+    def sigterm_on_the_first_token(event: object) -> None:
+        pid = scheduler.worker_pid
+        if isinstance(event, TokenReceived) and event.case_id == "m/long" and pid and not sent:
+            sent.append(time.time())
+            os.kill(pid, signal.SIGTERM)
+
+    scheduler.subscribe(sigterm_on_the_first_token)
+    counts = await asyncio.wait_for(scheduler.run(), 60)
+
+    long = scheduler.latest()["m/long"]
+    assert long.status == "aborted" and "stopped" in long.error, long
+    assert long.metrics["gen_tokens"] < 500
+    exits = recorder.of(WorkerExited)
+    assert [e.returncode for e in exits] == [0], [e.description for e in exits]
+    took = exits[0].t - sent[0]
+    print(f"SIGTERM mid-case: worker exited 0 after {took * 1000:.0f} ms")
+    assert took < GuardConfig().term_grace_s
+    assert scheduler.latest()["m/next"].status == "passed"
+    assert counts == {"aborted": 1, "passed": 1}
+    assert not crashed(recorder)
+
+
+def _abort_soon_after_start(scheduler: Scheduler, case_id: str, delay: float = 0.2) -> Callable[[object], None]:
+    loop = asyncio.get_running_loop()
+
+    def subscriber(event: object) -> None:
+        if isinstance(event, CaseStarted) and event.case_id == case_id:
+            loop.call_later(delay, scheduler.abort_current, "aborted by the user")
+
+    return subscriber
+
+
+async def test_a_worker_late_to_stop_gets_sigterm_and_exits_0_before_the_sigkill() -> None:
+    # Each step takes 1 s: the abort (at 0.2 s) is seen only at the end of the first step, after grace_s
+    # (0.3 s), so the parent sends SIGTERM; the worker stops at that token and exits long before the SIGKILL.
+    slow = ModelSpec(id="slow", backend="fault", path="fault:0.01:1000")
+    calm = ModelSpec(id="calm", backend="fault", path="fault:0.01:1")
+    scheduler, recorder = guarded([fault_case("slow/a", slow, 5), fault_case("calm/a", calm, 3)], grace_s=0.3)
+    scheduler.subscribe(_abort_soon_after_start(scheduler, "slow/a"))
+    counts = await asyncio.wait_for(scheduler.run(), 60)
+
+    slow_result = scheduler.latest()["slow/a"]
+    assert (slow_result.status, slow_result.error) == ("aborted", "aborted by the user")
+    assert [e.returncode for e in recorder.of(WorkerExited)] == [0]
+    assert any("did not stop within 0.3 s" in n.message for n in recorder.of(Notice))
+    assert counts == {"aborted": 1, "passed": 1}
+    assert not crashed(recorder)
+
+
+async def test_a_worker_that_ignores_sigterm_is_killed_after_the_term_grace() -> None:
+    stuck = ModelSpec(id="stuck", backend="fault", path="fault:0.01:4000")
+    calm = ModelSpec(id="calm", backend="fault", path="fault:0.01:1")
+    cases = [fault_case("stuck/a", stuck, 3, "ignore-sigterm"), fault_case("calm/a", calm, 3)]
+    scheduler, recorder = guarded(cases, grace_s=0.3)
+    scheduler.subscribe(_abort_soon_after_start(scheduler, "stuck/a"))
+    counts = await asyncio.wait_for(scheduler.run(), 60)
+
+    stuck_result = scheduler.latest()["stuck/a"]
+    assert stuck_result.status == "aborted", stuck_result
+    assert stuck_result.error == "aborted by the user (worker killed after 0.3 s)"
+    assert [e.returncode for e in recorder.of(WorkerExited)] == [-signal.SIGKILL]
+    took = stuck_result.ended_at - stuck_result.started_at
+    print(f"SIGTERM ignored: killed {took:.2f} s into the case (abort 0.2 + grace 0.3 + term grace 2.0)")
+    assert 0.2 + 0.3 + GuardConfig().term_grace_s - 0.1 < took < 4.0, "SIGKILL after the term grace, before the step"
+    assert counts == {"aborted": 1, "passed": 1}
+    assert not crashed(recorder)
+
+
+async def test_a_load_stopped_by_the_guard_ends_with_sigterm_and_exit_0() -> None:
+    # 400 MiB on the fake device in 20 steps of 100 ms against a 64 MiB budget: the guard stops the load.
+    loader = ModelSpec(id="loader", backend="fault", path="fault:1:100:400:20")
+    calm = ModelSpec(id="calm", backend="fault", path="fault:0.01:1")
+    scheduler, recorder = guarded([fault_case("loader/a", loader, 3), fault_case("calm/a", calm, 3)], budget_mib=64)
+    counts = await asyncio.wait_for(scheduler.run(), 60)
+
+    abort = next(e for e in recorder.of(GuardEvent) if e.action == "abort")
+    exits = recorder.of(WorkerExited)
+    assert [e.returncode for e in exits] == [0], [e.description for e in exits]
+    print(f"guard abort mid-load: worker exited 0 after {(exits[0].t - abort.t) * 1000:.0f} ms")
+    assert exits[0].t - abort.t < 1.0
+    assert scheduler.latest()["loader/a"].error.startswith("memory guard stopped the load of loader:")
+    assert counts == {"aborted": 1, "passed": 1}
+
+
+def test_term_grace_is_a_guard_setting(tmp_path: Path) -> None:
+    assert GuardConfig().term_grace_s == 2.0
+    model = '[[models]]\nid = "m"\nbackend = "mlx-vlm"\npath = "tiny:idefics3"\n'
+    suite = write_suite(tmp_path, f'prompts = ["x"]\n[guard]\nterm_grace_s = 0.5\n{model}')
+    assert load_suite(suite).guard.term_grace_s == 0.5
+    bad = write_suite(tmp_path, f'prompts = ["x"]\n[guard]\nterm_grace_s = 0\n{model}', name="bad.toml")
+    with pytest.raises(SuiteError, match="term_grace_s"):
+        load_suite(bad)

@@ -67,6 +67,8 @@ class _Running:
     """The abort also unloads the model (the worker does it right after the result)."""
     guard_reading: dict[str, Any] | None = None
     kill_timer: asyncio.TimerHandle | None = None
+    killed: bool = False
+    """The worker did not stop within ``grace_s`` and was terminated."""
 
 
 @dataclass
@@ -209,9 +211,10 @@ class Scheduler:
 
     def _kill_unresponsive(self, running: _Running) -> None:
         if self._running is running and not running.future.done() and self._worker is not None:
+            running.killed = True
             self.emit(Notice("warning", f"the worker did not stop within {self.guard_config.grace_s:g} s; "
-                                        "killing it"))
-            self._worker.kill()
+                                        f"stopping it (SIGTERM, SIGKILL {self.guard_config.term_grace_s:g} s later)"))
+            self._worker.terminate()
 
     def cleanup_now(self, reason: str = "requested by the user", *, by_guard: bool = False) -> None:
         """Ask the worker to free caches now (its answer is a guard event only when the guard asked)."""
@@ -265,7 +268,7 @@ class Scheduler:
             if self._loading is not None and self._worker is not None:
                 # A load cannot stop between tokens and can take minutes: end it rather than wait.
                 self._load_stop = f"aborted: {reason}"
-                self._worker.kill()
+                self._worker.terminate()
 
     def latest(self) -> dict[str, CaseResult]:
         """Each case's latest attempt."""
@@ -424,9 +427,10 @@ class Scheduler:
                                       "source": self._last_update.guarded_source,
                                       "system_available": self._last_update.system.get("available")}
         if running.abort_reason is not None:
-            # We killed it ourselves after the grace period: the case was aborted, not crashed.
+            # We stopped it ourselves (or it was exiting on SIGTERM): the case was aborted, not crashed.
+            how = f"worker killed after {self.guard_config.grace_s:g} s" if running.killed else description
             self._finish(case, attempt, "aborted", started_at=running.started_at,
-                         error=f"{running.abort_reason} (worker killed after {self.guard_config.grace_s:g} s)",
+                         error=f"{running.abort_reason} ({how})",
                          output="".join(running.tokens), metrics=metrics, detail="\n".join(tail))
             if running.guard_reading is not None:
                 self._after_guard_abort(case.model)
@@ -446,10 +450,17 @@ class Scheduler:
     # ------------------------------------------------------------------ workers and models
 
     async def _ensure_worker(self) -> WorkerClient:
-        """The worker to send to: the current one, or a fresh one (raises ``WorkerRefused``)."""
-        if self._worker is not None and self._worker.alive:
-            return self._worker
-        worker = WorkerClient(self._on_worker_event, self._on_worker_exit, self._worker_argv, self._worker_env)
+        """The worker to send to: the current one, or a fresh one once the old one is gone (raises
+        ``WorkerRefused``)."""
+        old = self._worker
+        if old is not None and old.usable:
+            return old
+        if old is not None and old.alive:
+            # A worker on its way out still holds its memory: the next one starts after it has gone.
+            old.terminate()
+            await old.exited.wait()
+        worker = WorkerClient(self._on_worker_event, self._on_worker_exit, self._worker_argv, self._worker_env,
+                              term_grace_s=self.guard_config.term_grace_s)
         self._worker = worker
         self._loaded = None
         self._last_framework = None  # a dead worker's last sample is not the new worker's memory
@@ -475,7 +486,7 @@ class Scheduler:
             self._reply = None
 
     async def _switch_model(self, model: ModelSpec, state: _ModelState) -> None:
-        if self._loaded is not None and self._worker is not None and self._worker.alive:
+        if self._loaded is not None and self._worker is not None and self._worker.usable:
             await self._request(p.Unload(), p.Unloaded)
             self._loaded = None
         verdict = await asyncio.to_thread(self._preflight, model)
@@ -573,6 +584,13 @@ class Scheduler:
                                      case_id=self.running_case, reading={}, freed_bytes=message.freed_bytes))
             else:  # the user's, or the worker's own after an out-of-memory error: not the guard's doing
                 self.emit(Notice("info", what))
+        elif isinstance(message, p.Exiting):
+            self._loaded = None
+            if running is not None and running.abort_reason is None:
+                running.abort_reason = f"stopped ({message.reason})"  # aborted, not crashed, if no result comes
+            if self._worker is not None and not self._worker.retiring:
+                self.emit(Notice("warning", f"the worker is exiting ({message.reason}); "
+                                            "a fresh one takes the next case"))
         elif isinstance(message, p.Unloaded):
             self._loaded = None
         elif isinstance(message, p.Log):
@@ -648,7 +666,7 @@ class Scheduler:
             elif self._loading is not None and self._worker is not None:
                 # A load cannot stop between tokens; the worker holds nothing worth keeping yet.
                 self._load_abort = decision.reason
-                self._worker.kill()
+                self._worker.terminate()
             elif self._worker is not None and self._loaded is not None:
                 self._worker.send(p.Abort(reason=f"memory guard: {decision.reason}", unload=True))
                 self._loaded = None

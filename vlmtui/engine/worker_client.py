@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 
 from vlmtui.wire import protocol as p
@@ -15,6 +16,8 @@ from vlmtui.wire import protocol as p
 STDERR_TAIL_LINES = 40
 HELLO_TIMEOUT_S = 60.0
 """How long a starting worker may take to say hello (imports on a cold disk) before it is refused."""
+TERM_GRACE_S = 2.0
+"""After SIGTERM, how long a worker gets to stop, unload and exit before SIGKILL (``[guard] term_grace_s``)."""
 
 # Messages a dying worker leaves on stderr, and what they mean in plain words.
 _CRASH_SIGNATURES = (
@@ -59,6 +62,28 @@ def describe_exit(returncode: int | None, stderr_tail: Sequence[str]) -> str:
     return f"{how}: {last[:200]}" if last else how
 
 
+def terminate_pid(pid: int, grace_s: float = TERM_GRACE_S) -> None:
+    """SIGTERM a worker by pid, SIGKILL it if it has not exited within ``grace_s``; blocks (for a thread
+    whose event loop may be wedged, such as a hang-up's watchdog)."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:  # reaped already, or not our child: ask the kernel whether it still runs
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return
+        time.sleep(0.02)
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+
+
 class WorkerClient:
     """One running worker process; events go to ``on_event``, its death to ``on_exit``."""
 
@@ -68,11 +93,13 @@ class WorkerClient:
         on_exit: Callable[[int | None], None],
         argv: Sequence[str] | None = None,
         env: dict[str, str] | None = None,
+        term_grace_s: float = TERM_GRACE_S,
     ) -> None:
         self._on_event = on_event
         self._on_exit = on_exit
         self._argv = list(argv or worker_argv())
         self._env = env
+        self.term_grace_s = term_grace_s
         self.process: asyncio.subprocess.Process | None = None
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.hello: p.Hello | None = None
@@ -80,6 +107,9 @@ class WorkerClient:
         """Set by the hello, or by the exit of a worker that never said it."""
         self._tasks: list[asyncio.Task[None]] = []
         self._expected_exit = False
+        self._kill_timer: asyncio.TimerHandle | None = None
+        self.retiring = False
+        """SIGTERM was sent, or the worker said it is exiting: it gets no more commands."""
         self.exited = asyncio.Event()
 
     @property
@@ -91,6 +121,11 @@ class WorkerClient:
     def alive(self) -> bool:
         """Whether the process is still running."""
         return self.process is not None and self.process.returncode is None and not self.exited.is_set()
+
+    @property
+    def usable(self) -> bool:
+        """Alive and not on its way out: the next command may go to it."""
+        return self.alive and not self.retiring
 
     async def start(self) -> None:
         """Start the worker and wait for its hello; a worker of another protocol is stopped and refused.
@@ -149,7 +184,11 @@ class WorkerClient:
                 if message.protocol != p.PROTOCOL_VERSION:
                     continue  # refused by start(); nothing of it reaches the scheduler
             self._on_event(message)
+            if isinstance(message, p.Exiting):
+                self.retiring = True
         returncode = await self.process.wait()
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()
         # Let the stderr reader catch the last words (a Metal abort message, a traceback).
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self._tasks[1]), timeout=1.0)
@@ -167,20 +206,33 @@ class WorkerClient:
             self.stderr_tail.append(line.decode("utf-8", "replace").rstrip("\n"))
 
     def send(self, command: p.Command) -> None:
-        """Queue one command to the worker (no-op once it is gone)."""
-        if not self.alive or self.process is None or self.process.stdin is None:
+        """Queue one command to the worker (no-op once it is gone or on its way out)."""
+        if not self.usable or self.process is None or self.process.stdin is None:
             return
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.process.stdin.write(p.encode(command).encode("utf-8"))
 
+    def terminate(self) -> None:
+        """SIGTERM: the worker stops at its next token, unloads and exits 0; SIGKILL after ``term_grace_s``.
+
+        On macOS a process SIGKILLed while it holds wired Metal memory can leave that memory wired until
+        reboot; one that exits by itself gives it back. A worker stuck in a native call still dies.
+        """
+        self.retiring = True
+        if self.process is None or self.process.returncode is not None or self._kill_timer is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.process.terminate()
+        self._kill_timer = asyncio.get_running_loop().call_later(self.term_grace_s, self.kill)
+
     def kill(self) -> None:
-        """SIGKILL the worker (its stdin-watching children, such as a server reaper, follow)."""
+        """SIGKILL the worker now (its stdin-watching children, such as a server reaper, follow)."""
         if self.process is not None and self.process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Ask the worker to unload and exit, then close its stdin; kill it if it does not go."""
+        """Ask the worker to unload and exit, closing its stdin; if it does not go, ``terminate`` it."""
         self._expected_exit = True
         if self.process is None:
             return
@@ -192,7 +244,7 @@ class WorkerClient:
             try:
                 await asyncio.wait_for(self.process.wait(), timeout)
             except TimeoutError:
-                self.kill()
+                self.terminate()
                 await self.process.wait()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):

@@ -47,6 +47,8 @@ class GuardConfig:
     sample_ms: int = 250
     on_abort: str = "next-case"
     grace_s: float = 1.0
+    term_grace_s: float = 2.0
+    """After SIGTERM, how long a worker gets to unload and exit before SIGKILL."""
     log_every_ms: int = 1000
     """How often memory samples go into the session log (the gauge sees every sample)."""
 
@@ -257,6 +259,7 @@ def _guard(where: _Where, data: Any) -> GuardConfig:
         sample_ms=_number(where, data, "sample_ms", 250, lo=10, hi=60_000, table="guard", integer=True),
         on_abort=data.get("on_abort", "next-case"),
         grace_s=_number(where, data, "grace_s", 1.0, lo=0.05, hi=60, table="guard"),
+        term_grace_s=_number(where, data, "term_grace_s", 2.0, lo=0.05, hi=60, table="guard"),
         log_every_ms=_number(where, data, "log_every_ms", 1000, lo=10, hi=3_600_000, table="guard",
                              integer=True),
     )

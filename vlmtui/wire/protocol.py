@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 PROTOCOL_VERSION = 2
 """Bumped when a message's meaning changes; a worker speaking another version is refused (2: aborts aimed
-only at their case or the idle model)."""
+only at their case or the idle model, SIGTERM handled, ``Exiting``)."""
 
 
 # ----------------------------------------------------------------------------- parent -> worker
@@ -179,6 +179,15 @@ class Unloaded:
 
 
 @dataclass(frozen=True)
+class Exiting:
+    """The worker stops taking commands and exits (SIGTERM, or stdin closed); sent before the running
+    case's ``Result``, so the parent starts the next case on a fresh worker."""
+
+    type: ClassVar[str] = "exiting"
+    reason: str
+
+
+@dataclass(frozen=True)
 class Log:
     """A line the worker wants in the session log (not a case result)."""
 
@@ -188,13 +197,13 @@ class Log:
 
 
 Command = Load | Run | Abort | Cleanup | Unload | Shutdown
-Event = Hello | Loaded | LoadFailed | Token | Result | Memory | Cleaned | Unloaded | Log
+Event = Hello | Loaded | LoadFailed | Token | Result | Memory | Cleaned | Unloaded | Exiting | Log
 
 _TYPES: dict[str, type[Any]] = {
     cls.type: cls
     for cls in (
         Load, Run, Abort, Cleanup, Unload, Shutdown,
-        Hello, Loaded, LoadFailed, Token, Result, Memory, Cleaned, Unloaded, Log,
+        Hello, Loaded, LoadFailed, Token, Result, Memory, Cleaned, Unloaded, Exiting, Log,
     )
 }
 

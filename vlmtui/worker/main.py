@@ -3,11 +3,14 @@
 Only this process imports torch, transformers or mlx, so a Metal abort, a segfault or an OOM kill
 takes down the worker and never vlmtui. Commands arrive as JSON lines on stdin, events leave as JSON
 lines on the original stdout; anything else a library prints goes to stderr, which the parent keeps
-for crash reports. When stdin closes, the worker exits at once: it never outlives vlmtui.
+for crash reports. On SIGTERM, or when stdin closes (vlmtui ended or died), the worker stops the running
+case at its next token, unloads the model, clears caches and exits 0: on macOS a process SIGKILLed while
+it holds wired Metal memory can leave that memory wired until reboot, a clean exit gives it back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import queue
@@ -38,6 +41,15 @@ from vlmtui.worker.images import ImageError, open_image
 
 TOKEN_BATCH_S = 0.016
 """Streamed text is sent at most this often (about 60 times a second); the rest waits in a batch."""
+IDLE_POLL_S = 0.1
+"""How often an idle worker looks up from its queue: a SIGTERM's handler runs only when the main thread does."""
+STDIN_CLOSED_EXIT_S = 10.0
+"""After stdin closes, how long the clean exit may take before the worker ends itself anyway (stuck in a
+native call, or SIGTERM ignored): it never outlives vlmtui by more."""
+
+
+class Terminated(BaseException):
+    """Raised by SIGTERM's handler in a model load, which has no tokens to stop between: the load is dropped."""
 
 
 class CaseAborted(Exception):
@@ -67,6 +79,9 @@ class Worker:
         """Aborts of the running or a queued case only; each goes when its case ends."""
         self._case_lock = threading.Lock()
         self._cleanup_request: p.Cleanup | None = None
+        self._terminating = False
+        self._exit_reason = "SIGTERM"
+        self._said_exiting = False
         self._sample_s = 0.25
         self._case_peak = 0
         self._process = psutil.Process()
@@ -99,7 +114,10 @@ class Worker:
                     with self._case_lock:
                         self._queued_runs.add(command.case_id)
                 self._commands.put(command)  # type: ignore[arg-type]
-        # stdin closed: vlmtui ended or died; nothing here is worth finishing.
+        # stdin closed: vlmtui ended or died. Leave as on SIGTERM, and at the latest after a bound.
+        self._exit_reason = "stdin closed"
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+        time.sleep(STDIN_CLOSED_EXIT_S)
         os._exit(0)
 
     def _take_abort(self, command: p.Abort) -> None:
@@ -112,6 +130,19 @@ class Worker:
         # Its case has ended (or none ran): the model is idle now, so only the unload still applies.
         if command.unload:
             self._commands.put(p.Unload())
+
+    def on_sigterm(self, signum: int, frame: object) -> None:
+        """SIGTERM (main thread): stop the running case at its next token, or drop a load; then exit."""
+        if self._terminating:
+            return
+        self._terminating = True
+        case_id = self._running_case
+        if case_id is not None:
+            # A plain dict write, no lock: the main thread this interrupts may hold it. An earlier abort's
+            # reason (the guard's, the user's) stays the case's reason.
+            self._aborts.setdefault(case_id, p.Abort(case_id=case_id, reason=f"stopped ({self._exit_reason})"))
+        elif self._loading_backend is not None:
+            raise Terminated
 
     def _sample_loop(self) -> None:
         """Sampler thread: the worker's RSS and framework memory, every ``sample_ms``."""
@@ -149,23 +180,40 @@ class Worker:
     # ------------------------------------------------------------------ commands
 
     def serve(self, stdin: TextIO) -> None:
-        """Run until stdin closes or a ``Shutdown`` arrives."""
+        """Run until a ``Shutdown``, SIGTERM or the end of stdin; the model is unloaded on the way out."""
         self.send(p.Hello(pid=os.getpid(), python=sys.version.split()[0], executable=sys.executable))
         threading.Thread(target=self._read_commands, args=(stdin,), daemon=True, name="commands").start()
         threading.Thread(target=self._sample_loop, daemon=True, name="sampler").start()
-        while True:
-            command = self._commands.get()
-            if isinstance(command, p.Shutdown):
-                self._unload(announce=False)
-                return
-            if isinstance(command, p.Load):
-                self._load(command)
-            elif isinstance(command, p.Run):
-                self._run(command)
-            elif isinstance(command, p.Cleanup):
-                self._cleanup(command.reason, by_guard=command.by_guard)
-            elif isinstance(command, p.Unload):
-                self._unload(announce=True)
+        try:
+            while not self._terminating:
+                try:
+                    command = self._commands.get(timeout=IDLE_POLL_S)
+                except queue.Empty:
+                    continue
+                if isinstance(command, p.Shutdown):
+                    break
+                if isinstance(command, p.Load):
+                    self._load(command)
+                elif isinstance(command, p.Run):
+                    self._run(command)
+                elif isinstance(command, p.Cleanup):
+                    self._cleanup(command.reason, by_guard=command.by_guard)
+                elif isinstance(command, p.Unload):
+                    self._unload(announce=True)
+        except Terminated:
+            pass
+        if self._terminating:
+            self._say_exiting()
+        # The backend's unload drops the model and clears the framework's caches; it is also where a
+        # backend gives back what it changed for the whole process (MLX's wired limit, where it sets one).
+        self._unload(announce=False)
+
+    def _say_exiting(self) -> None:
+        """Tell the parent, once, that no command will run any more."""
+        if not self._said_exiting:
+            self._said_exiting = True
+            with contextlib.suppress(OSError):  # vlmtui is gone: nobody to tell
+                self.send(p.Exiting(reason=self._exit_reason))
 
     def _load(self, command: p.Load) -> None:
         self._unload(announce=False)
@@ -180,6 +228,10 @@ class Worker:
                 backend.set_memory_limit(command.memory_limit_bytes)
             self._loading_backend = backend
             info = backend.load()
+        except Terminated:
+            self._loading_backend = None
+            _drop(backend)
+            raise
         except (BackendError, TinyModelError) as exc:
             self.send(p.LoadFailed(model_id=spec.id, error=str(exc), detail=traceback.format_exc()))
             return
@@ -214,6 +266,8 @@ class Worker:
             self._cleanup_request = None
             self._cleanup(request.reason, by_guard=request.by_guard)
         abort = self._aborts.get(case_id)
+        if abort is None and self._terminating:  # SIGTERM came between the case's start and its first token
+            abort = p.Abort(case_id=case_id, reason=f"stopped ({self._exit_reason})")
         if abort is not None:
             raise CaseAborted(abort)
 
@@ -272,7 +326,7 @@ class Worker:
             request = GenerationRequest(
                 case_id=case_id, prompt=command.prompt, image=image, max_tokens=command.max_tokens,
                 temperature=command.temperature,
-                should_stop=lambda: case_id in self._aborts,
+                should_stop=lambda: case_id in self._aborts or self._terminating,
             )
             gen_started = time.perf_counter()
             stats = backend.generate(request, emit)
@@ -299,9 +353,11 @@ class Worker:
                 self._memory_sample()  # a case shorter than one sampling interval still gets a peak
         ended = time.perf_counter()
         metrics.update(_metrics(stats, times, gen_started, ended - started, self._case_peak))
+        if self._terminating:
+            self._say_exiting()  # before the result: the parent must not send this worker the next case
         self.send(p.Result(case_id=case_id, outcome=outcome, output="".join(parts), error=error,
                            detail=detail, metrics=metrics))
-        if unload_after:  # the guard's abort: the case has stopped, now give the memory back
+        if unload_after and not self._terminating:  # the guard's abort: now give the memory back
             self._unload(announce=True)
 
     def _cleanup(self, reason: str, *, by_guard: bool = False) -> None:
@@ -326,6 +382,14 @@ class Worker:
             del backend
         if announce:
             self.send(p.Unloaded(model_id=spec.id if spec else ""))
+
+
+def _drop(backend: Backend) -> None:
+    """Give back what a half-loaded backend holds (its load was stopped)."""
+    try:
+        backend.unload()
+    except Exception:
+        gc.collect()
 
 
 def _backend_sample(backend: Backend) -> FrameworkSample | None:
@@ -395,8 +459,11 @@ def main() -> None:
     out = os.fdopen(protocol_fd, "w", encoding="utf-8", buffering=1)
     # Ctrl-C belongs to vlmtui, which stops the worker itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    Worker(out).serve(sys.stdin)
-    out.flush()
+    worker = Worker(out)
+    signal.signal(signal.SIGTERM, worker.on_sigterm)
+    worker.serve(sys.stdin)
+    with contextlib.suppress(OSError):  # vlmtui may be gone already
+        out.flush()
     os._exit(0)
 
 

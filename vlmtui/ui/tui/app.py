@@ -18,6 +18,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from vlmtui.engine.events import Event
+from vlmtui.engine.worker_client import terminate_pid
 from vlmtui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from vlmtui.ui.tui.bridge import ui_fps
 from vlmtui.ui.tui.screens.dashboard import DashboardScreen
@@ -134,11 +135,12 @@ class VlmApp(App[int]):
             self._loop.call_soon_threadsafe(self._hang_up)
 
     def _hard_exit(self) -> None:
-        """Last resort after a hang-up: kill the worker (its reaper then stops any server) and exit."""
-        pid = self.scheduler.worker_pid if self.scheduler is not None else None
-        if pid is not None:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+        """Last resort after a hang-up: end the worker (SIGTERM, then SIGKILL; its reaper then stops any
+        server) and exit."""
+        scheduler = self.scheduler
+        pid = scheduler.worker_pid if scheduler is not None else None
+        if scheduler is not None and pid is not None:
+            terminate_pid(pid, scheduler.guard_config.term_grace_s)
         os._exit(EXIT_INTERRUPTED)
 
     @work(exclusive=True, group="quit", exit_on_error=False)
