@@ -38,10 +38,33 @@ class CaseResult:
     warmup: bool = False
     detail: str = ""
     """A traceback or the worker's stderr tail; kept in the log, not shown as the error."""
+    # A dataset case's scoring (docs/log-format.md, "Scores"); left out of the log while at their defaults.
+    scores: dict[str, float | None] = field(default_factory=dict)
+    """Per metric, in the dataset's metric order: a score in [0, 1], or None (``score_errors`` says why)."""
+    score_errors: dict[str, str] = field(default_factory=dict)
+    primary_metric: str | None = None
+    """The metric that decides ``passed``/``failed`` and leads the leaderboard (the dataset's first)."""
+    pass_at: float | None = None
+    references: list[str] = field(default_factory=list)
+    dataset: str | None = None
+    item_id: str | None = None
+    answer_type: str | None = None
+    judged_case_id: str | None = None
+    """A judge case (``kind`` ``judge``): the case whose answer it graded; its ``scores`` are that case's."""
+    judged_attempt: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for the log."""
-        return asdict(self)
+        """Plain data for the log (scoring fields only where a dataset case set them)."""
+        data = asdict(self)
+        for name in SCORING_FIELDS:
+            if data[name] in (None, {}, []):
+                del data[name]
+        return data
+
+
+SCORING_FIELDS = ("scores", "score_errors", "primary_metric", "pass_at", "references", "dataset", "item_id",
+                  "answer_type", "judged_case_id", "judged_attempt")
+"""``CaseResult`` fields a case without a dataset leaves out of its ``case_end`` line."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vlmtui.reports.case_scores import JUDGE_KIND, CaseScores, Judging
 from vlmtui.vocab import THRESHOLD_LEVELS, CaseStatus
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ def measured(status: CaseStatus, metrics: Metrics) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class CaseEnd(LogLine):
-    """The end of one attempt at one case: its status, output, error and metrics."""
+    """The end of one attempt at one case: its status, output, error, metrics and (a dataset case) scores."""
 
     case_id: str
     attempt: int
@@ -183,6 +184,15 @@ class CaseEnd(LogLine):
     warmup: bool
     carried_from: str | None
     """The log this result was copied from (``--rerun-failed LOG --log NEW``), else None."""
+    scoring: CaseScores = field(default_factory=CaseScores)
+    """A dataset case's scores, references and item (empty otherwise)."""
+    judging: Judging | None = None
+    """A judge case: the case whose answer it graded."""
+
+    @property
+    def is_judge(self) -> bool:
+        """A judge model's case: its scores grade another case's answer, not its own."""
+        return self.kind == JUDGE_KIND or self.judging is not None
 
     @classmethod
     def from_line(cls, line: Mapping[str, Any]) -> CaseEnd:
@@ -196,7 +206,8 @@ class CaseEnd(LogLine):
                    status=CaseStatus.parse(line.get("status")), error=_text(line.get("error")),
                    output=_text(line.get("output")), metrics=Metrics.from_dict(_mapping(line.get("metrics"))),
                    started_at=number(line.get("started_at")), ended_at=number(line.get("ended_at")),
-                   warmup=bool(line.get("warmup")), carried_from=None if carried is None else str(carried))
+                   warmup=bool(line.get("warmup")), carried_from=None if carried is None else str(carried),
+                   scoring=CaseScores.from_line(line), judging=Judging.from_line(line))
 
     @classmethod
     def from_result(cls, result: CaseResult) -> CaseEnd:
