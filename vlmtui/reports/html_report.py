@@ -6,6 +6,7 @@ from vlmtui.engine.session_log import SCHEMA_VERSION
 from vlmtui.reports import tables
 from vlmtui.reports.chart import memory_chart_svg
 from vlmtui.reports.model import Report
+from vlmtui.reports.scatter import accuracy_scatter_svg
 from vlmtui.reports.table import escape, to_html
 from vlmtui.units import format_bytes
 from vlmtui.vocab import RESULT_STATUSES, CaseStatus, counts_text
@@ -48,6 +49,10 @@ def render_html(report: Report) -> str:
     ]
     if report.bad_lines:
         parts.append(f"<p><strong>{report.bad_lines} unreadable line(s) in the log were skipped.</strong></p>")
+    if report.scored:
+        parts += ["<h2>Leaderboard</h2>", f'<p class="meta">{escape(tables.LEADERBOARD_NOTE)}</p>',
+                  *to_html(tables.leaderboard_table(report)), "<h2>Accuracy against speed</h2>",
+                  accuracy_scatter_svg(tables.standings(report))]
     parts += ["<h2>Per-model summary</h2>", *to_html(tables.summary_table(report))]
     if report.repeats:
         parts += ["<h2>Repeats</h2>", f'<p class="meta">{tables.REPEATS_NOTE}</p>',

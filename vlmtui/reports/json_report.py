@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 from vlmtui.reports.model import Report
+from vlmtui.reports.summary import ModelSummary
+from vlmtui.scoring.stats import ScoreSummary
 from vlmtui.text import clean
 
 REPORT_VERSION = 1
@@ -27,6 +29,7 @@ def render_json(report: Report) -> str:
             "not_run": report.not_run.get(s.model, 0),
             "total_s": s.total_stat.to_dict(), "gen_tps": s.gen_tps_stat.to_dict(),
             "peak_memory_bytes": s.peak_memory_bytes,
+            **_scores(s),
         } for s in report.models],
         "repeats": [r.to_dict() for r in report.repeats],
         "cases": [c.to_dict() for c in report.cases],
@@ -35,6 +38,21 @@ def render_json(report: Report) -> str:
         "bad_lines": report.bad_lines,
     }
     return json.dumps(_clean_tree(doc), indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+def _scores(summary: ModelSummary) -> dict[str, Any]:
+    """A model's scores: per metric, per answer type and per dataset ``{"mean", "n", "ci95"}``, and its primary."""
+    found = summary.accuracy
+    return {
+        "primary_metric": found.metric if found else None,
+        "scores": _shaped(summary.scores()),
+        "scores_by_answer_type": {k: _shaped(v) for k, v in summary.scores_by_answer_type().items()},
+        "scores_by_dataset": {k: _shaped(v) for k, v in summary.scores_by_dataset().items()},
+    }
+
+
+def _shaped(by_metric: dict[str, ScoreSummary]) -> dict[str, Any]:
+    return {metric: found.as_dict() for metric, found in by_metric.items()}
 
 
 def _clean_tree(value: Any) -> Any:

@@ -1,7 +1,7 @@
 """The report as JUnit XML for CI: one <testsuite> per model, each non-warm-up case once at its latest attempt.
 
 passed → a plain <testcase>; failed → <failure>; crashed, aborted and interrupted → <error>; skipped and
-not run → <skipped>.
+not run → <skipped>. A scored case's <testcase> carries its scores as <properties> (``score.vqa`` = 0.6).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def _failure_text(row: CaseRow) -> str:
 def _testcase(suite: ET.Element, row: CaseRow) -> str:
     """Add one case's <testcase>; returns its child element's name ("" for a pass)."""
     case = ET.SubElement(suite, "testcase", classname=_x(row.model), name=_x(row.case_id), time=f"{row.time_s:.3f}")
+    if row.scores.scored:
+        _score_properties(case, row)
     status = str(row.status)
     message = _x(excerpt(row.error, 500)) or status
     element = _ELEMENTS.get(row.status, "error")
@@ -59,6 +61,23 @@ def _testcase(suite: ET.Element, row: CaseRow) -> str:
     if row.output:
         ET.SubElement(case, "system-out").text = _x(row.output)
     return element
+
+
+def _score_properties(case: ET.Element, row: CaseRow) -> None:
+    """A scored case's ``<properties>``: each metric's score (``score.vqa``), why one is missing, the item."""
+    props = ET.SubElement(case, "properties")
+    scores = row.scores
+    for name, value in (("dataset", scores.dataset), ("item_id", scores.item_id),
+                        ("answer_type", scores.answer_type), ("primary_metric", scores.primary)):
+        if value:
+            ET.SubElement(props, "property", name=name, value=_x(value))
+    for metric in scores.metrics:
+        score = scores.scores.get(metric)
+        ET.SubElement(props, "property", name=_x(f"score.{metric}"), value="" if score is None else f"{score:g}")
+    for metric, reason in scores.errors.items():
+        ET.SubElement(props, "property", name=_x(f"score_error.{metric}"), value=_x(excerpt(reason, 500)))
+    if row.judging is not None:
+        ET.SubElement(props, "property", name="judged_case_id", value=_x(row.judging.case_id))
 
 
 def render_junit(report: Report) -> str:

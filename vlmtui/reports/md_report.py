@@ -18,6 +18,8 @@ def render_markdown(report: Report) -> str:
                f"{sum(counts.values())} cases: {counts_text(counts)}")
     if report.bad_lines:
         out += ["", f"**{report.bad_lines} unreadable line(s) in the log were skipped.**"]
+    if report.scored:
+        out += ["", "## Leaderboard", "", tables.LEADERBOARD_NOTE, "", *to_markdown(tables.leaderboard_table(report))]
     out += ["", "## Per-model summary", "", *to_markdown(tables.summary_table(report))]
     if report.repeats:
         out += ["", "## Repeats", "", tables.REPEATS_NOTE, "", *to_markdown(tables.repeats_table(report))]

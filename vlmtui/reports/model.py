@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vlmtui.reports.case_scores import CaseScores, Judging, joined_scores
 from vlmtui.reports.records import (
     CaseEnd,
     CaseStart,
@@ -47,6 +48,9 @@ class CaseRow:
     error: str
     started_at: float | None
     ended_at: float | None
+    scores: CaseScores = field(default_factory=CaseScores)
+    """A dataset case's scores, a judge's grades joined in (for a judge case: its grade of another case)."""
+    judging: Judging | None = None
 
     @property
     def time_s(self) -> float:
@@ -64,6 +68,11 @@ class CaseRow:
             "image": self.image, "prompt": self.prompt, "status": self.status, "attempts": self.attempts,
             "warmup": self.warmup, "metrics": self.metrics.to_dict(), "output": self.output, "error": self.error,
             "started_at": self.started_at, "ended_at": self.ended_at,
+            "scores": dict(self.scores.scores), "score_errors": dict(self.scores.errors),
+            "primary_metric": self.scores.primary, "right": self.scores.right,
+            "references": list(self.scores.references), "dataset": self.scores.dataset,
+            "item_id": self.scores.item_id, "answer_type": self.scores.answer_type,
+            "judged_case_id": self.judging.case_id if self.judging else None,
         }
 
 
@@ -152,6 +161,11 @@ class Report:
         return self.sessions[0].started_at if self.sessions else None
 
     @property
+    def scored(self) -> bool:
+        """Whether any case has scores: the leaderboard, the scatter and the score columns show only then."""
+        return any(row.scores.scored for row in self.cases)
+
+    @property
     def guard_actions(self) -> list[GuardRecord]:
         """The guard events worth a line: every one where the guard did something."""
         return [g for g in self.guard if g.action != GuardAction.NONE]
@@ -172,8 +186,9 @@ def build_report(data: SessionRecords) -> Report:
         planned.setdefault(case_id, record)
 
     attempts = data.attempts()
-    rows = [_case_row(plan, latest.get(case_id), attempts.get(case_id, 1), data.running.get(case_id))
-            for case_id, plan in planned.items()]
+    scores = joined_scores(latest.values())
+    rows = [_case_row(plan, latest.get(case_id), attempts.get(case_id, 1), data.running.get(case_id),
+                      scores.get(case_id)) for case_id, plan in planned.items()]
     not_run: dict[str, int] = {}
     for row in rows:
         if row.status in (CaseStatus.NOT_RUN, CaseStatus.INTERRUPTED) and not row.warmup:
@@ -203,7 +218,7 @@ def build_report(data: SessionRecords) -> Report:
 
 
 def _case_row(plan: PlannedCase | CaseEnd, result: CaseEnd | None, attempts: int,
-              running: CaseStart | None) -> CaseRow:
+              running: CaseStart | None, scores: CaseScores | None) -> CaseRow:
     """A planned case at its latest attempt; without one, ``interrupted`` (started) or ``not run``."""
     if result is not None:
         return CaseRow(
@@ -211,6 +226,7 @@ def _case_row(plan: PlannedCase | CaseEnd, result: CaseEnd | None, attempts: int
             kind=result.kind or plan.kind, image=result.image, prompt=result.prompt, status=result.status,
             attempts=attempts, warmup=result.warmup, metrics=result.metrics, output=result.output,
             error=result.error, started_at=result.started_at, ended_at=result.ended_at,
+            scores=scores or result.scoring, judging=result.judging,
         )
     if running is not None:
         status, error = CaseStatus.INTERRUPTED, "the run ended while this case was running (killed or cut off)"

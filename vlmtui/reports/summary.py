@@ -7,7 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vlmtui.reports.accuracy import Accuracy, by_group, by_metric, primary_accuracy
+from vlmtui.reports.case_scores import CaseScores, joined_scores
 from vlmtui.reports.records import CaseEnd, measured
+from vlmtui.scoring.stats import ScoreSummary
 from vlmtui.vocab import RESULT_STATUSES, count_by_status
 
 
@@ -42,7 +45,7 @@ class Stat:
 
 @dataclass
 class ModelSummary:
-    """Counts and means over one model's latest case results (warm-ups left out)."""
+    """Counts, means and scores over one model's latest case results (warm-ups left out)."""
 
     model: str
     backend: str = ""
@@ -51,6 +54,8 @@ class ModelSummary:
     """Wall time of each case that answered with tokens (passed or failed)."""
     gen_tps: list[float] = field(default_factory=list)
     peak_memory_bytes: int | None = None
+    scoring: list[CaseScores] = field(default_factory=list)
+    """The scores of each scored case (a judge's grades joined in; judge cases left out)."""
 
     @property
     def cases(self) -> int:
@@ -77,9 +82,28 @@ class ModelSummary:
         """Mean generation speed in tokens per second."""
         return self.gen_tps_stat.mean
 
+    @property
+    def accuracy(self) -> Accuracy | None:
+        """The primary score's mean, n and 95 % interval; None when no case of the model was scored."""
+        return primary_accuracy(self.scoring)
+
+    def scores(self) -> dict[str, ScoreSummary]:
+        """Per metric: mean, n and 95 % interval."""
+        return by_metric(self.scoring)
+
+    def scores_by_answer_type(self) -> dict[str, dict[str, ScoreSummary]]:
+        """:meth:`scores` per answer type (``yes/no``, ``number``, ``other``)."""
+        return by_group(self.scoring, lambda case: case.answer_type)
+
+    def scores_by_dataset(self) -> dict[str, dict[str, ScoreSummary]]:
+        """:meth:`scores` per dataset."""
+        return by_group(self.scoring, lambda case: case.dataset)
+
 
 def summarise(results: Iterable[CaseEnd]) -> list[ModelSummary]:
     """One summary per model, in first-seen order, from each case's latest result."""
+    results = list(results)
+    joined = joined_scores(results)
     by_model: dict[str, list[CaseEnd]] = {}
     for result in results:
         if not result.warmup:
@@ -96,5 +120,7 @@ def summarise(results: Iterable[CaseEnd]) -> list[ModelSummary]:
                     summary.gen_tps.append(metrics.gen_tps)
             if metrics.peak_memory_bytes:
                 summary.peak_memory_bytes = max(summary.peak_memory_bytes or 0, metrics.peak_memory_bytes)
+            if joined[result.case_id].scored and not result.is_judge:
+                summary.scoring.append(joined[result.case_id])
         summaries.append(summary)
     return summaries

@@ -18,6 +18,8 @@ from rich import box
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from vlmtui.reports.accuracy import Accuracy
+from vlmtui.reports.case_scores import value_text
 from vlmtui.reports.summary import Stat
 from vlmtui.text import clean, excerpt
 from vlmtui.units import format_bytes
@@ -57,6 +59,16 @@ class Cell:
     def stat(cls, stat: Stat, digits: int = 2) -> Cell:
         """``1.20 ± 0.20`` (mean ± standard deviation); the number is the mean."""
         return cls(stat.text(digits), stat.mean)
+
+    @classmethod
+    def score(cls, value: float | None) -> Cell:
+        """One score: ``0.60``; ``—`` for none."""
+        return cls(value_text(value), value)
+
+    @classmethod
+    def accuracy(cls, found: Accuracy | None) -> Cell:
+        """A primary accuracy: ``0.80 (0.49–0.94)``, the interval from 10 scored answers on; the number is the mean."""
+        return cls(found.text, found.summary.mean) if found is not None else cls(MISSING)
 
     @classmethod
     def when(cls, t: float | None) -> Cell:

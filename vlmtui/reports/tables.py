@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from vlmtui.reports.accuracy import Accuracy, primary_accuracy
+from vlmtui.reports.case_scores import score_text
 from vlmtui.reports.model import Report, SessionRow
 from vlmtui.reports.summary import ModelSummary
 from vlmtui.reports.table import MISSING, Cell, Column, Table, format_time
@@ -11,12 +14,56 @@ from vlmtui.vocab import RESULT_STATUSES, CaseStatus, counts_text
 
 REPEATS_NOTE = "Mean ± standard deviation over each case's repeats (warm-ups left out)."
 NO_GUARD_EVENTS = "None: memory stayed under the warn threshold."
+LEADERBOARD_NOTE = ("Primary score: the mean over scored answers, with its 95 % interval (Wilson for 0/1 scores, "
+                    "else Student's t) from 10 answers on; best first.")
 CASE = Column("case", limit=120)
 MODEL = Column("model")
 
 
 def _numbers(*names: str) -> tuple[Column, ...]:
     return tuple(Column(name, numeric=True) for name in names)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One line of the leaderboard: a model (on one dataset, when the log has several) and what it costs."""
+
+    model: str
+    dataset: str | None
+    accuracy: Accuracy
+    gen_tps: float | None
+    load_s: float | None
+    peak_memory_bytes: int | None
+
+
+def standings(report: Report) -> list[Standing]:
+    """The scored models, best primary accuracy first; one line per model and dataset if there are several."""
+    loads = {load.model: load.load_s for load in report.loads if not load.failed}
+    datasets = {case.dataset for s in report.models for case in s.scoring}
+    out: list[Standing] = []
+    for s in report.models:
+        groups = sorted({case.dataset or "" for case in s.scoring}) if len(datasets) > 1 else [None]
+        for dataset in groups:
+            cases = [c for c in s.scoring if dataset is None or (c.dataset or "") == dataset]
+            found = primary_accuracy(cases)
+            if found is not None:
+                out.append(Standing(s.model, dataset, found, s.mean_gen_tps, loads.get(s.model),
+                                    s.peak_memory_bytes))
+    return sorted(out, key=lambda row: -1.0 if row.accuracy.summary.mean is None else -row.accuracy.summary.mean)
+
+
+def leaderboard_table(report: Report) -> Table:
+    """Per scored model: primary accuracy with its 95 % interval beside speed, load time and peak memory."""
+    rows_in = standings(report)
+    by_dataset = any(row.dataset is not None for row in rows_in)
+    columns = (MODEL, *((Column("dataset"),) if by_dataset else ()), Column("metric"),
+               *_numbers("accuracy (95 % CI)", "n", "gen tok/s", "load s", "peak memory"))
+    rows = tuple((
+        Cell(r.model), *((Cell(r.dataset or MISSING),) if by_dataset else ()), Cell(r.accuracy.metric),
+        Cell(r.accuracy.text, r.accuracy.summary.mean), Cell.count(r.accuracy.summary.n),
+        Cell.decimal(r.gen_tps, 1), Cell.decimal(r.load_s), Cell.size(r.peak_memory_bytes),
+    ) for r in rows_in)
+    return Table(columns, rows, "Leaderboard")
 
 
 def summary_table(report: Report) -> Table:
@@ -43,8 +90,9 @@ def repeats_table(report: Report) -> Table:
 
 
 def cases_table(report: Report) -> Table:
-    """Every planned case at its latest attempt: status, attempts, metrics, output and error."""
-    columns = (CASE, Column("status"),
+    """Every planned case at its latest attempt: status, (primary score,) attempts, metrics, output, error."""
+    scored = report.scored
+    columns = (CASE, Column("status"), *(_numbers("score") if scored else ()),
                *_numbers("attempts", "load s", "TTFT s", "prompt tok", "gen tok", "gen tok/s", "total s",
                          "peak memory"),
                Column("output", limit=60, html_limit=120, title_limit=2000, code=True),
@@ -54,7 +102,8 @@ def cases_table(report: Report) -> Table:
         m = row.metrics
         rows.append((
             Cell(row.case_id, note="warm-up" if row.warmup else ""), Cell(row.status, status=row.status),
-            Cell.count(row.attempts), Cell.decimal(m.load_s), Cell.decimal(m.ttft_s, 3), Cell.count(m.prompt_tokens),
+            *((Cell.score(row.scores.primary_value),) if scored else ()), Cell.count(row.attempts),
+            Cell.decimal(m.load_s), Cell.decimal(m.ttft_s, 3), Cell.count(m.prompt_tokens),
             Cell.count(m.gen_tokens), Cell.decimal(m.gen_tps, 1), Cell.decimal(m.total_s),
             Cell.size(m.peak_memory_bytes), Cell(row.output), Cell(row.error),
         ))
@@ -87,13 +136,29 @@ def loads_table(report: Report) -> Table:
 
 
 def compact_summary_table(summaries: Sequence[ModelSummary], title: str = "Per-model summary") -> Table:
-    """The per-model summary in 80 columns, for the end of a headless run: counts, mean s, tok/s, peak."""
-    columns = (MODEL, *_numbers(*(status.look.word for status in RESULT_STATUSES), "mean s", "tok/s", "peak"))
+    """The per-model summary in 80 columns, for the end of a headless run: counts, mean s, tok/s, peak, and
+    the primary score (mean, 95 % interval from n ≥ 10) when some case has scores."""
+    accuracies = [s.accuracy for s in summaries]
+    scored = any(found is not None for found in accuracies)
+    columns = (MODEL, *_numbers(*(status.look.word for status in RESULT_STATUSES), "mean s", "tok/s", "peak",
+                                *((score_heading(accuracies),) if scored else ())))
     rows = tuple((
         Cell(s.model), *(Cell.count(s.counts.get(k, 0)) for k in RESULT_STATUSES),
         Cell.decimal(s.mean_total_s, 2), Cell.decimal(s.mean_gen_tps, 0), Cell.size(s.peak_memory_bytes),
-    ) for s in summaries)
+        *((Cell.accuracy(found),) if scored else ()),
+    ) for s, found in zip(summaries, accuracies, strict=True))
     return Table(columns, rows, title)
+
+
+def score_heading(accuracies: Sequence[Accuracy | None]) -> str:
+    """The primary score's column heading: its metric when every model shares one (``vqa``), else ``score``."""
+    metrics = {found.metric for found in accuracies if found is not None}
+    return metrics.pop() if len(metrics) == 1 else "score"
+
+
+def accuracy_text(found: Accuracy | None) -> str:
+    """A model's primary score as a cell shows it (``—`` for a model without scored cases)."""
+    return score_text(found.summary if found else None)
 
 
 def session_line(session: SessionRow) -> str:
