@@ -1,4 +1,5 @@
-"""Two session logs side by side: status changes and time, tok/s and peak-memory deltas per model and case.
+"""Two session logs side by side: status changes and time, tok/s and peak-memory deltas per model and case;
+for scored logs, each model's accuracy delta and the items whose answer flipped right ↔ wrong.
 
 The before/after table the original incident report wrote by hand. Both logs are read with the same
 ``build_report`` the reports use, so a case is compared at its latest attempt; warm-ups are left out.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rich.console import RenderableType
+from rich.console import JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -78,6 +79,30 @@ class ModelChange:
     total_s: Delta
     gen_tps: Delta
     peak_memory: Delta
+    accuracy: Delta = Delta(None, None)
+    """The primary score's mean (``accuracy.primary_accuracy``)."""
+    metric_a: str = ""
+    """The metric the accuracy is in A (``""`` when A has no scores), and in B."""
+    metric_b: str = ""
+
+    @property
+    def scored(self) -> bool:
+        """Whether either log scored this model."""
+        return bool(self.metric_a or self.metric_b)
+
+
+@dataclass(frozen=True)
+class Flip:
+    """An item whose answer was right in one log and wrong in the other (primary score against ``pass_at``)."""
+
+    case_id: str
+    model: str
+    item: str
+    """``dataset/item id``, or ``""``."""
+    score_a: float
+    score_b: float
+    now_right: bool
+    """True: wrong → right; False: right → wrong."""
 
 
 @dataclass
@@ -90,6 +115,13 @@ class Comparison:
     cases: list[CaseChange] = field(default_factory=list)
     only_a: list[CaseRow] = field(default_factory=list)
     only_b: list[CaseRow] = field(default_factory=list)
+    flips: list[Flip] = field(default_factory=list)
+    """Items right in one log and wrong in the other, in A's case order."""
+
+    @property
+    def scored(self) -> bool:
+        """Whether either log has scores: the accuracy columns and the flips show only then."""
+        return any(m.scored for m in self.models)
 
     def verdicts(self) -> dict[str, int]:
         """How many compared cases improved, regressed, changed or stayed the same."""
@@ -121,12 +153,16 @@ def compare_logs(a: SessionRecords, b: SessionRecords) -> Comparison:
             peak_memory=Delta(_bytes(ra.metrics.peak_memory_bytes), _bytes(rb.metrics.peak_memory_bytes)),
             error_b=rb.error if rb.status != CaseStatus.PASSED else "",
         ))
+        flip = _flip(ra, rb)
+        if flip is not None:
+            comparison.flips.append(flip)
     comparison.only_b = [r for case_id, r in rows_b.items() if case_id not in rows_a]
 
     summaries_a = {s.model: s for s in report_a.models}
     summaries_b = {s.model: s for s in report_b.models}
     for model in [*summaries_a, *(m for m in summaries_b if m not in summaries_a)]:
         sa, sb = summaries_a.get(model), summaries_b.get(model)
+        acc_a, acc_b = sa.accuracy if sa else None, sb.accuracy if sb else None
         comparison.models.append(ModelChange(
             model=model,
             counts_a=_counts(report_a, model) if sa else {},
@@ -137,8 +173,19 @@ def compare_logs(a: SessionRecords, b: SessionRecords) -> Comparison:
                 float(sa.peak_memory_bytes) if sa and sa.peak_memory_bytes else None,
                 float(sb.peak_memory_bytes) if sb and sb.peak_memory_bytes else None,
             ),
+            accuracy=Delta(acc_a.summary.mean if acc_a else None, acc_b.summary.mean if acc_b else None),
+            metric_a=acc_a.metric if acc_a else "", metric_b=acc_b.metric if acc_b else "",
         ))
     return comparison
+
+
+def _flip(ra: CaseRow, rb: CaseRow) -> Flip | None:
+    """The flip of a case scored in both logs whose answer is right in one and wrong in the other."""
+    right_a, right_b = ra.scores.right, rb.scores.right
+    if right_a is None or right_b is None or right_a == right_b:
+        return None
+    return Flip(rb.case_id, rb.model or ra.model, rb.scores.item or ra.scores.item,
+                ra.scores.primary_value or 0.0, rb.scores.primary_value or 0.0, right_b)
 
 
 def _counts(report: Report, model: str) -> dict[str, int]:
@@ -155,6 +202,36 @@ def _value(value: float | None, unit: str) -> str:
     if unit == "bytes":
         return format_bytes(value)
     return f"{value:.1f}" if unit == "tok/s" else f"{value:.2f}"
+
+
+def accuracy_delta_text(delta: Delta) -> Text:
+    """``+0.10``: green when the accuracy rose, red when it fell, dim when unchanged or unknown."""
+    change = delta.change
+    if change is None:
+        return Text("—", style="dim")
+    style = "dim" if abs(change) < 0.005 else "green" if change > 0 else "red"
+    return Text(f"{change:+.2f}", style=style)
+
+
+def _accuracy_pair(change: ModelChange) -> str:
+    """``0.60 → 0.80``, naming the metrics when they differ (``0.60 → 0.80 (vqa → relaxed)``)."""
+    pair = _pair(change.accuracy, "score")
+    if change.metric_a and change.metric_b and change.metric_a != change.metric_b:
+        pair += f" ({change.metric_a} → {change.metric_b})"
+    elif change.metric_a or change.metric_b:
+        pair += f" {change.metric_a or change.metric_b}"
+    return pair
+
+
+def _flips_table(flips: list[Flip]) -> Table:
+    """The items whose answer flipped, with the primary score before and after."""
+    table = Table(title=f"Flipped right ↔ wrong ({len(flips)})", title_justify="left", pad_edge=False)
+    for column, justify in (("case", "left"), ("item", "left"), ("score A → B", "right"), ("now", "left")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for flip in flips:
+        now = Text("▲ right", style="green") if flip.now_right else Text("▼ wrong", style="bold red")
+        table.add_row(Text(flip.case_id), Text(flip.item), f"{flip.score_a:.2f} → {flip.score_b:.2f}", now)
+    return table
 
 
 def _pair(delta: Delta, unit: str) -> str:
@@ -210,16 +287,21 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
     """The comparison as Rich renderables: the two logs, the per-model table, per-case tables per model."""
     out: list[RenderableType] = [_log_line("A", comparison.a), _log_line("B", comparison.b), Text("")]
     models = Table(title="Per model (A → B)", title_justify="left", pad_edge=False)
-    for column, justify in (("model", "left"), ("cases A", "left"), ("cases B", "left"), ("mean total s", "right"),
-                            ("Δ total", "right"), ("mean gen tok/s", "right"), ("Δ tok/s", "right"),
-                            ("peak memory", "right"), ("Δ peak", "right")):
-        models.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    scored = comparison.scored
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("model", "left"), ("cases A", "left"), ("cases B", "left"), ("mean total s", "right"), ("Δ total", "right"),
+        ("mean gen tok/s", "right"), ("Δ tok/s", "right"), ("peak memory", "right"), ("Δ peak", "right")]
+    if scored:
+        columns += [("accuracy", "right"), ("Δ accuracy", "right")]
+    for column, justify in columns:
+        models.add_column(column, justify=justify, overflow="fold")
     for m in comparison.models:
         models.add_row(
             Text(m.model), counts_text(m.counts_a, "—"), counts_text(m.counts_b, "—"),
             _pair(m.total_s, "s"), delta_text(m.total_s, "s", higher_is_better=False),
             _pair(m.gen_tps, "tok/s"), delta_text(m.gen_tps, "tok/s", higher_is_better=True),
             _pair(m.peak_memory, "bytes"), delta_text(m.peak_memory, "bytes", higher_is_better=False),
+            *((_accuracy_pair(m), accuracy_delta_text(m.accuracy)) if scored else ()),
         )
     out.append(models)
     by_model: dict[str, list[CaseChange]] = {}
@@ -230,7 +312,7 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
         for column, justify in (("case", "left"), ("status A → B", "left"), ("total s", "right"),
                                 ("Δ total", "right"), ("gen tok/s", "right"), ("Δ tok/s", "right"),
                                 ("peak memory", "right"), ("Δ peak", "right")):
-            table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+            table.add_column(column, justify=justify, overflow="fold")
         for c in cases:
             table.add_row(
                 Text(c.case_id), status_text(c.status_a, c.status_b),
@@ -240,6 +322,8 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
             )
         out.append(Text(""))
         out.append(table)
+    if comparison.flips:
+        out += [Text(""), _flips_table(comparison.flips)]
     for label, rows in (("Only in A", comparison.only_a), ("Only in B", comparison.only_b)):
         if rows:
             out.append(Text(""))
@@ -252,5 +336,13 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
     out.append(Text(
         f"{len(comparison.cases)} cases in both: {verdicts['improved']} improved, {verdicts['regressed']} "
         f"regressed, {verdicts['changed']} changed status, {verdicts['same']} same status; "
-        f"{len(comparison.only_a)} only in A, {len(comparison.only_b)} only in B"))
+        f"{len(comparison.only_a)} only in A, {len(comparison.only_b)} only in B" + _flips_line(comparison)))
     return out
+
+
+def _flips_line(comparison: Comparison) -> str:
+    """``; answers: 1 right → wrong, 2 wrong → right`` for scored logs, else nothing."""
+    if not comparison.scored:
+        return ""
+    up = sum(flip.now_right for flip in comparison.flips)
+    return f"; answers: {len(comparison.flips) - up} right → wrong, {up} wrong → right"
