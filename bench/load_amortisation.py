@@ -179,7 +179,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit(f"no model at {args.real}: build it with "
                              f"`python bench/gpu_models.py {Path(args.real).parent} smolvlm-500m`")
         models.append(("SmolVLM-500M-shaped (transformers, random weights)",
-                       ModelSpec(id="smolvlm-500m", backend="transformers", path=args.real, image_splitting=False),
+                       ModelSpec(id="smolvlm-500m", backend="transformers", path=args.real,
+                                 options={"image_splitting": False}),
                        args.real_rounds, args.real_max_tokens))
     load = {"start": os.getloadavg()}
     results = []

@@ -10,6 +10,7 @@ from vlmtui.engine.events import Event
 from vlmtui.engine.plan import Case, plan_cases
 from vlmtui.engine.scheduler import Scheduler
 from vlmtui.suite.loader import load_suite
+from vlmtui.wire.spec import ModelSpec
 
 
 def write_suite(tmp_path: Path, body: str, *, images: str = "", name: str = "suite.toml") -> Path:
@@ -46,3 +47,11 @@ def scheduler_for(cases: list[Case], **kwargs: Any) -> tuple[Scheduler, Recorder
     recorder = Recorder()
     scheduler.subscribe(recorder)
     return scheduler, recorder
+
+
+def model_spec(**values: object) -> ModelSpec:
+    """A ModelSpec from flat keys, as a suite writes them: the backend's own options go to ``options``."""
+    fields = set(ModelSpec.__dataclass_fields__)
+    options = {k: v for k, v in values.items() if k not in fields}
+    common = {k: v for k, v in values.items() if k in fields}
+    return ModelSpec(**common, options=options)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.functional.helpers import model_spec
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends.base import BackendError, GenerationRequest, GenerationStats, OutOfMemoryError
 from vlmtui.worker.backends.mlx_vlm import MlxVlmBackend, explain_error, is_mlx_out_of_memory
@@ -39,7 +40,7 @@ def llava15_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def spec(path: str, **overrides: object) -> ModelSpec:
     values: dict[str, object] = {"id": "m", "backend": "mlx-vlm", "path": path}
     values.update(overrides)
-    return ModelSpec(**values)  # type: ignore[arg-type]
+    return model_spec(**values)
 
 
 def photo(width: int = 48, height: int = 32) -> Image.Image:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.functional.helpers import model_spec
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends.base import BackendError, GenerationRequest
 from vlmtui.worker.backends.openai import OpenAIBackend
@@ -45,7 +46,7 @@ def tiny_spec(**overrides: object) -> ModelSpec:
     values: dict[str, object] = {"id": "tiny-served", "backend": "openai", "path": "tiny:smolvlm",
                                  "command": MLX_SERVER, "startup_timeout_s": 180.0}
     values.update(overrides)
-    return ModelSpec(**values)  # type: ignore[arg-type]
+    return model_spec(**values)
 
 
 def request(prompt: str, image_path: Path | None = None, max_tokens: int = 8) -> GenerationRequest:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.functional.helpers import model_spec
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends.base import BackendError, GenerationRequest, GenerationStats
 from vlmtui.worker.backends.transformers import TransformersBackend
@@ -32,7 +33,7 @@ def loaded(request: pytest.FixtureRequest) -> Iterator[TransformersBackend]:
 def spec(path: str, **overrides: object) -> ModelSpec:
     values: dict[str, object] = {"id": "m", "backend": "transformers", "path": path}
     values.update(overrides)
-    return ModelSpec(**values)  # type: ignore[arg-type]
+    return model_spec(**values)
 
 
 def photo(width: int = 96, height: int = 64) -> Image.Image:

@@ -49,7 +49,7 @@ def test_good_suite_parses_and_plans(tmp_path: Path) -> None:
     assert suite.name == "t" and suite.max_tokens == 8
     assert suite.guard.budget == "12GiB" and suite.guard.warn == 70 and suite.guard.abort == 95
     assert [m.id for m in suite.models] == ["a", "moon"]
-    assert suite.models[1].prefill_step_size == 128 and suite.models[1].max_tokens == 4
+    assert suite.models[1].options == {"prefill_step_size": 128} and suite.models[1].max_tokens == 4
     assert suite.prompts[1].expect.min_tokens == 2
     cases = plan_cases(suite)
     images = len(suite.images)

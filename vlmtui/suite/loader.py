@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vlmtui.plugins import BackendNotFound, Option, backends, find_backend
 from vlmtui.units import parse_size
+from vlmtui.wire.source import ModelSource
 from vlmtui.wire.spec import Expect, ModelSpec
 
-BACKENDS = ("transformers", "mlx-vlm", "openai")
 CAPABILITIES = ("image", "text", "vision-only")
 ON_ABORT = ("next-case", "skip-model", "stop")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
@@ -270,68 +271,73 @@ def _guard(where: _Where, data: Any) -> GuardConfig:
     return cfg
 
 
+def _option(where: _Where, option: Option, value: Any, table: str, index: int) -> Any:
+    """A backend option's value, checked against the type its backend declares."""
+    key = option.name
+    if option.kind is list:
+        if isinstance(value, str):
+            raise where.error(f"write the {key} as an argv list, e.g. [\"python\", \"-m\", \"server\"], "
+                              "never a shell string", key, table, index)
+        return list(_str_list(where, value, key, table, index))
+    if option.kind is float:
+        return float(_typed(where, value, (int, float), key, table, index))
+    return _typed(where, value, option.kind, key, table, index)
+
+
 def _model(where: _Where, data: Any, index: int, base_expect: Expect) -> ModelSpec:
+    """A ``[[models]]`` table: the common keys, then the options its backend declares (vlmtui.plugins)."""
     table = "models"
     _typed(where, data, dict, "models", table, index)
     merged = dict(data)
     options = merged.pop("options", {})
     _typed(where, options, dict, "options", table, index)
-    _unknown(where, options, _MODEL_KEYS - {"options", "id", "backend", "path", "expect"}, "options.", table, index)
-    merged.update(options)
-    _unknown(where, merged, _MODEL_KEYS, "", table, index)
     for required in ("id", "backend"):
         if required not in merged:
             raise where.error(f"models[{index}] needs {required} = \"…\"", "models", table, index)
+    backend = _typed(where, merged["backend"], str, "backend", table, index)
+    try:
+        declaration = find_backend(backend)
+    except BackendNotFound as exc:
+        raise where.error(str(exc), "backend", table, index) from None
+    known = _MODEL_KEYS | {o.name for o in declaration.options}
+    _unknown(where, options, known - {"options", "id", "backend", "path", "expect"}, "options.", table, index)
+    merged.update(options)
+    _unknown(where, merged, known, "", table, index)
     model_id = _typed(where, merged["id"], str, "id", table, index)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", model_id):
         raise where.error("use letters, digits, '.', '_' and '-' only", "id", table, index)
-    backend = _typed(where, merged["backend"], str, "backend", table, index)
-    if backend not in BACKENDS:
-        raise where.error(f"must be one of {', '.join(BACKENDS)}, got {backend!r}", "backend", table, index)
-    path = merged.get("path", "")
-    _typed(where, path, str, "path", table, index)
-    if not path and not (backend == "openai" and (merged.get("base_url") or merged.get("command"))):
+
+    def opt(key: str, kinds: type | tuple[type, ...]) -> Any:
+        return _typed(where, merged[key], kinds, key, table, index) if key in merged else None
+
+    path = _typed(where, merged.get("path", ""), str, "path", table, index)
+    if not path and declaration.path_required:
         raise where.error("needs path = \"<hub id | local dir | tiny:<family>>\"", "path", table, index)
-    if path and not path.startswith("tiny:") and path.startswith((".", "/", "~")):
-        resolved = (where.path.parent / Path(path).expanduser()).resolve()
-        path = str(resolved)
+    source = ModelSource.parse(path, revision := opt("revision", str)).anchored(where.path.parent)
+    path = source.name if source.is_local else path  # a path written as one is absolute from here on
+    if (problem := declaration.tiny_problem(source, backends())) is not None:
+        raise where.error(problem, "path", table, index)
     caps = _str_list(where, merged.get("capabilities", []), "capabilities", table, index)
     for cap in caps:
         if cap not in CAPABILITIES:
             raise where.error(f"unknown capability {cap!r} (known: {', '.join(CAPABILITIES)})",
                               "capabilities", table, index)
-    command = _str_list(where, merged.get("command", []), "command", table, index)
-    if isinstance(merged.get("command"), str):
-        raise where.error("write the command as an argv list, e.g. [\"python\", \"-m\", \"server\"], "
-                          "never a shell string", "command", table, index)
-    if backend == "openai" and not (command or merged.get("base_url")):
-        raise where.error("an openai model needs command = [...] (vlmtui starts it) or base_url",
-                          "backend", table, index)
-
-    def opt(key: str, kinds: type | tuple[type, ...]) -> Any:
-        return _typed(where, merged[key], kinds, key, table, index) if key in merged else None
-
+    values = {o.name: _option(where, o, merged[o.name], table, index) for o in declaration.options if o.name in merged}
+    if declaration.check is not None and (broken := declaration.check(values, source)) is not None:
+        raise where.error(broken[1], broken[0], table, index)
     expect = _expect(where, merged["expect"], "expect", table, index) if "expect" in merged else Expect()
     return ModelSpec(
         id=model_id,
         backend=backend,
         path=path,
-        revision=opt("revision", str),
+        revision=revision,
         trust_remote_code=bool(opt("trust_remote_code", bool)),
         capabilities=caps,
         force=bool(opt("force", bool)),
-        device=opt("device", str) or "auto",
-        dtype=opt("dtype", str) or "auto",
         max_image_size=opt("max_image_size", int),
-        image_splitting=opt("image_splitting", bool),
-        prefill_step_size=opt("prefill_step_size", int),
         max_tokens=opt("max_tokens", int),
         temperature=float(t) if (t := opt("temperature", (int, float))) is not None else None,
-        command=command,
-        base_url=opt("base_url", str),
-        served_model=opt("served_model", str),
-        api_key=opt("api_key", str),
-        startup_timeout_s=float(opt("startup_timeout_s", (int, float)) or 120.0),
+        options=values,
         expect=base_expect.merged(expect),
     )
 

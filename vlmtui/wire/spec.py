@@ -53,24 +53,10 @@ class ModelSpec:
     """Empty: the backend's and family's defaults decide."""
     force: bool = False
     """Load even when the preflight estimate says it will not fit."""
-    device: str = "auto"
-    dtype: str = "auto"
     max_image_size: int | None = None
     """Longest image side the model sees; larger images are downscaled first."""
-    image_splitting: bool | None = None
-    """SmolVLM/Idefics3 image splitting (off saves memory)."""
-    prefill_step_size: int | None = None
-    """mlx-vlm's prefill chunk size (smaller uses less memory)."""
     max_tokens: int | None = None
     temperature: float | None = None
-    command: tuple[str, ...] = ()
-    """openai backend: the argv of a server vlmtui starts and stops; ``{port}`` is filled in."""
-    base_url: str | None = None
-    """openai backend: a server that is already running."""
-    served_model: str | None = None
-    """openai backend: the model name to ask the server for (default: the first it lists)."""
-    api_key: str | None = None
-    startup_timeout_s: float = 120.0
     options: dict[str, Any] = field(default_factory=dict, hash=False)
     """The backend's own options (``device``, ``command``, …), as its declaration in vlmtui.plugins types them."""
     expect: Expect = field(default_factory=Expect)
@@ -89,7 +75,6 @@ class ModelSpec:
         """The inverse of ``to_dict``."""
         values = dict(data)
         values["capabilities"] = tuple(values.get("capabilities", ()))
-        values["command"] = tuple(values.get("command", ()))
         values["options"] = dict(values.get("options") or {})
         exp = values.get("expect") or {}
         values["expect"] = Expect(

@@ -19,7 +19,8 @@ Suite options: ``prefill_step_size`` goes to ``stream_generate``. ``image_splitt
 SmolVLM tiling (``do_image_splitting``) and Moondream's local crops (off: the global crop only).
 ``max_image_size`` also caps the longest edge an Idefics3-style processor scales images up to (the
 worker has already downscaled larger images). ``dtype`` (float16, bfloat16, float32) casts the weights;
-``device`` picks MLX's default device (auto, cpu, gpu).
+``device`` picks MLX's default device (auto, cpu, gpu). Fitting the processor to those options and to
+transformers 5 is mlx_processor.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from vlmtui.memory.samples import FrameworkSample
+from vlmtui.plugins.builtin import MLX_VLM
 from vlmtui.wire.capabilities import TEXT, capabilities_of
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends.base import (
@@ -43,20 +45,19 @@ from vlmtui.worker.backends.base import (
     OutOfMemoryError,
     first_line,
 )
-from vlmtui.worker.demo.tiny import TinyModelError, tiny_model_dir
+from vlmtui.worker.backends.mlx_processor import (
+    apply_image_options,
+    explain_error,
+    moondream_processor,
+    package_version,
+    shield_image_processor,
+)
 from vlmtui.worker.frameworks import probe_mlx
+from vlmtui.worker.sources import hub_snapshot, model_dir
 
 HUB_PATTERNS = ["*.json", "*.jsonl", "*.safetensors", "*.py", "*.model", "*.tiktoken", "*.txt", "*.jinja"]
 """The files ``mlx_vlm.load`` fetches from the hub (mlx_vlm.utils.get_model_path, 0.7.10)."""
 
-TEXT_ONLY_KWARGS = frozenset({
-    "padding", "padding_side", "truncation", "max_length", "pad_to_multiple_of", "add_special_tokens",
-    "return_attention_mask", "return_token_type_ids", "return_overflowing_tokens",
-    "return_special_tokens_mask", "return_offsets_mapping", "return_length", "stride", "verbose",
-})
-"""Tokenizer options an image processor never takes; dropped when it does not declare them."""
-
-_REJECTED_KWARG = re.compile(r"\b(\w*Kwargs)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
 _MLX_OOM = re.compile(
     r"\[(?:metal::)?malloc\]|Attempting to allocate \d+ bytes|Unable to allocate \d+ bytes"
     r"|Resource limit \(.*\) exceeded|Insufficient Memory|kIOGPUCommandBufferCallbackErrorOutOfMemory"
@@ -65,22 +66,7 @@ _MLX_OOM = re.compile(
 buffer execution failed: Insufficient Memory (00000008:kIOGPUCommandBufferCallbackErrorOutOfMemory)``.
 Older MLX throws that one on a Metal completion thread, which ends the worker (the case is ``crashed``);
 MLX with ml-explore/mlx#3523 raises it at the next synchronisation, where it is caught like any other."""
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.\-]*(/[A-Za-z0-9][\w.\-]*)?")
 _DTYPES = ("float16", "bfloat16", "float32")
-
-
-def explain_error(exc: BaseException) -> BackendError | None:
-    """A one-line ``BackendError`` for a known library incompatibility behind ``exc``, else ``None``."""
-    match = _REJECTED_KWARG.search(str(exc))
-    if match is None:
-        return None
-    kwargs_class, option = match.groups()
-    # mlx-vlm 0.7.10 itself requires transformers>=5.14, so "downgrade transformers" alone cannot work.
-    return BackendError(
-        f"mlx-vlm {_version('mlx-vlm')} passes the tokenizer option {option!r} to the image processor and "
-        f"transformers {_version('transformers')} rejects it ({kwargs_class}, Blaizzy/mlx-vlm#870); fix: an "
-        "mlx-vlm release that filters image-processor options, or transformers 4 with an mlx-vlm that allows it"
-    )
 
 
 def is_mlx_out_of_memory(exc: BaseException) -> bool:
@@ -95,33 +81,6 @@ def is_mlx_out_of_memory(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
-
-
-def shield_image_processor(processor: Any) -> bool:
-    """Make a transformers ≥5 image processor ignore tokenizer options it does not declare.
-
-    mlx-vlm 0.7.10's ``LlavaProcessor.__call__`` (also GOT's, Nemotron-Parse's) forwards every option,
-    ``padding=True`` included, to ``image_processor(images, **kwargs)``; transformers 5 validates those
-    against the processor's ``valid_kwargs`` TypedDict and raises ``ImagesKwargs.__init__() got an
-    unexpected keyword argument 'padding'`` (transformers 4 only warned; Blaizzy/mlx-vlm#870, fixed
-    upstream for PaliGemma only). The instance's ``preprocess`` is wrapped, so ``isinstance`` checks and
-    every other attribute stay as they were. True when it was wrapped.
-    """
-    from typing import is_typeddict
-
-    image_processor: Any = getattr(processor, "image_processor", None)
-    valid: Any = getattr(image_processor, "valid_kwargs", None)
-    preprocess: Any = getattr(image_processor, "preprocess", None)
-    if image_processor is None or not is_typeddict(valid) or not callable(preprocess):
-        return False
-    declared = set(valid.__required_keys__) | set(valid.__optional_keys__)
-    dropped = TEXT_ONLY_KWARGS - declared
-
-    def shielded(images: Any, *args: Any, **kwargs: Any) -> Any:
-        return preprocess(images, *args, **{k: v for k, v in kwargs.items() if k not in dropped})
-
-    image_processor.preprocess = shielded
-    return True
 
 
 def _explained(exc: Exception) -> Exception:
@@ -167,24 +126,10 @@ def _close_stream(stream: Any, *, stopping: bool) -> None:
             mx.clear_cache()
 
 
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "?"
-
-
 class MlxVlmBackend(Backend):
     """A vision-language model loaded and run by ``mlx_vlm``."""
 
-    name = "mlx-vlm"
-    supports_text_only = True
-    supports_streaming = True
-    # mlx 0.32's memory limit is a guideline: past it MLX frees its cache and waits, and raises only when
-    # the system itself is out of memory (on CPU, an impossible allocation segfaults instead).
-    supports_memory_limit = False
+    declaration = MLX_VLM
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -202,9 +147,9 @@ class MlxVlmBackend(Backend):
         from mlx_vlm.utils import load
 
         device = self._device(mx)
-        if self.spec.dtype.lower() not in ("auto", *_DTYPES):
+        if self.options["dtype"].lower() not in ("auto", *_DTYPES):
             choices = ", ".join(("auto", *_DTYPES))
-            raise BackendError(f"dtype {self.spec.dtype!r} is not supported by mlx-vlm (use {choices})")
+            raise BackendError(f"dtype {self.options['dtype']!r} is not supported by mlx-vlm (use {choices})")
         path = self.resolve_path()
         try:
             model, processor = load(str(path))
@@ -217,9 +162,10 @@ class MlxVlmBackend(Backend):
         self.model_type = str(getattr(model.config, "model_type", "")).lower()
         notes: list[str] = []
         if self.model_type.startswith("moondream"):
-            processor = self._moondream_processor(model, processor, notes)
+            processor = moondream_processor(model, processor, self.model_type, self.spec.source.is_tiny, notes)
         shield_image_processor(processor)
-        notes += self._apply_image_options(processor)
+        notes += apply_image_options(processor, self.options["image_splitting"], self.spec.max_image_size,
+                                     self.model_type)
         dtype = self._apply_dtype(model, mx)
         self.model, self.processor = model, processor
         if device is not None:
@@ -230,9 +176,9 @@ class MlxVlmBackend(Backend):
             device=sample.device if sample is not None else str(mx.default_device()),
             dtype=dtype,
             versions={
-                "mlx": _version("mlx"),
-                "mlx-vlm": _version("mlx-vlm"),
-                "transformers": _version("transformers"),
+                "mlx": package_version("mlx"),
+                "mlx-vlm": package_version("mlx-vlm"),
+                "transformers": package_version("transformers"),
             },
             notes=notes,
             model_type=self.model_type,
@@ -240,54 +186,12 @@ class MlxVlmBackend(Backend):
 
     def resolve_path(self) -> Path:
         """The local directory of the model: a tiny build, a local directory, or a hub snapshot."""
-        spec_path = self.spec.path
-        if spec_path.startswith("tiny:"):
-            try:
-                return tiny_model_dir(spec_path, self.name)
-            except TinyModelError as exc:
-                raise BackendError(str(exc)) from None
-        local = Path(spec_path).expanduser()
-        if local.is_dir():
-            return local
-        if local.exists():
-            raise BackendError(f"model path is not a directory: {spec_path}")
-        if spec_path.startswith(("/", ".", "~")) or not _HUB_ID.fullmatch(spec_path):
-            raise BackendError(f"model path not found: {spec_path}")
-        return self._hub_snapshot(spec_path)
-
-    def _hub_snapshot(self, repo_id: str) -> Path:
-        """The cached (or freshly downloaded) snapshot of ``repo_id`` at the spec's revision."""
-        from huggingface_hub import constants, snapshot_download
-        from huggingface_hub.errors import (
-            GatedRepoError,
-            LocalEntryNotFoundError,
-            RepositoryNotFoundError,
-            RevisionNotFoundError,
-        )
-
-        revision = self.spec.revision
-        at = f"{repo_id}@{revision}" if revision else repo_id
-        try:
-            return Path(snapshot_download(repo_id, revision=revision, allow_patterns=HUB_PATTERNS))
-        except LocalEntryNotFoundError:
-            if constants.HF_HUB_OFFLINE:
-                raise BackendError(
-                    f"{at} is not in the Hugging Face cache and HF_HUB_OFFLINE is set "
-                    "(download it once online, or unset HF_HUB_OFFLINE)"
-                ) from None
-            raise BackendError(f"{at} is not cached and the Hugging Face hub cannot be reached") from None
-        except GatedRepoError:
-            raise BackendError(
-                f"{repo_id} is gated: accept its licence on the hub, then log in (hf auth login)"
-            ) from None
-        except RevisionNotFoundError:
-            raise BackendError(f"revision {revision!r} not found in {repo_id}") from None
-        except RepositoryNotFoundError:
-            raise BackendError(f"model not found on the Hugging Face hub: {repo_id}") from None
+        source = self.spec.source
+        return hub_snapshot(source, HUB_PATTERNS) if source.is_hub else model_dir(source, self.name)
 
     def _device(self, mx: Any) -> Any:
         """The MLX device the spec asks for, ``None`` for ``auto`` (MLX's own default)."""
-        device = self.spec.device.lower()
+        device = self.options["device"].lower()
         if device == "auto":
             return None
         if device == "cpu":
@@ -297,13 +201,13 @@ class MlxVlmBackend(Backend):
             if not any(b is not None and b.is_available() for b in backends):
                 raise BackendError(f"device {device!r} asked for, but this MLX has no GPU backend (use cpu)")
             return mx.gpu
-        raise BackendError(f"device {self.spec.device!r} is not an MLX device (use auto, cpu or gpu)")
+        raise BackendError(f"device {self.options['device']!r} is not an MLX device (use auto, cpu or gpu)")
 
     def _apply_dtype(self, model: Any, mx: Any) -> str:
         """Cast the weights to the spec's dtype; say what they are (``"4-bit, float16"`` when quantised)."""
         from mlx.utils import tree_flatten
 
-        wanted = self.spec.dtype.lower()
+        wanted = self.options["dtype"].lower()
         if wanted != "auto":
             model.set_dtype(getattr(mx, wanted))
         sizes: dict[str, int] = {}
@@ -328,55 +232,6 @@ class MlxVlmBackend(Backend):
         bits = quant.get("bits") if isinstance(quant, dict) else None
         return int(bits) if isinstance(bits, int) else None
 
-    def _moondream_processor(self, model: Any, processor: Any, notes: list[str]) -> Any:
-        """The Moondream crop processor, where mlx-vlm 0.7.10 fell back to a bare tokenizer."""
-        from mlx_vlm.models.moondream3.processing_moondream3 import TOKENIZER_REPO, Moondream3Processor
-
-        if isinstance(processor, Moondream3Processor):
-            return processor
-        if not self.spec.path.startswith("tiny:"):
-            raise BackendError(
-                f"{self.model_type} needs the tokenizer {TOKENIZER_REPO} from the Hugging Face hub (mlx-vlm "
-                f"{_version('mlx-vlm')} does not use the checkpoint's own) and it could not be loaded: "
-                f"fetch it once online (hf download {TOKENIZER_REPO})"
-            )
-        vision = model.config.vision_config
-        wrapped: Any = Moondream3Processor(  # type: ignore[no-untyped-call]
-            processor,
-            crop_size=vision.crop_size,
-            max_crops=vision.max_crops,
-            overlap_margin=vision.overlap_margin,
-        )
-        wrapped.detokenizer = processor.detokenizer  # set by mlx_vlm.load on the tokenizer it returned
-        notes.append(f"{self.model_type}: the tiny model's own tokenizer stands in for {TOKENIZER_REPO}")
-        return wrapped
-
-    def _apply_image_options(self, processor: Any) -> list[str]:
-        """Apply ``image_splitting`` and ``max_image_size`` where the processor has a switch for them."""
-        notes: list[str] = []
-        image_processor: Any = getattr(processor, "image_processor", None)
-        splitting = self.spec.image_splitting
-        if splitting is not None:
-            if hasattr(image_processor, "do_image_splitting"):
-                image_processor.do_image_splitting = splitting
-                notes.append(f"image splitting {'on' if splitting else 'off'}")
-            elif hasattr(processor, "max_crops"):
-                if not splitting:
-                    processor.max_crops = 1
-                notes.append(f"image splitting {'on' if splitting else 'off (global crop only)'}")
-            else:
-                notes.append(f"image_splitting does not apply to {self.model_type or 'this model'}")
-        limit = self.spec.max_image_size
-        size: Any = getattr(image_processor, "size", None)
-        longest = size.get("longest_edge") if hasattr(size, "get") else getattr(size, "longest_edge", None)
-        if limit is not None and isinstance(longest, int):
-            tile: Any = getattr(image_processor, "max_image_size", None)
-            tile_edge = tile.get("longest_edge") if hasattr(tile, "get") else None
-            capped = max(min(longest, limit), tile_edge if isinstance(tile_edge, int) else 1)
-            image_processor.size = {"longest_edge": capped}
-            notes.append(f"images scaled to at most {capped} px on the longest edge")
-        return notes
-
     # ------------------------------------------------------------------ generate
 
     def generate(self, request: GenerationRequest, emit: Callable[[str], None]) -> GenerationStats:
@@ -393,8 +248,8 @@ class MlxVlmBackend(Backend):
         # stream_generate is annotated for paths, but prepare_inputs takes PIL images as they are.
         images: Any = [request.image] if request.image is not None else None
         kwargs: dict[str, Any] = {"max_tokens": request.max_tokens, "temperature": request.temperature}
-        if self.spec.prefill_step_size is not None:
-            kwargs["prefill_step_size"] = self.spec.prefill_step_size
+        if self.options["prefill_step_size"] is not None:
+            kwargs["prefill_step_size"] = self.options["prefill_step_size"]
         prompt: Any = apply_chat_template(processor, model.config, request.prompt, num_images=len(images or ()))
         stream = stream_generate(model, processor, prompt, image=images, **kwargs)
         last: Any = None

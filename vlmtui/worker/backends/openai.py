@@ -79,16 +79,17 @@ class OpenAIBackend(Backend):
         return self._server.server_pid if self._server is not None else None
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.spec.api_key}"} if self.spec.api_key else {}
+        key = self.options["api_key"]
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def load(self) -> LoadInfo:
         """Start the server (or find the running one) and choose the model name to request."""
-        spec = self.spec
+        spec, options = self.spec, self.options
         notes: list[str] = []
-        if spec.command:
+        if options["command"]:
             # A tiny model is built for the server; any other path is handed over as written.
             model_path = str(tiny_dir(spec.source, self.name)) if spec.source.is_tiny else spec.path or None
-            server = ManagedServer(list(spec.command), startup_timeout_s=spec.startup_timeout_s,
+            server = ManagedServer(list(options["command"]), startup_timeout_s=options["startup_timeout_s"],
                                    model_path=model_path, headers=self._headers())
             # Known before it answers: starting is when a server loads its model, and the worker's sampler
             # reports the RSS of ``server_pid``'s process tree during the load too.
@@ -99,8 +100,8 @@ class OpenAIBackend(Backend):
                 self._server = None
                 raise
             notes.append(f"server started in {server.startup_s:.1f} s")
-        elif spec.base_url:
-            base = root_url(spec.base_url)
+        elif options["base_url"]:
+            base = root_url(options["base_url"])
         else:
             raise BackendError(f"{spec.id}: an openai model needs command = [...] or base_url")
         try:
@@ -109,11 +110,11 @@ class OpenAIBackend(Backend):
             self.unload()
             raise
         self.base_url = base
-        self.model_name = pick_model(models, spec.served_model, spec.path)
+        self.model_name = pick_model(models, options["served_model"], spec.path)
         notes.append(f"requests model {self.model_name!r}")
         self._client = openai.OpenAI(
             base_url=f"{base}/v1",
-            api_key=spec.api_key or "no-key",  # the client insists on a key; local servers ignore it
+            api_key=options["api_key"] or "no-key",  # the client insists on a key; local servers ignore it
             max_retries=0,  # a retry would run the whole generation again and skew every timing
             timeout=openai.Timeout(READ_TIMEOUT_S, connect=10.0),
             # Managed servers are on 127.0.0.1: never route them through a proxy from the environment.

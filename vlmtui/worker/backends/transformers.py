@@ -59,7 +59,7 @@ class TransformersBackend(Backend):
 
         source, is_hub = self._source()
         device = self.device
-        dtype_name = self._device().dtype_name(self.spec.dtype)
+        dtype_name = self._device().dtype_name(self.options["dtype"])
         self._dtype = getattr(torch, dtype_name)
         where = self.spec.path
         trust = bool(self.spec.trust_remote_code)
@@ -92,7 +92,7 @@ class TransformersBackend(Backend):
                          f"(AutoModelForImageTextToText does not map it)")
         self._model, self._processor = model, processor
         self._tokenizer = getattr(processor, "tokenizer", None) or processor
-        notes.extend(configure_images(processor, self.spec.image_splitting, self.spec.max_image_size,
+        notes.extend(configure_images(processor, self.options["image_splitting"], self.spec.max_image_size,
                                       str(config.model_type), where))
         if self.spec.source.is_tiny and device == "cpu":
             # A tiny model's ops take microseconds: intra-op threads only add OpenMP sync, and on a busy
@@ -250,7 +250,7 @@ class TransformersBackend(Backend):
     def _device(self) -> TorchDevice:
         """The spec's device, chosen on first use (this imports torch)."""
         if self._torch_device is None:
-            self._torch_device = TorchDevice.choose(self.spec.device)
+            self._torch_device = TorchDevice.choose(self.options["device"])
         return self._torch_device
 
     @property
