@@ -12,8 +12,18 @@ import pytest
 from tests.conftest import ROOT
 from tests.fixtures.plugin_site import install_echo, write_dist_info
 from vlmtui import plugins
-from vlmtui.plugins import BackendDeclaration, BackendNotFound, Option, TinyModels, discover, find_backend
+from vlmtui.engine.plan import skip_reason
+from vlmtui.plugins import (
+    BackendDeclaration,
+    BackendNotFound,
+    Capabilities,
+    Option,
+    TinyModels,
+    discover,
+    find_backend,
+)
 from vlmtui.wire.source import ModelSource
+from vlmtui.wire.spec import ModelSpec
 
 
 @pytest.fixture
@@ -112,3 +122,15 @@ def test_reading_every_declaration_imports_no_worker_code_and_no_framework() -> 
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_the_plan_skips_what_a_backend_declares_it_cannot_do() -> None:
+    plugins.register(BackendDeclaration(name="images-only", implementation="x:Y",
+                                        capabilities=Capabilities(text_only=False)))
+    try:
+        model = ModelSpec(id="m", backend="images-only", path="/models/m")
+        assert skip_reason(model, "text", None) == "the images-only backend cannot run a prompt without an image"
+        assert skip_reason(model, "image", None) is None
+        assert skip_reason(ModelSpec(id="t", backend="transformers", path="/models/m"), "text", None) is None
+    finally:
+        plugins.discovery._registered.pop("images-only")

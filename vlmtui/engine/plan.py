@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vlmtui.engine.model_config import read_model_type
+from vlmtui.plugins import BackendNotFound, find_backend
 from vlmtui.suite.loader import Suite
 from vlmtui.wire.capabilities import ALL, IMAGE, TEXT, capabilities_of
 from vlmtui.wire.spec import Expect, ModelSpec
@@ -55,13 +56,28 @@ def model_capabilities(model: ModelSpec, model_type: str | None = None) -> froze
     return capabilities_of(model_type) if model_type else ALL
 
 
+def _backend_cannot(model: ModelSpec, kind: str) -> str | None:
+    """Why the model's backend cannot run a case of ``kind`` at all (its declared capabilities), or None."""
+    try:
+        caps = find_backend(model.backend).capabilities
+    except BackendNotFound:  # registered only inside a test's own worker
+        return None
+    if kind == TEXT and not caps.text_only:
+        return f"the {model.backend} backend cannot run a prompt without an image"
+    if kind == IMAGE and not caps.images:
+        return f"the {model.backend} backend cannot take an image"
+    return None
+
+
 def skip_reason(model: ModelSpec, kind: str, model_type: str | None,
                 found: Collection[str] | None = None) -> str | None:
     """Why a case of ``kind`` (``image``, ``text``) cannot run on ``model``, or ``None``.
 
-    The suite's ``capabilities`` win; then what the worker ``found`` when it loaded the model; then what
-    ``model_type`` (from its config) says.
+    What the backend declares it cannot do comes first; then the suite's ``capabilities``; then what the
+    worker ``found`` when it loaded the model; then what ``model_type`` (from its config) says.
     """
+    if (cannot := _backend_cannot(model, kind)) is not None:
+        return cannot
     if model.capabilities:
         caps, why = model_capabilities(model), "capabilities in the suite"
     elif found:
