@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare two session logs case by case")
     compare.add_argument("log_a")
     compare.add_argument("log_b")
+    score = sub.add_parser("score", help="score a session log's answers again (new metrics, corrected references)")
+    score.add_argument("log", help="the session log (JSONL)")
+    score.add_argument("--suite", metavar="SUITE", help="take the reference answers from this suite's datasets")
+    score.add_argument("--metrics", nargs="+", metavar="METRIC",
+                       help="metrics to score, the first is the primary (default: each case's own)")
+    score.add_argument("-o", "--output", metavar="NEW",
+                       help="the new log (default: LOG's name with .scored.jsonl)")
     return parser
 
 
@@ -69,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "doctor": commands.doctor,
         "report": commands.report,
         "compare": commands.compare,
+        "score": commands.score,
     }[args.command]
     try:
         return handler(args)

@@ -161,3 +161,29 @@ def compare(args: argparse.Namespace) -> int:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     console.print(Group(*comparison_renderables(comparison)))
     return EXIT_OK
+
+
+def score(args: argparse.Namespace) -> int:
+    """``vlmtui score LOG``: score the log's answers again into a new log, and show the new summary."""
+    from rich.console import Console
+
+    from vlmtui.reports.rescore import rescore, suite_items
+    from vlmtui.reports.summary import summarise
+    from vlmtui.reports.table import to_rich
+    from vlmtui.reports.tables import compact_summary_table
+    from vlmtui.suite.loader import load_suite
+
+    try:
+        items, name = {}, ""
+        if args.suite:
+            suite = load_suite(args.suite)
+            items, name = suite_items(suite), str(args.suite)
+        result = rescore(args.log, metrics=args.metrics, items=items, output=args.output, suite_name=name)
+    except (SuiteError, LogError) as exc:
+        return fail(str(exc))
+    for note in result.notes:
+        print(f"vlmtui: note: {note}", file=sys.stderr)
+    summaries = summarise(result.records.latest().values())
+    Console(highlight=False).print(to_rich(compact_summary_table(summaries, f"Scored {result.answers} answer(s)")))
+    print(f"scored log: {result.output}", file=sys.stderr)
+    return EXIT_OK
