@@ -1,6 +1,7 @@
-"""Loading a transformers model and processor: the model class that maps a config, remote code, errors.
+"""A transformers model and processor: the model class that maps a config, remote code, load errors, and
+the chat-formatted inputs of a case.
 
-transformers is passed in by the caller (imported in the worker, inside the backend's ``load``).
+transformers is passed in by the caller or imported inside the function: worker process only.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from vlmtui.worker.backends.base import BackendError, one_line
+from vlmtui.worker.backends.base import BackendError, GenerationRequest, one_line
 
 FAMILY_CLASSES = {
     "idefics3": "Idefics3ForConditionalGeneration",
@@ -116,3 +117,36 @@ def configure_images(processor: Any, splitting: bool | None, limit: int | None, 
         # SmolVLM/Idefics3: resize to this edge before tiling, so it bounds the number of image tiles.
         image_processor.size = {"longest_edge": limit}
     return notes
+
+
+def chat_inputs(processor: Any, request: GenerationRequest, where: str, limit: int | None, device: str,
+                dtype: Any) -> Any:
+    """The processor's tensors for the chat-formatted prompt (and image), on the model's device and dtype."""
+    image = request.image
+    if image is not None:
+        if getattr(processor, "image_processor", None) is None:
+            raise BackendError(f"{where} has no image processor, so it cannot take an image")
+        if limit and max(image.size) > limit:
+            from PIL import Image
+
+            image = image.copy()
+            image.thumbnail((limit, limit), Image.Resampling.LANCZOS)
+    content: list[dict[str, str]] = [{"type": "image"}] if image is not None else []
+    content.append({"type": "text", "text": request.prompt})
+    messages = [{"role": "user", "content": content}]
+    try:
+        text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    except ValueError as exc:
+        if "chat template" not in str(exc).lower():
+            raise
+        raise BackendError(f"{where} has no chat template; it is probably a base model, "
+                           f"not an instruction-tuned one") from None
+    if image is not None:
+        inputs = processor(text=text, images=[image], return_tensors="pt")
+    else:
+        inputs = processor(text=text, return_tensors="pt")
+    from transformers import BatchFeature
+
+    if isinstance(inputs, BatchFeature):  # a processor's output: cast pixel values to the model's dtype
+        return inputs.to(device, dtype=dtype)
+    return inputs.to(device)  # a bare tokenizer's BatchEncoding takes no dtype

@@ -27,6 +27,7 @@ from vlmtui.worker.backends.base import (
 )
 from vlmtui.worker.backends.hf_loading import (
     MODEL_LOADERS,
+    chat_inputs,
     configure_images,
     load_error,
     load_model,
@@ -34,6 +35,18 @@ from vlmtui.worker.backends.hf_loading import (
 )
 from vlmtui.worker.backends.torch_device import TorchDevice, is_torch_out_of_memory
 from vlmtui.worker.sources import cached_hub_id, model_dir
+
+
+def _stats(prompt_tokens: int, gen_tokens: int, started: float, first: float | None, last: float | None,
+           peak: int | None) -> GenerationStats:
+    """Token counts and rates: prefill ends at the first token, decoding runs from first to last."""
+    prompt_tps = gen_tps = None
+    if first is not None and first > started:
+        prompt_tps = prompt_tokens / (first - started)
+    if first is not None and last is not None and gen_tokens > 1 and last > first:
+        gen_tps = (gen_tokens - 1) / (last - first)
+    return GenerationStats(prompt_tokens=prompt_tokens, gen_tokens=gen_tokens, prompt_tps=prompt_tps,
+                           gen_tps=gen_tps, peak_memory_bytes=peak)
 
 
 class TransformersBackend(Backend):
@@ -124,7 +137,8 @@ class TransformersBackend(Backend):
         if self._model is None:
             raise BackendError("generate called before load")
         model = self._model
-        inputs = self._inputs(request)
+        inputs = chat_inputs(self._processor, request, self.spec.path, self.spec.max_image_size,
+                             self.device, self._dtype)
         prompt_tokens = int(inputs["input_ids"].shape[-1])
         stop = threading.Event()
         backend = self
@@ -193,57 +207,7 @@ class TransformersBackend(Backend):
                     f"out of memory generating on {self.device}: {first_line(error)}"
                 ) from error
             raise error
-        return self._stats(prompt_tokens, clock.count, started, clock.first, clock.last)
-
-    def _inputs(self, request: GenerationRequest) -> Any:
-        """The processor's tensors for the chat-formatted prompt (and image), on the model's device/dtype."""
-        processor = self._processor
-        image = request.image
-        if image is not None:
-            if getattr(processor, "image_processor", None) is None:
-                raise BackendError(f"{self.spec.path} has no image processor, so it cannot take an image")
-            limit = self.spec.max_image_size
-            if limit and max(image.size) > limit:
-                from PIL import Image
-
-                image = image.copy()
-                image.thumbnail((limit, limit), Image.Resampling.LANCZOS)
-        content: list[dict[str, str]] = [{"type": "image"}] if image is not None else []
-        content.append({"type": "text", "text": request.prompt})
-        messages = [{"role": "user", "content": content}]
-        try:
-            text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        except ValueError as exc:
-            if "chat template" not in str(exc).lower():
-                raise
-            raise BackendError(f"{self.spec.path} has no chat template; it is probably a base model, "
-                               f"not an instruction-tuned one") from None
-        if image is not None:
-            inputs = processor(text=text, images=[image], return_tensors="pt")
-        else:
-            inputs = processor(text=text, return_tensors="pt")
-        from transformers import BatchFeature
-
-        if isinstance(inputs, BatchFeature):  # a processor's output: cast pixel values to the model's dtype
-            return inputs.to(self.device, dtype=self._dtype)
-        return inputs.to(self.device)  # a bare tokenizer's BatchEncoding takes no dtype
-
-    def _stats(
-        self, prompt_tokens: int, gen_tokens: int, started: float, first: float | None, last: float | None
-    ) -> GenerationStats:
-        """Token counts and rates: prefill ends at the first token, decoding runs from first to last."""
-        prompt_tps = gen_tps = None
-        if first is not None and first > started:
-            prompt_tps = prompt_tokens / (first - started)
-        if first is not None and last is not None and gen_tokens > 1 and last > first:
-            gen_tps = (gen_tokens - 1) / (last - first)
-        return GenerationStats(
-            prompt_tokens=prompt_tokens,
-            gen_tokens=gen_tokens,
-            prompt_tps=prompt_tps,
-            gen_tps=gen_tps,
-            peak_memory_bytes=self._peak_bytes(),
-        )
+        return _stats(prompt_tokens, clock.count, started, clock.first, clock.last, self._peak_bytes())
 
     # ------------------------------------------------------------------------------ memory
 
