@@ -169,9 +169,8 @@ def score(args: argparse.Namespace) -> int:
 
     from vlmtui.reports.rescore import rescore, suite_items
     from vlmtui.reports.summary import summarise
-    from vlmtui.reports.table import to_rich
-    from vlmtui.reports.tables import compact_summary_table
     from vlmtui.suite.loader import load_suite
+    from vlmtui.ui.headless import summary_table
 
     try:
         items, name = {}, ""
@@ -183,7 +182,8 @@ def score(args: argparse.Namespace) -> int:
         return fail(str(exc))
     for note in result.notes:
         print(f"vlmtui: note: {note}", file=sys.stderr)
+    console = Console(highlight=False)
     summaries = summarise(result.records.latest().values())
-    Console(highlight=False).print(to_rich(compact_summary_table(summaries, f"Scored {result.answers} answer(s)")))
+    console.print(summary_table(summaries, f"Scored {result.answers} answer(s)", width=console.width))
     print(f"scored log: {result.output}", file=sys.stderr)
     return EXIT_OK

@@ -15,6 +15,7 @@ from vlmtui.scoring.stats import ScoreSummary
 from vlmtui.vocab import CaseStatus
 
 if TYPE_CHECKING:
+    from vlmtui.engine.events import CaseResult
     from vlmtui.reports.records import CaseEnd
 
 DEFAULT_PASS_AT = 0.5
@@ -62,6 +63,14 @@ class CaseScores:
         references = tuple(str(r) for r in raw_refs if r is not None) if isinstance(raw_refs, list) else ()
         return cls(scores, errors, references, _name(line.get("dataset")), _name(line.get("item_id")),
                    _name(line.get("answer_type")), _name(line.get("primary_metric")), _number(line.get("pass_at")))
+
+    @classmethod
+    def from_result(cls, result: CaseResult) -> CaseScores:
+        """The scores of a live result (what its ``case_end`` line will hold), without copying the result."""
+        if not (result.scores or result.dataset or result.references):
+            return NO_SCORES
+        return cls(dict(result.scores), dict(result.score_errors), tuple(result.references), result.dataset,
+                   result.item_id, result.answer_type, result.primary_metric, result.pass_at)
 
     def to_dict(self) -> dict[str, Any]:
         """The log's fields for these scores, those at their defaults left out (as ``CaseResult`` writes them)."""
@@ -116,6 +125,10 @@ class CaseScores:
         errors = {k: v for k, v in self.errors.items() if k not in judge.scores}
         return CaseScores({**self.scores, **judge.scores}, {**errors, **judge.errors}, self.references,
                           self.dataset, self.item_id, self.answer_type, self.primary_metric, self.pass_at)
+
+
+NO_SCORES = CaseScores()
+"""The scores of a case without a dataset."""
 
 
 @dataclass(frozen=True)

@@ -66,9 +66,12 @@ class Cell:
         return cls(value_text(value), value)
 
     @classmethod
-    def accuracy(cls, found: Accuracy | None) -> Cell:
-        """A primary accuracy: ``0.80 (0.49–0.94)``, the interval from 10 scored answers on; the number is the mean."""
-        return cls(found.text, found.summary.mean) if found is not None else cls(MISSING)
+    def accuracy(cls, found: Accuracy | None, *, interval: bool = True) -> Cell:
+        """A primary accuracy: ``0.80 (0.49–0.94)``, the interval from 10 scored answers on (``interval``); the
+        number is the mean."""
+        if found is None:
+            return cls(MISSING)
+        return cls(found.text if interval else value_text(found.summary.mean), found.summary.mean)
 
     @classmethod
     def when(cls, t: float | None) -> Cell:
@@ -182,7 +185,8 @@ def to_rich(table: Table) -> RichTable:
             out.add_column(column.name, no_wrap=True, overflow="ellipsis")
         else:
             justify: Justify = "right" if column.numeric else "left"
-            out.add_column(column.name, justify=justify, no_wrap=True, min_width=len(column.name))
+            widest = max((len(row[i].text) for row in table.rows), default=0) if column.numeric else 0
+            out.add_column(column.name, justify=justify, no_wrap=True, min_width=max(len(column.name), widest))
     for row in table.rows:
         out.add_row(*(Text(cell.text, style=cell.status.look.style if cell.status else "") for cell in row))
     return out

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vlmtui.reports.accuracy import Accuracy, primary_accuracy
-from vlmtui.reports.case_scores import score_text
 from vlmtui.reports.model import Report, SessionRow
 from vlmtui.reports.summary import ModelSummary
 from vlmtui.reports.table import MISSING, Cell, Column, Table, format_time
@@ -135,9 +134,15 @@ def loads_table(report: Report) -> Table:
     return Table(columns, tuple(rows), "Model loads")
 
 
-def compact_summary_table(summaries: Sequence[ModelSummary], title: str = "Per-model summary") -> Table:
+WIDE_ENOUGH_FOR_INTERVALS = 100
+"""Terminal columns from which the compact summary shows the score's interval: at 80 it would take the
+model names' room (the reports always show it)."""
+
+
+def compact_summary_table(summaries: Sequence[ModelSummary], title: str = "Per-model summary", *,
+                          intervals: bool = True) -> Table:
     """The per-model summary in 80 columns, for the end of a headless run: counts, mean s, tok/s, peak, and
-    the primary score (mean, 95 % interval from n ≥ 10) when some case has scores."""
+    the primary score (mean, with its 95 % interval from n ≥ 10 if ``intervals``) when some case has scores."""
     accuracies = [s.accuracy for s in summaries]
     scored = any(found is not None for found in accuracies)
     columns = (MODEL, *_numbers(*(status.look.word for status in RESULT_STATUSES), "mean s", "tok/s", "peak",
@@ -145,7 +150,7 @@ def compact_summary_table(summaries: Sequence[ModelSummary], title: str = "Per-m
     rows = tuple((
         Cell(s.model), *(Cell.count(s.counts.get(k, 0)) for k in RESULT_STATUSES),
         Cell.decimal(s.mean_total_s, 2), Cell.decimal(s.mean_gen_tps, 0), Cell.size(s.peak_memory_bytes),
-        *((Cell.accuracy(found),) if scored else ()),
+        *((Cell.accuracy(found, interval=intervals),) if scored else ()),
     ) for s, found in zip(summaries, accuracies, strict=True))
     return Table(columns, rows, title)
 
@@ -155,10 +160,6 @@ def score_heading(accuracies: Sequence[Accuracy | None]) -> str:
     metrics = {found.metric for found in accuracies if found is not None}
     return metrics.pop() if len(metrics) == 1 else "score"
 
-
-def accuracy_text(found: Accuracy | None) -> str:
-    """A model's primary score as a cell shows it (``—`` for a model without scored cases)."""
-    return score_text(found.summary if found else None)
 
 
 def session_line(session: SessionRow) -> str:

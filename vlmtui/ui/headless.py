@@ -1,4 +1,5 @@
-"""The plain mode: a Rich progress bar, one line per finished case, and a per-model summary."""
+"""The plain mode: a Rich progress bar, one line per finished case (with its score when it has one), and a
+per-model summary (with the primary score when some case has one)."""
 
 from __future__ import annotations
 
@@ -22,18 +23,21 @@ from vlmtui.engine.events import (
     SessionFinished,
     SessionStarted,
 )
+from vlmtui.reports.case_scores import value_text
 from vlmtui.reports.records import CaseEnd
 from vlmtui.reports.summary import ModelSummary, summarise
 from vlmtui.reports.table import to_rich
-from vlmtui.reports.tables import compact_summary_table
+from vlmtui.reports.tables import WIDE_ENOUGH_FOR_INTERVALS, compact_summary_table
 from vlmtui.text import excerpt
 from vlmtui.units import format_bytes
 from vlmtui.vocab import GuardAction, RunState, counts_text, status_look
 
 
-def summary_table(summaries: Sequence[ModelSummary], title: str = "Per-model summary") -> Table:
-    """The per-model summary as a Rich table: counts, mean time, mean gen tok/s, peak memory (fits 80 columns)."""
-    return to_rich(compact_summary_table(summaries, title))
+def summary_table(summaries: Sequence[ModelSummary], title: str = "Per-model summary", *,
+                  width: int = WIDE_ENOUGH_FOR_INTERVALS) -> Table:
+    """The per-model summary as a Rich table: counts, mean time, mean gen tok/s, peak memory, and the primary
+    score when some case has one, its interval too on a terminal ``width`` that has room (fits 80 columns)."""
+    return to_rich(compact_summary_table(summaries, title, intervals=width >= WIDE_ENOUGH_FOR_INTERVALS))
 
 
 class HeadlessPrinter:
@@ -80,13 +84,14 @@ class HeadlessPrinter:
             out.print(f"  [{style}]{escape(event.message)}[/]")
         elif isinstance(event, SessionFinished):
             self.progress.stop()
-            self.console.print(summary_table(summarise(self._results.values())))
+            self.console.print(summary_table(summarise(self._results.values()), width=self.console.width))
             state = RunState.STOPPED if event.stopped else RunState.DONE
             self.console.print(f"{state}: {counts_text(event.counts, '')}")
 
     def _case_line(self, event: CaseFinished) -> None:
         result = event.result
-        self._results[result.case_id] = CaseEnd.from_result(result)
+        record = CaseEnd.from_result(result)
+        self._results[result.case_id] = record
         if not result.warmup:
             self.progress.advance(self._task)
         look = status_look(result.status)
@@ -98,6 +103,9 @@ class HeadlessPrinter:
                 stats += f" {m['gen_tps']:.1f} tok/s"
             if m.get("peak_memory_bytes"):
                 stats += f" {format_bytes(m['peak_memory_bytes'])}"
+        scores = record.scoring
+        if scores.scored:
+            stats += f" {scores.primary} {value_text(scores.primary_value)}"
         attempt = f" (attempt {result.attempt})" if result.attempt > 1 else ""
         warm = " [dim](warm-up)[/]" if result.warmup else ""
         tail = excerpt(result.error or result.output, 100)

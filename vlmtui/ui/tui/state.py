@@ -24,6 +24,7 @@ from vlmtui.engine.events import (
     SessionFinished,
     SessionStarted,
 )
+from vlmtui.reports.case_scores import NO_SCORES, CaseScores
 from vlmtui.reports.records import CaseEnd
 from vlmtui.reports.summary import ModelSummary, summarise
 from vlmtui.vocab import (
@@ -58,11 +59,25 @@ class CaseView:
     running: bool = False
     started_at: float | None = None
     next_attempt: int = 1
+    judges: list[CaseResult] = field(default_factory=list)
+    """Judge cases that graded this case's answer (``judged_case_id``), in the order they ended."""
 
     @property
     def latest(self) -> CaseResult | None:
         """The latest finished attempt."""
         return self.attempts[-1] if self.attempts else None
+
+    @property
+    def scores(self) -> CaseScores:
+        """The latest attempt's scores, with the grades of the judges that read that attempt joined in."""
+        latest = self.latest
+        if latest is None:
+            return NO_SCORES
+        scores = CaseScores.from_result(latest)
+        for judge in self.judges:
+            if judge.judged_attempt in (None, latest.attempt):
+                scores = scores.with_grades(CaseScores.from_result(judge))
+        return scores
 
     @property
     def status(self) -> str:
@@ -140,6 +155,10 @@ class SessionView:
             row.attempts = list(scheduler.results[case_id])
             row.queued = case_id in pending
             row.next_attempt = len(row.attempts) + 1  # CaseQueued/CaseStarted carry the exact number
+        for result in (result for row in list(view.cases.values()) for result in row.attempts):
+            judged = view.cases.get(result.judged_case_id or "")
+            if judged is not None:
+                judged.judges.append(result)
         return view
 
     def _add_case(self, case_id: str, model: str, backend: str, image: str | None, prompt: str, kind: str,
@@ -224,6 +243,9 @@ class SessionView:
         if row is None:
             return None
         row.attempts.append(result)
+        judged = self.cases.get(result.judged_case_id or "")
+        if judged is not None:
+            judged.judges.append(result)
         row.running = row.queued = False
         row.next_attempt = result.attempt + 1
         if self.running == result.case_id:

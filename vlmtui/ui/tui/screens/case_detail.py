@@ -1,4 +1,5 @@
-"""A case in full (enter): every attempt, the latest output, its metrics, error and the worker's detail."""
+"""A case in full (enter): every attempt, the latest output, its scores (references and every metric), its
+metrics, error and the worker's detail."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from vlmtui.reports.case_scores import value_text
+from vlmtui.scoring.judge import format_references
 from vlmtui.text import printable
 from vlmtui.ui.tui.format import rate, seconds, size, status_label, status_mark
 from vlmtui.ui.tui.state import CaseView
@@ -44,7 +47,11 @@ def describe_case(row: CaseView, streamed: str = "", *, trust_remote_code: bool 
     if row.running:
         parts += [Text("\noutput so far", style="bold"), Text(printable(streamed))]
     elif latest is not None:
-        parts += [Text("\noutput", style="bold"), Text(printable(latest.output) or "(none)")]
+        scores = row.scores
+        heading = "answer" if scores.scored else "output"
+        parts += [Text(f"\n{heading}", style="bold"), Text(printable(latest.output) or "(none)")]
+        if scores.scored or scores.dataset or latest.judged_case_id:
+            parts += describe_scores(row)
         if latest.error:
             parts += [Text("\nerror", style="bold red"), Text(printable(latest.error), style="red")]
         other = {k: v for k, v in latest.metrics.items() if k not in
@@ -56,6 +63,33 @@ def describe_case(row: CaseView, streamed: str = "", *, trust_remote_code: bool 
             parts += [Text("\ndetail (traceback or worker stderr)", style="bold"),
                       Text(printable(latest.detail[-4000:]), style="bright_black")]
     return Group(*parts)
+
+
+def describe_scores(row: CaseView) -> list[RenderableType]:
+    """A dataset case's item, references and every metric's score (or why it has none); a judge's grade."""
+    latest = row.latest
+    scores = row.scores
+    where = " · ".join(part for part in (scores.dataset, f"item {scores.item_id}" if scores.item_id else None,
+                                         scores.answer_type) if part)
+    parts: list[RenderableType] = [Text(f"\nscores ({where})" if where else "\nscores", style="bold")]
+    if latest is not None and latest.judged_case_id:
+        attempt = f", attempt {latest.judged_attempt}" if latest.judged_attempt else ""
+        parts.append(Text(f"grades the answer of {latest.judged_case_id}{attempt}", style="bright_black"))
+    parts.append(Text.assemble(("references ", "bold"), printable(format_references(scores.references))))
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("metric", "score", ""):
+        table.add_column(name, justify="right" if name == "score" else "left")
+    for metric in scores.metrics:
+        value = scores.scores.get(metric)
+        note = scores.errors.get(metric, "")
+        if metric == scores.primary:
+            verdict = {True: "right", False: "wrong", None: "unscored"}[scores.right]
+            note = f"primary: {verdict} at pass_at {scores.threshold:g}" + (f"; {note}" if note else "")
+        style = "bright_black" if value is None else "green" if value >= scores.threshold else "red"
+        table.add_row(metric, Text(value_text(value), style=style), Text(printable(note), style="bright_black"))
+    if scores.metrics:
+        parts.append(table)
+    return parts
 
 
 class CaseDetailScreen(ModalScreen[None]):

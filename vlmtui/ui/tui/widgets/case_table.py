@@ -1,4 +1,5 @@
-"""The queue: one row per case with its latest attempt; the running case stands out; j/k move like ↓/↑."""
+"""The queue: one row per case with its latest attempt (and its score, once some case has one); the running
+case stands out; j/k move like ↓/↑."""
 
 from __future__ import annotations
 
@@ -12,20 +13,24 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable
 
+from vlmtui.reports.case_scores import JUDGE_KIND, value_text
 from vlmtui.text import middle, one_line
 from vlmtui.ui.tui.format import rate, seconds, size, status_label, status_mark
 from vlmtui.ui.tui.state import CaseView
 
 FIXED_COLUMNS = (("status", 10), ("total s", 7), ("tok/s", 5), ("peak", 9))
 """Columns whose width does not depend on the terminal."""
-RIGHT_ALIGNED = frozenset({"total s", "tok/s", "peak"})
+SCORE_WIDTH = 5
+"""The score column (``0.60``), shown once some case has scores."""
+RIGHT_ALIGNED = frozenset({"total s", "tok/s", "peak", "score"})
 COLUMN_ORDER = ("status", "model", "image", "prompt", "total s", "tok/s", "peak")
+SCORED_ORDER = (*COLUMN_ORDER, "score")
 
 
-def column_widths(width: int, cell_padding: int = 1) -> dict[str, int]:
+def column_widths(width: int, cell_padding: int = 1, *, scored: bool = False) -> dict[str, int]:
     """Widths that fill ``width`` cells: fixed columns as they are, model/image/prompt share the rest."""
-    fixed = dict(FIXED_COLUMNS)
-    flex = width - 2 * cell_padding * len(COLUMN_ORDER) - sum(fixed.values())
+    fixed = dict(FIXED_COLUMNS) | ({"score": SCORE_WIDTH} if scored else {})
+    flex = width - 2 * cell_padding * len(SCORED_ORDER if scored else COLUMN_ORDER) - sum(fixed.values())
     flex = max(flex, 20)
     model = max(int(flex * 0.45), 8)
     image = max(int(flex * 0.28), 6)
@@ -55,7 +60,25 @@ def row_cells(row: CaseView, widths: dict[str, int], now: float) -> tuple[Text, 
         "peak": Text(size(metrics.get("peak_memory_bytes")) if metrics.get("peak_memory_bytes") else "",
                      justify="right"),
     }
-    return tuple(cells[name] for name in COLUMN_ORDER)
+    if "score" not in widths:
+        return tuple(cells[name] for name in COLUMN_ORDER)
+    cells["score"] = Text("") if row.running or row.queued else score_cell(row)
+    return tuple(cells[name] for name in SCORED_ORDER)
+
+
+def score_cell(row: CaseView) -> Text:
+    """The latest attempt's primary score: green when right (≥ pass_at), red when wrong; a judge's grade plain."""
+    scores = row.scores
+    if not scores.scored:
+        return Text("")
+    right = scores.right
+    style = "" if row.kind == JUDGE_KIND else "bright_black" if right is None else "green" if right else "red"
+    return Text(value_text(scores.primary_value), style=style, justify="right")
+
+
+def _has_scores(row: CaseView) -> bool:
+    latest = row.latest
+    return latest is not None and bool(latest.scores)
 
 
 class CaseTable(DataTable[Text]):
@@ -87,12 +110,15 @@ class CaseTable(DataTable[Text]):
         self._shown: list[str] = []
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._user_move = False
+        self._scored = False
+        """Whether the score column shows: from the first scored case on."""
 
     # ------------------------------------------------------------------ what to show
 
     def sync(self, rows: Sequence[CaseView], now: float) -> None:
         """Show ``rows`` (already filtered), updating only what changed."""
-        widths = column_widths(max(self.size.width - 1, 40), self.cell_padding)
+        self._scored = self._scored or any(_has_scores(row) for row in rows)
+        widths = column_widths(max(self.size.width - 1, 40), self.cell_padding, scored=self._scored)
         ids = [row.case_id for row in rows]
         if widths != self._widths:
             self._rebuild_columns(widths)
@@ -104,7 +130,7 @@ class CaseTable(DataTable[Text]):
             old = self._cells.get(row.case_id)
             if old == cells:
                 continue
-            for name, cell, before in zip(COLUMN_ORDER, cells, old or (None,) * len(cells), strict=True):
+            for name, cell, before in zip(self._order, cells, old or (None,) * len(cells), strict=True):
                 if cell != before:
                     self.update_cell(row.case_id, name, cell)
             self._cells[row.case_id] = cells
@@ -113,7 +139,7 @@ class CaseTable(DataTable[Text]):
         self._widths = widths
         self._shown = []
         self.clear(columns=True)
-        for name in COLUMN_ORDER:
+        for name in self._order:
             label = Text(name, justify="right" if name in RIGHT_ALIGNED else "left")
             self.add_column(label, width=widths[name], key=name)
 
@@ -128,6 +154,10 @@ class CaseTable(DataTable[Text]):
         self._shown = [row.case_id for row in rows]
         if selected in self._shown:
             self.move_cursor(row=self._shown.index(selected), animate=False)
+
+    @property
+    def _order(self) -> tuple[str, ...]:
+        return SCORED_ORDER if "score" in self._widths else COLUMN_ORDER
 
     @property
     def selected_case(self) -> str | None:

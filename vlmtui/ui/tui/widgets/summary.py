@@ -1,4 +1,5 @@
-"""The per-model summary: passed/failed/crashed/aborted/skipped, mean time, tok/s and peak memory."""
+"""The per-model summary: passed/failed/crashed/aborted/skipped, mean time, tok/s, peak memory, and the
+primary score when some case has scores."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from vlmtui.reports.accuracy import Accuracy
+from vlmtui.reports.table import Cell
+from vlmtui.reports.tables import score_heading
 from vlmtui.text import middle
 from vlmtui.ui.tui.format import rate, seconds, size
 from vlmtui.vocab import RESULT_STATUSES, ModelState
 
 NUMBERS_WIDTH = 58
 """Cells the count, time, speed and memory columns of the summary take, padding included."""
+MIN_NAME_ROOM = 16
+"""Cells the model names keep before the score's interval gives way to its mean alone (80 columns)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,8 @@ class SummaryRow:
     tok_s: float | None
     peak_bytes: int | None
     trust_remote_code: bool = False
+    accuracy: Accuracy | None = None
+    """The primary score (mean, 95 % interval from n ≥ 10); None for a model without scored cases."""
 
 
 class ModelSummaryTable(Widget):
@@ -54,9 +62,17 @@ class ModelSummaryTable(Widget):
         table.add_column("mean s", justify="right", no_wrap=True)
         table.add_column("tok/s", justify="right", no_wrap=True)
         table.add_column("peak", justify="right", no_wrap=True)
-        # The numeric columns and their padding take 58 cells; the name gets the rest, cut in the middle.
-        room = max(self.content_size.width - NUMBERS_WIDTH - 2, 12)
-        for row in self.rows:
+        accuracies = [row.accuracy for row in self.rows]
+        scores = [Cell.accuracy(found).text for found in accuracies] if any(accuracies) else []
+        heading = score_heading(accuracies) if scores else ""
+        if scores and self.content_size.width - NUMBERS_WIDTH - max(map(len, scores)) - 3 < MIN_NAME_ROOM:
+            scores = [Cell.accuracy(found, interval=False).text for found in accuracies]  # names come first
+        if scores:
+            table.add_column(heading, justify="right", no_wrap=True)
+        score_width = max(len(heading), *map(len, scores)) + 1 if scores else 0
+        # The numeric columns and their padding take 58 cells (and the score's); the name gets the rest.
+        room = max(self.content_size.width - NUMBERS_WIDTH - score_width - 2, 12)
+        for i, row in enumerate(self.rows):
             look = ModelState(row.state).look
             name = Text.assemble((look.mark, look.style), " ", middle(row.model, room))
             if row.trust_remote_code and name.cell_len + 14 <= room + 2:
@@ -64,5 +80,5 @@ class ModelSummaryTable(Widget):
             elif row.trust_remote_code:
                 name.append(" ⚠", style="yellow")
             table.add_row(name, *(Text(str(n), style="" if n else "bright_black") for n in row.counts),
-                          seconds(row.mean_s), rate(row.tok_s), size(row.peak_bytes))
+                          seconds(row.mean_s), rate(row.tok_s), size(row.peak_bytes), *scores[i:i + 1])
         return table
