@@ -169,7 +169,7 @@ def test_junit_scores_as_properties(scored: Path) -> None:
     props = {p.get("name"): p.get("value") for p in case.find("properties").iter("property")}  # type: ignore[union-attr]
     assert props == {"dataset": "vqa-sample", "item_id": "2000", "answer_type": "number",
                      "primary_metric": "vqa", "score.vqa": "0.6", "score.relaxed": "0.6"}
-    assert [child.tag for child in case][0] == "properties", "properties come first"
+    assert case[0].tag == "properties", "properties come first"
     failed = next(c for c in root.iter("testcase") if c.get("name") == "smol/vqa-sample/4001")
     assert failed.find("failure") is not None
 
