@@ -17,7 +17,6 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from vlmtui.worker import frameworks
 from vlmtui.memory.system import (
     PressureSample,
     SystemSample,
@@ -28,6 +27,7 @@ from vlmtui.memory.system import (
     read_sysctl_int,
     run_sysctl,
 )
+from vlmtui.worker import frameworks
 
 
 class RecordedSysctl:

@@ -40,7 +40,7 @@ from vlmtui.engine.events import (
     WorkerExited,
 )
 from vlmtui.engine.expect import check_expectations
-from vlmtui.engine.plan import Case
+from vlmtui.engine.plan import Case, skip_reason
 from vlmtui.engine.worker_client import WorkerClient, WorkerRefused, describe_exit
 from vlmtui.memory.budget import Budget, resolve_budget
 from vlmtui.memory.guard import Guard, GuardDecision, MemoryReading
@@ -78,6 +78,8 @@ class _ModelState:
     load_error: str | None = None
     load_status: str = "failed"
     skip_reason: str | None = None
+    loaded: p.Loaded | None = None
+    """The worker's last ``Loaded`` for it: its model type and what it can be asked."""
 
 
 def machine_info() -> dict[str, Any]:
@@ -371,6 +373,11 @@ class Scheduler:
         if state.skip_reason:
             self._finish(case, attempt, "skipped", error=state.skip_reason)
             return
+        found = state.loaded
+        unfit = skip_reason(case.model, case.kind, found.model_type or None, found.capabilities) if found else None
+        if unfit:
+            self._finish(case, attempt, "skipped", error=unfit)
+            return
         assert self._worker is not None
         loop = asyncio.get_running_loop()
         running = _Running(case, attempt, time.time(), loop.create_future())
@@ -508,7 +515,7 @@ class Scheduler:
             self._loading = None
         if isinstance(reply, p.Loaded):
             self._loaded = model.id
-            state.load_error = None
+            state.load_error, state.loaded = None, reply
             self._refine_budget(reply.device_info)
             self.emit(ModelLoaded(model.id, reply.load_s, reply.device, reply.dtype, reply.versions, reply.notes))
         elif isinstance(reply, p.LoadFailed):

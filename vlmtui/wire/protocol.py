@@ -111,6 +111,10 @@ class Loaded:
     device_info: dict[str, Any] = field(default_factory=dict)
     """``memory.frameworks.device_info()`` as the worker sees it, so the parent can size "auto" budgets
     without importing a framework itself."""
+    model_type: str = ""
+    """The loaded config's ``model_type`` (``""`` where there is none, as for a server's model)."""
+    capabilities: list[str] = field(default_factory=list)
+    """What the loaded model can be asked, ``image`` and/or ``text`` (wire/capabilities.py); empty: not known."""
 
 
 @dataclass(frozen=True)

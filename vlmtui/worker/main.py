@@ -25,6 +25,7 @@ import psutil
 
 from vlmtui.memory.samples import FrameworkSample
 from vlmtui.wire import protocol as p
+from vlmtui.wire.capabilities import capabilities_of
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends import backend_class
 from vlmtui.worker.backends.base import (
@@ -256,8 +257,10 @@ class Worker:
             devices = device_info(import_if_missing=False)
         except Exception:
             devices = {}
+        capabilities = sorted(capabilities_of(info.model_type)) if info.model_type else []
         self.send(p.Loaded(model_id=spec.id, load_s=self._load_s, device=info.device, dtype=info.dtype,
-                           versions=info.versions, notes=notes, device_info=devices))
+                           versions=info.versions, notes=notes, device_info=devices,
+                           model_type=info.model_type, capabilities=capabilities))
 
     def _between_tokens(self, case_id: str) -> None:
         """Act on a pending cleanup or abort; called after each streamed chunk."""
