@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from vlmtui.vocab import Outcome
+
 PROTOCOL_VERSION = 2
 """Bumped when a message's meaning changes; a worker speaking another version is refused (2: aborts aimed
 only at their case or the idle model, SIGTERM handled, ``Exiting``)."""
@@ -143,11 +145,14 @@ class Result:
 
     type: ClassVar[str] = "result"
     case_id: str
-    outcome: str
+    outcome: Outcome
     output: str = ""
     error: str = ""
     detail: str = ""
     metrics: dict[str, float | int | None] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcome", Outcome(self.outcome))  # a decoded line holds the plain string
 
 
 @dataclass(frozen=True)
@@ -244,6 +249,6 @@ def decode(line: str | bytes) -> Command | Event:
     names = {f.name for f in dataclasses.fields(cls)}
     try:
         message: Command | Event = cls(**{k: v for k, v in payload.items() if k in names})
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ProtocolError(f"bad {cls.type} message: {exc}") from exc
     return message

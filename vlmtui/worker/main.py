@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import psutil
 
 from vlmtui.memory.samples import FrameworkSample
+from vlmtui.vocab import Outcome
 from vlmtui.wire import protocol as p
 from vlmtui.wire.capabilities import capabilities_of
 from vlmtui.wire.spec import ModelSpec
@@ -290,7 +291,7 @@ class Worker:
         backend, spec = self._backend, self._spec
         case_id = command.case_id
         if backend is None or spec is None:
-            self.send(p.Result(case_id=case_id, outcome="failed", error="no model is loaded in the worker"))
+            self.send(p.Result(case_id=case_id, outcome=Outcome.FAILED, error="no model is loaded in the worker"))
             return
         metrics: dict[str, float | int | None] = {"load_s": round(self._load_s, 4)}
         parts: list[str] = []
@@ -319,7 +320,7 @@ class Worker:
                 flush_tokens()
             self._between_tokens(case_id)
 
-        outcome, error, detail = "completed", "", ""
+        outcome, error, detail = Outcome.COMPLETED, "", ""
         unload_after = False
         stats = GenerationStats()
         try:
@@ -335,21 +336,21 @@ class Worker:
             stats = backend.generate(request, emit)
             self._between_tokens(case_id)  # a backend that saw ``should_stop`` returns; the abort still counts
         except CaseAborted as exc:
-            outcome, error = "aborted", exc.command.reason
+            outcome, error = Outcome.ABORTED, exc.command.reason
             unload_after = exc.command.unload
         except ImageError as exc:
-            outcome, error = "failed", str(exc)
+            outcome, error = Outcome.FAILED, str(exc)
         except Exception as exc:
             if backend.is_out_of_memory(exc):
                 # The backend's own OutOfMemoryError says where already; a raw framework error gets a prefix.
                 oom = isinstance(exc, OutOfMemoryError)
-                outcome, error = "aborted", str(exc) if oom else f"out of memory: {one_line(exc)}"
+                outcome, error = Outcome.ABORTED, str(exc) if oom else f"out of memory: {one_line(exc)}"
                 detail = traceback.format_exc()
                 self._cleanup("after out of memory")
             elif isinstance(exc, BackendError):
-                outcome, error, detail = "failed", str(exc), traceback.format_exc()
+                outcome, error, detail = Outcome.FAILED, str(exc), traceback.format_exc()
             else:
-                outcome, error, detail = "failed", one_line(exc), traceback.format_exc()
+                outcome, error, detail = Outcome.FAILED, one_line(exc), traceback.format_exc()
         finally:
             flush_tokens()
             if self._backend is not None:
