@@ -133,6 +133,25 @@ async def test_an_abort_that_arrives_after_its_case_ended_does_not_abort_a_rerun
         await worker.stop()
 
 
+async def test_a_cleanup_that_arrives_as_its_case_ends_is_answered_while_the_worker_is_idle() -> None:
+    events: asyncio.Queue[p.Event] = asyncio.Queue()
+    worker = WorkerClient(events.put_nowait, lambda returncode: None, FAULT_WORKER, FAULT_ENV)
+    await worker.start()
+    try:
+        model = ModelSpec(id="m", backend="fault", path="fault:0.01:5")
+        worker.send(p.Load(model=model.to_dict()))
+        await _next_of(events, p.Loaded)
+        # Sent after the case's last token but before it ends: it must not wait for a next case.
+        worker.send(p.Run(case_id="m/a", prompt="linger 0.5", max_tokens=1))
+        await _next_of(events, p.Token)
+        worker.send(p.Cleanup(reason="requested by the user"))
+        assert (await _next_of(events, p.Result)).outcome == "completed"
+        cleaned = await _next_of(events, p.Cleaned, timeout=5)
+        assert cleaned.reason == "requested by the user"
+    finally:
+        await worker.stop()
+
+
 # ---------------------------------------------------------------- item 3: the protocol version is checked
 
 OLD_WORKER = """

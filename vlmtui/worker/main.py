@@ -109,8 +109,8 @@ class Worker:
                 continue
             if isinstance(command, p.Abort):
                 self._take_abort(command)
-            elif isinstance(command, p.Cleanup) and self._running_case is not None:
-                self._cleanup_request = command
+            elif isinstance(command, p.Cleanup):
+                self._take_cleanup(command)
             else:
                 if isinstance(command, p.Run):
                     with self._case_lock:
@@ -121,6 +121,14 @@ class Worker:
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
         time.sleep(STDIN_CLOSED_EXIT_S)
         os._exit(0)
+
+    def _take_cleanup(self, command: p.Cleanup) -> None:
+        """A cleanup acts at the running case's next token, or in turn when no case runs."""
+        with self._case_lock:
+            if self._running_case is not None:
+                self._cleanup_request = command
+                return
+        self._commands.put(command)
 
     def _take_abort(self, command: p.Abort) -> None:
         """Keep an abort for the case it names while that case runs or waits; never for a later case."""
@@ -286,6 +294,10 @@ class Worker:
             with self._case_lock:
                 self._running_case = None
                 self._aborts.pop(case_id, None)
+                # A cleanup that came after the case's last token is not left for the next case.
+                parked, self._cleanup_request = self._cleanup_request, None
+            if parked is not None:
+                self._commands.put(parked)
 
     def _run_case(self, command: p.Run) -> None:
         backend, spec = self._backend, self._spec
