@@ -15,6 +15,10 @@ What this backend adds, each for a version it names:
   an ``Insufficient Memory`` failure is this case's out of memory (``aborted``, caches cleared, the worker
   kept), and it never replaces the worker's own abort on its way out. Older MLX still ends the worker.
 
+- Like mlx-lm's and mlx-vlm's own generate (which wire it per generation), Metal's recommended working set
+  is wired while a model is loaded (``mx.set_wired_limit``) and the previous limit restored on unload, the
+  SIGTERM path included; weights past 0.9× of it (where Metal starts paging) get a load note.
+
 Suite options: ``prefill_step_size`` goes to ``stream_generate``. ``image_splitting`` switches Idefics3 /
 SmolVLM tiling (``do_image_splitting``) and Moondream's local crops (off: the global crop only).
 ``max_image_size`` also caps the longest edge an Idefics3-style processor scales images up to (the
@@ -34,6 +38,7 @@ from typing import Any
 
 from vlmtui.memory.samples import FrameworkSample
 from vlmtui.plugins.builtin import MLX_VLM
+from vlmtui.units import format_bytes
 from vlmtui.wire.capabilities import TEXT, capabilities_of
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends.base import (
@@ -67,6 +72,8 @@ buffer execution failed: Insufficient Memory (00000008:kIOGPUCommandBufferCallba
 Older MLX throws that one on a Metal completion thread, which ends the worker (the case is ``crashed``);
 MLX with ml-explore/mlx#3523 raises it at the next synchronisation, where it is caught like any other."""
 _DTYPES = ("float16", "bfloat16", "float32")
+PAGING_SHARE = 0.9
+"""Weights past this share of Metal's recommended working set page (mlx-lm's and mlx-vlm's generate warn there)."""
 
 
 def is_mlx_out_of_memory(exc: BaseException) -> bool:
@@ -126,6 +133,26 @@ def _close_stream(stream: Any, *, stopping: bool) -> None:
             mx.clear_cache()
 
 
+def recommended_working_set(mx: Any) -> int | None:
+    """Metal's ``max_recommended_working_set_size`` in bytes (``mx.device_info()``; mlx 0.29 had only
+    ``mx.metal.device_info()``); ``None`` where MLX runs without Metal (its CPU device info has no size)."""
+    info = getattr(mx, "device_info", None) or getattr(getattr(mx, "metal", None), "device_info", None)
+    try:
+        size = dict(info()).get("max_recommended_working_set_size") if info is not None else None
+    except Exception:
+        return None
+    return int(size) if isinstance(size, int) and size > 0 else None
+
+
+def paging_note(weights_bytes: int, recommended_bytes: int) -> str | None:
+    """The load note when the weights pass ``PAGING_SHARE`` of the recommended working set, else ``None``."""
+    if weights_bytes <= PAGING_SHARE * recommended_bytes:
+        return None
+    return (f"weights {format_bytes(weights_bytes)} exceed {PAGING_SHARE:.0%} of Metal's recommended working set "
+            f"{format_bytes(recommended_bytes)}: Metal will page, so generation may be much slower "
+            "(raising iogpu.wired_limit_mb helps; see vlmtui doctor)")
+
+
 class MlxVlmBackend(Backend):
     """A vision-language model loaded and run by ``mlx_vlm``."""
 
@@ -138,6 +165,7 @@ class MlxVlmBackend(Backend):
         self.model_type = ""
         self.model_path: Path | None = None
         self._replaced_device: Any = None
+        self._previous_wired_limit: int | None = None
 
     # ------------------------------------------------------------------ load
 
@@ -168,6 +196,7 @@ class MlxVlmBackend(Backend):
                                      self.model_type)
         dtype = self._apply_dtype(model, mx)
         self.model, self.processor = model, processor
+        notes += self._wire(mx, model)
         if device is not None:
             self._replaced_device = mx.default_device()
             mx.set_default_device(device)
@@ -219,6 +248,23 @@ class MlxVlmBackend(Backend):
         floating = max(sizes, key=lambda k: sizes[k]) if sizes else ""
         bits = self._quantization_bits()
         return f"{bits}-bit, {floating}" if bits else floating
+
+    def _wire(self, mx: Any, model: Any) -> list[str]:
+        """Wire Metal's recommended working set while the model is loaded, as mlx-lm's and mlx-vlm's generate
+        do (so the weights are not evicted between cases); ``unload`` restores the previous limit."""
+        recommended = recommended_working_set(mx)
+        if recommended is None:
+            return []  # MLX on the CPU: nothing to wire
+        from mlx.utils import tree_flatten
+
+        params: Any = tree_flatten(model.parameters())  # mlx's stubs type it loosely
+        weights = sum(int(param.nbytes) for _, param in params)
+        note = paging_note(weights, recommended)
+        try:
+            self._previous_wired_limit = int(mx.set_wired_limit(recommended))
+        except Exception as exc:  # MLX raises ValueError past the maximum working set (mlx/backend/metal)
+            return [*([note] if note else []), f"wired limit not set: {first_line(exc)}"]
+        return [note] if note else []
 
     def _quantization_bits(self) -> int | None:
         """The checkpoint's quantisation width from its config.json, if it is quantised."""
@@ -310,7 +356,8 @@ class MlxVlmBackend(Backend):
         return is_mlx_out_of_memory(exc)
 
     def unload(self) -> None:
-        """Drop the model and processor, give back MLX's default device, then clear MLX's cache."""
+        """Drop the model and processor, give back MLX's default device, clear MLX's cache, then restore the
+        wired limit the load replaced (also on SIGTERM and a dropped load, which come through here)."""
         self.model = None
         self.processor = None
         if self._replaced_device is not None:
@@ -318,4 +365,12 @@ class MlxVlmBackend(Backend):
 
             mx.set_default_device(self._replaced_device)
             self._replaced_device = None
-        self.cleanup()
+        try:
+            self.cleanup()
+        finally:
+            if self._previous_wired_limit is not None:
+                import mlx.core as mx
+
+                mx.synchronize()  # nothing in flight may still use the wired buffers (mlx-vlm does the same)
+                mx.set_wired_limit(self._previous_wired_limit)
+                self._previous_wired_limit = None
