@@ -20,6 +20,7 @@ from vlmtui import __version__
 from vlmtui.engine.setup import GuardOverrides
 from vlmtui.memory.budget import resolve_budget
 from vlmtui.memory.system import probe_pressure, probe_system, probe_wired_limit_mb
+from vlmtui.memory.telemetry import describe_telemetry
 from vlmtui.suite.loader import GuardConfig, SuiteError
 from vlmtui.units import format_bytes
 
@@ -99,8 +100,11 @@ def print_doctor(overrides: GuardOverrides, console: Console | None = None) -> i
     memory.add_row("macOS memory pressure", _mark(pressure is not None),
                    pressure.name if pressure else "only on macOS (sysctl kern.memorystatus_vm_pressure_level)")
     if sys.platform == "darwin":
+        # Side by side: raising iogpu.wired_limit_mb raises what Metal recommends, which is what mlx-vlm wires.
+        recommended = (metal or {}).get("max_recommended_working_set_size")
         memory.add_row("iogpu.wired_limit_mb", _mark(wired is not None),
-                       "default" if wired == 0 else f"{wired} MB" if wired else "unreadable")
+                       ("default" if wired == 0 else f"{wired} MB" if wired else "unreadable")
+                       + f" · Metal's recommended working set {format_bytes(recommended)}")
     for label, info in found["sources"].items():
         sample = info.get("sample")
         detail = ""
@@ -112,6 +116,7 @@ def print_doctor(overrides: GuardOverrides, console: Console | None = None) -> i
             detail = info["error"]
         memory.add_row(f"{label} probe", _mark(bool(info.get("ok"))), detail)
     console.print(memory)
+    console.print(f"[bold]Telemetry[/]: {escape(describe_telemetry())}")
 
     try:
         budget = resolve_budget(guard.budget, devices, system.total)
