@@ -434,3 +434,12 @@ def test_telemetry_imports_no_framework_and_no_pynvml_until_asked() -> None:
         assert not heavy, heavy
     """)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=ROOT)
+
+
+def test_a_sampler_starts_once() -> None:
+    sampler = TelemetrySampler(platform="linux", nvml=fake_pynvml.replaying()).start()
+    with pytest.raises(RuntimeError, match="starts once"):
+        sampler.start()
+    sampler.stop()
+    with pytest.raises(RuntimeError, match="starts once"):
+        sampler.start()

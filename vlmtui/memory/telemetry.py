@@ -52,6 +52,7 @@ __all__ = [
     "PRESSURE_NAMES",
     "EnergyMeter",
     "EnergyReading",
+    "NotAvailable",
     "TelemetrySample",
     "TelemetrySampler",
     "describe_telemetry",
@@ -110,7 +111,9 @@ class TelemetrySampler:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> TelemetrySampler:
-        """Open NVML, or start macmon and the macOS poller; what is missing becomes its reasons."""
+        """Open NVML, or start macmon and the macOS poller; what is missing becomes its reasons (once per sampler)."""
+        if self._stop.is_set() or self._threads or self._missing:
+            raise RuntimeError("a TelemetrySampler starts once; make a new one")
         if self.platform == "darwin":
             self._start_macos()
         else:
