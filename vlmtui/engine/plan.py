@@ -5,6 +5,10 @@ A case a model cannot do is planned as skipped with its reason, so it can never 
 is the suite's ``capabilities`` where given, else its own config's ``model_type`` (wire/capabilities.py),
 read here where it can be before any load, else reported by the worker when it loads (the scheduler then
 skips with ``skip_reason`` below).
+
+A dataset's items (``[[datasets]]``) run on every model as cases ``<model>/<dataset>/<item id>`` that carry
+their item (``CaseItem``); a ``judge:<model-id>`` metric adds one judge case per judged answer,
+``<judge>/judge/<judged case id>``, planned last: the queue starts it once the dataset's answers are all in.
 """
 
 from __future__ import annotations
@@ -15,9 +19,38 @@ from pathlib import Path
 
 from vlmtui.engine.model_config import read_model_type
 from vlmtui.plugins import BackendNotFound, find_backend
+from vlmtui.reports.case_scores import JUDGE_KIND
+from vlmtui.scoring.metrics import JUDGE_PREFIX
+from vlmtui.suite.dataset_tables import DatasetEntry
 from vlmtui.suite.loader import Suite
 from vlmtui.wire.capabilities import ALL, IMAGE, TEXT, capabilities_of
 from vlmtui.wire.spec import Expect, ModelSpec
+
+
+@dataclass(frozen=True)
+class CaseItem:
+    """A dataset case's item: the question, what its answer is scored against, and how."""
+
+    dataset: str
+    item_id: str
+    question: str
+    references: tuple[str, ...]
+    answer_type: str | None
+    metrics: tuple[str, ...]
+    """The dataset's metrics, the primary first."""
+    pass_at: float
+
+
+@dataclass(frozen=True)
+class JudgeTask:
+    """What a judge case grades: one dataset case's answer, under one ``judge:<model-id>`` metric."""
+
+    judged_case_id: str
+    metric: str
+    template: str
+    """The rubric (``judge_prompt``), filled in when the judged answer is there."""
+    attempt: int | None = None
+    """The judged case's attempt whose answer the prompt holds; set when the case is about to run."""
 
 
 @dataclass(frozen=True)
@@ -36,11 +69,20 @@ class Case:
     warmup: bool = False
     skip_reason: str | None = None
     """Set when the case cannot run on this model; it ends ``skipped`` without reaching a worker."""
+    item: CaseItem | None = None
+    """A dataset case's item (a judge case's: the judged case's item)."""
+    judging: JudgeTask | None = None
+    """A judge case: the answer it grades."""
 
     @property
     def kind(self) -> str:
-        """``image`` or ``text``."""
-        return "text" if self.image is None else "image"
+        """``image``, ``text``, or ``judge`` for a case that grades another's answer."""
+        return JUDGE_KIND if self.judging is not None else self.capability
+
+    @property
+    def capability(self) -> str:
+        """What the model must be able to take: ``image``, or ``text`` (a judge reads text only)."""
+        return TEXT if self.image is None else IMAGE
 
     @property
     def image_name(self) -> str:
@@ -94,7 +136,8 @@ def skip_reason(model: ModelSpec, kind: str, model_type: str | None,
 
 
 def plan_cases(suite: Suite) -> list[Case]:
-    """Every case of the suite, grouped by model in suite order (warm-ups first within a model)."""
+    """Every case of the suite, grouped by model in suite order (warm-ups first within a model), its
+    datasets' items last for each model; then the judge cases."""
     cases: list[Case] = []
     for model in suite.models:
         model_type = None if model.capabilities else read_model_type(model)
@@ -116,4 +159,39 @@ def plan_cases(suite: Suite) -> list[Case]:
             for case_id, rep, warm in runs:
                 cases.append(Case(case_id, model, text, image, index, max_tokens, temperature, expect,
                                   repeat_index=rep, warmup=warm, skip_reason=skip))
+        for entry in suite.datasets:
+            cases.extend(_dataset_cases(entry, model, model_type, max_tokens, temperature))
+    for entry in suite.datasets:
+        for judge_id in entry.judges:
+            judge = next(m for m in suite.models if m.id == judge_id)
+            judged = [c for c in cases if c.item is not None and c.item.dataset == entry.id and c.judging is None]
+            cases.extend(_judge_cases(suite, entry, judge, judged))
     return cases
+
+
+def _dataset_cases(entry: DatasetEntry, model: ModelSpec, model_type: str | None, max_tokens: int,
+                   temperature: float) -> list[Case]:
+    """One case per selected item of the dataset on this model: run once, no warm-up, no repeats."""
+    cases = []
+    for index, item in enumerate(entry.dataset.items):
+        case_item = CaseItem(entry.id, item.id, item.question, item.references, item.answer_type, entry.metrics,
+                             entry.pass_at)
+        skip = skip_reason(model, TEXT if item.image is None else IMAGE, model_type)
+        cases.append(Case(f"{model.id}/{entry.id}/{item.id}", model, entry.prompt(item), item.image, index,
+                          max_tokens, temperature, model.expect, skip_reason=skip, item=case_item))
+    return cases
+
+
+def _judge_cases(suite: Suite, entry: DatasetEntry, judge: ModelSpec, judged: list[Case]) -> list[Case]:
+    """The judge's case for each judged answer: text only, its prompt written once the answer is there."""
+    model_type = None if judge.capabilities else read_model_type(judge)
+    skip = skip_reason(judge, TEXT, model_type)
+    max_tokens = judge.max_tokens or suite.max_tokens
+    temperature = judge.temperature if judge.temperature is not None else suite.temperature
+    metric = f"{JUDGE_PREFIX}{judge.id}"
+    return [
+        Case(f"{judge.id}/judge/{case.case_id}", judge, f"(the rubric, once {case.case_id} has answered)", None,
+             case.prompt_index, max_tokens, temperature, judge.expect, skip_reason=skip, item=case.item,
+             judging=JudgeTask(case.case_id, metric, entry.judge_prompt))
+        for case in judged
+    ]

@@ -1,7 +1,5 @@
-"""A suite file (TOML) read into frozen dataclasses, with every user mistake caught as one clear line.
-
-The error names the file, the key and, where it can be found, the line: a person fixes a suite in an
-editor, not by reading a traceback.
+"""A suite file (TOML) read into frozen dataclasses, with every user mistake caught as one clear line
+(``suite.checks``: the file, the key and the line).
 """
 
 from __future__ import annotations
@@ -9,12 +7,15 @@ from __future__ import annotations
 import glob
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vlmtui.plugins import BackendNotFound, Option, backends, find_backend
+from vlmtui.suite.checks import SuiteError as SuiteError  # re-exported: callers catch it from here
+from vlmtui.suite.checks import Where, number, str_list, typed, unknown
+from vlmtui.suite.dataset_tables import DatasetEntry, parse_datasets
 from vlmtui.units import parse_size
 from vlmtui.wire.source import ModelSource
 from vlmtui.wire.spec import Expect, ModelSpec
@@ -22,10 +23,6 @@ from vlmtui.wire.spec import Expect, ModelSpec
 CAPABILITIES = ("image", "text", "vision-only")
 ON_ABORT = ("next-case", "skip-model", "stop")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-
-
-class SuiteError(Exception):
-    """A suite the user must fix; ``str()`` is the one line to print."""
 
 
 @dataclass(frozen=True)
@@ -69,126 +66,48 @@ class Suite:
     repeat: int = 1
     warmup: int = 0
     guard: GuardConfig = field(default_factory=GuardConfig)
+    datasets: tuple[DatasetEntry, ...] = ()
+    """The ``[[datasets]]``: every selected item runs on every model and is scored (docs/scoring.md)."""
 
 
 # ----------------------------------------------------------------------------- validation
 
 
-class _Where:
-    """Finds the line of a key in the suite text, so an error can point at it."""
-
-    _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-]+)\s*\]\]?")
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-
-    def _section(self, table: str | None, index: int) -> tuple[int, int]:
-        """The line range [start, end) of a table (``None`` is the top level before any header)."""
-        headers = [
-            (i, m.group(1)) for i, line in enumerate(self.lines) if (m := self._HEADER.match(line))
-        ]
-        if table is None:
-            return 0, headers[0][0] if headers else len(self.lines)
-        hits = [i for i, name in headers if name == table]
-        if index >= len(hits):
-            return 0, 0
-        start = hits[index]
-        later = [i for i, _ in headers if i > start and not _[1].startswith(f"{table}.")]
-        return start, later[0] if later else len(self.lines)
-
-    def line(self, key: str, table: str | None = None, index: int = 0) -> int | None:
-        """1-based line of ``key = …`` in the given table, or None."""
-        start, end = self._section(table, index)
-        pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=")
-        for i in range(start, end):
-            if pattern.match(self.lines[i]):
-                return i + 1
-        if table is not None and start < end:
-            return start + 1
-        return None
-
-    def error(self, message: str, key: str, table: str | None = None, index: int = 0) -> SuiteError:
-        """A SuiteError that reads ``file:line: key: message``."""
-        line = self.line(key.split(".")[-1], table, index)
-        where = f"{self.path}:{line}" if line else str(self.path)
-        return SuiteError(f"{where}: {key}: {message}")
-
-
 _TOP_KEYS = {
     "name", "images", "prompts", "text_prompts", "max_tokens", "temperature", "repeat", "warmup",
-    "guard", "models", "expect",
+    "guard", "models", "expect", "datasets",
 }
 _GUARD_KEYS = set(GuardConfig.__dataclass_fields__)
 _MODEL_KEYS = set(ModelSpec.__dataclass_fields__) | {"options"}
 _EXPECT_KEYS = set(Expect.__dataclass_fields__)
 
 
-def _typed(
-    where: _Where, value: Any, kinds: type | tuple[type, ...], key: str,
-    table: str | None = None, index: int = 0,
-) -> Any:
-    if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
-        raise where.error(f"expected {_kind_name(kinds)}, got a boolean", key, table, index)
-    if not isinstance(value, kinds):
-        raise where.error(
-            f"expected {_kind_name(kinds)}, got {type(value).__name__} {value!r}", key, table, index
-        )
-    return value
-
-
-def _kind_name(kinds: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-             list: "a list", dict: "a table"}
-    seq = kinds if isinstance(kinds, tuple) else (kinds,)
-    return " or ".join(names.get(k, k.__name__) for k in seq)
-
-
-def _unknown(
-    where: _Where, data: Mapping[str, Any], allowed: set[str], prefix: str,
-    table: str | None = None, index: int = 0,
-) -> None:
-    for key in data:
-        if key not in allowed:
-            hint = ", ".join(sorted(allowed))
-            raise where.error(f"unknown key (known keys: {hint})", f"{prefix}{key}", table, index)
-
-
-def _str_list(where: _Where, value: Any, key: str, table: str | None = None, index: int = 0) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    _typed(where, value, list, key, table, index)
-    for item in value:
-        _typed(where, item, str, key, table, index)
-    return tuple(value)
-
-
-def _expect(where: _Where, data: Any, key: str, table: str | None = None, index: int = 0) -> Expect:
-    _typed(where, data, dict, key, table, index)
-    _unknown(where, data, _EXPECT_KEYS, f"{key}.", table, index)
+def _expect(where: Where, data: Any, key: str, table: str | None = None, index: int = 0) -> Expect:
+    typed(where, data, dict, key, table, index)
+    unknown(where, data, _EXPECT_KEYS, f"{key}.", table, index)
     regex = data.get("regex")
     if regex is not None:
-        _typed(where, regex, str, f"{key}.regex", table, index)
+        typed(where, regex, str, f"{key}.regex", table, index)
         try:
             re.compile(regex)
         except re.error as exc:
             raise where.error(f"not a valid regular expression: {exc}", f"{key}.regex", table, index) from None
     peak = data.get("max_peak_memory")
     if peak is not None:
-        _typed(where, peak, (str, int), f"{key}.max_peak_memory", table, index)
+        typed(where, peak, (str, int), f"{key}.max_peak_memory", table, index)
         try:
             peak = parse_size(peak) if isinstance(peak, str) else peak
         except ValueError as exc:
             raise where.error(str(exc), f"{key}.max_peak_memory", table, index) from None
     min_tokens = data.get("min_tokens")
     if min_tokens is not None:
-        _typed(where, min_tokens, int, f"{key}.min_tokens", table, index)
+        typed(where, min_tokens, int, f"{key}.min_tokens", table, index)
     max_total = data.get("max_total_s")
     if max_total is not None:
-        max_total = float(_typed(where, max_total, (int, float), f"{key}.max_total_s", table, index))
+        max_total = float(typed(where, max_total, (int, float), f"{key}.max_total_s", table, index))
     return Expect(
-        contains=_str_list(where, data.get("contains", []), f"{key}.contains", table, index),
-        not_contains=_str_list(where, data.get("not_contains", []), f"{key}.not_contains", table, index),
+        contains=str_list(where, data.get("contains", []), f"{key}.contains", table, index),
+        not_contains=str_list(where, data.get("not_contains", []), f"{key}.not_contains", table, index),
         regex=regex,
         min_tokens=min_tokens,
         max_total_s=max_total,
@@ -196,25 +115,25 @@ def _expect(where: _Where, data: Any, key: str, table: str | None = None, index:
     )
 
 
-def _prompts(where: _Where, value: Any, key: str, base: Expect) -> tuple[Prompt, ...]:
-    _typed(where, value, list, key)
+def _prompts(where: Where, value: Any, key: str, base: Expect) -> tuple[Prompt, ...]:
+    typed(where, value, list, key)
     prompts = []
     for item in value:
         if isinstance(item, str):
             prompts.append(Prompt(item, base))
             continue
-        _typed(where, item, (str, dict), key)
-        _unknown(where, item, {"text", "expect"}, f"{key}.")
+        typed(where, item, (str, dict), key)
+        unknown(where, item, {"text", "expect"}, f"{key}.")
         if "text" not in item:
             raise where.error("a prompt table needs a text = \"…\"", key)
-        text = _typed(where, item["text"], str, f"{key}.text")
+        text = typed(where, item["text"], str, f"{key}.text")
         expect = _expect(where, item["expect"], f"{key}.expect") if "expect" in item else Expect()
         prompts.append(Prompt(text, base.merged(expect)))
     return tuple(prompts)
 
 
-def _images(where: _Where, value: Any, base_dir: Path) -> tuple[Path, ...]:
-    patterns = _str_list(where, value, "images")
+def _images(where: Where, value: Any, base_dir: Path) -> tuple[Path, ...]:
+    patterns = str_list(where, value, "images")
     found: list[Path] = []
     for pattern in patterns:
         full = pattern if Path(pattern).is_absolute() else str(base_dir / pattern)
@@ -226,22 +145,11 @@ def _images(where: _Where, value: Any, base_dir: Path) -> tuple[Path, ...]:
     return tuple(found)
 
 
-def _number(where: _Where, data: Mapping[str, Any], key: str, default: float, *, lo: float, hi: float,
-            table: str | None = None, index: int = 0, integer: bool = False) -> Any:
-    if key not in data:
-        return default
-    kinds: tuple[type, ...] = (int,) if integer else (int, float)
-    value = _typed(where, data[key], kinds, key, table, index)
-    if not lo <= value <= hi:
-        raise where.error(f"must be between {lo:g} and {hi:g}, got {value}", key, table, index)
-    return value if integer else float(value)
-
-
-def _guard(where: _Where, data: Any) -> GuardConfig:
-    _typed(where, data, dict, "guard")
-    _unknown(where, data, _GUARD_KEYS, "guard.", "guard")
+def _guard(where: Where, data: Any) -> GuardConfig:
+    typed(where, data, dict, "guard")
+    unknown(where, data, _GUARD_KEYS, "guard.", "guard")
     budget = data.get("budget", "auto")
-    _typed(where, budget, str, "budget", "guard")
+    typed(where, budget, str, "budget", "guard")
     if budget != "auto":
         try:
             if budget.endswith("%"):
@@ -254,14 +162,14 @@ def _guard(where: _Where, data: Any) -> GuardConfig:
             raise where.error(str(exc), "budget", "guard") from None
     cfg = GuardConfig(
         budget=budget,
-        warn=_number(where, data, "warn", 75.0, lo=1, hi=100, table="guard"),
-        cleanup=_number(where, data, "cleanup", 85.0, lo=1, hi=100, table="guard"),
-        abort=_number(where, data, "abort", 95.0, lo=1, hi=100, table="guard"),
-        sample_ms=_number(where, data, "sample_ms", 250, lo=10, hi=60_000, table="guard", integer=True),
+        warn=number(where, data, "warn", 75.0, lo=1, hi=100, table="guard"),
+        cleanup=number(where, data, "cleanup", 85.0, lo=1, hi=100, table="guard"),
+        abort=number(where, data, "abort", 95.0, lo=1, hi=100, table="guard"),
+        sample_ms=number(where, data, "sample_ms", 250, lo=10, hi=60_000, table="guard", integer=True),
         on_abort=data.get("on_abort", "next-case"),
-        grace_s=_number(where, data, "grace_s", 1.0, lo=0.05, hi=60, table="guard"),
-        term_grace_s=_number(where, data, "term_grace_s", 2.0, lo=0.05, hi=60, table="guard"),
-        log_every_ms=_number(where, data, "log_every_ms", 1000, lo=10, hi=3_600_000, table="guard",
+        grace_s=number(where, data, "grace_s", 1.0, lo=0.05, hi=60, table="guard"),
+        term_grace_s=number(where, data, "term_grace_s", 2.0, lo=0.05, hi=60, table="guard"),
+        log_every_ms=number(where, data, "log_every_ms", 1000, lo=10, hi=3_600_000, table="guard",
                              integer=True),
     )
     if cfg.on_abort not in ON_ABORT:
@@ -271,53 +179,53 @@ def _guard(where: _Where, data: Any) -> GuardConfig:
     return cfg
 
 
-def _option(where: _Where, option: Option, value: Any, table: str, index: int) -> Any:
+def _option(where: Where, option: Option, value: Any, table: str, index: int) -> Any:
     """A backend option's value, checked against the type its backend declares."""
     key = option.name
     if option.kind is list:
         if isinstance(value, str):
             raise where.error(f"write the {key} as an argv list, e.g. [\"python\", \"-m\", \"server\"], "
                               "never a shell string", key, table, index)
-        return list(_str_list(where, value, key, table, index))
+        return list(str_list(where, value, key, table, index))
     if option.kind is float:
-        return float(_typed(where, value, (int, float), key, table, index))
-    return _typed(where, value, option.kind, key, table, index)
+        return float(typed(where, value, (int, float), key, table, index))
+    return typed(where, value, option.kind, key, table, index)
 
 
-def _model(where: _Where, data: Any, index: int, base_expect: Expect) -> ModelSpec:
+def _model(where: Where, data: Any, index: int, base_expect: Expect) -> ModelSpec:
     """A ``[[models]]`` table: the common keys, then the options its backend declares (vlmtui.plugins)."""
     table = "models"
-    _typed(where, data, dict, "models", table, index)
+    typed(where, data, dict, "models", table, index)
     merged = dict(data)
     options = merged.pop("options", {})
-    _typed(where, options, dict, "options", table, index)
+    typed(where, options, dict, "options", table, index)
     for required in ("id", "backend"):
         if required not in merged:
             raise where.error(f"models[{index}] needs {required} = \"…\"", "models", table, index)
-    backend = _typed(where, merged["backend"], str, "backend", table, index)
+    backend = typed(where, merged["backend"], str, "backend", table, index)
     try:
         declaration = find_backend(backend)
     except BackendNotFound as exc:
         raise where.error(str(exc), "backend", table, index) from None
     known = _MODEL_KEYS | {o.name for o in declaration.options}
-    _unknown(where, options, known - {"options", "id", "backend", "path", "expect"}, "options.", table, index)
+    unknown(where, options, known - {"options", "id", "backend", "path", "expect"}, "options.", table, index)
     merged.update(options)
-    _unknown(where, merged, known, "", table, index)
-    model_id = _typed(where, merged["id"], str, "id", table, index)
+    unknown(where, merged, known, "", table, index)
+    model_id = typed(where, merged["id"], str, "id", table, index)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", model_id):
         raise where.error("use letters, digits, '.', '_' and '-' only", "id", table, index)
 
     def opt(key: str, kinds: type | tuple[type, ...]) -> Any:
-        return _typed(where, merged[key], kinds, key, table, index) if key in merged else None
+        return typed(where, merged[key], kinds, key, table, index) if key in merged else None
 
-    path = _typed(where, merged.get("path", ""), str, "path", table, index)
+    path = typed(where, merged.get("path", ""), str, "path", table, index)
     if not path and declaration.path_required:
         raise where.error("needs path = \"<hub id | local dir | tiny:<family>>\"", "path", table, index)
     source = ModelSource.parse(path, revision := opt("revision", str)).anchored(where.path.parent)
     path = source.name if source.is_local else path  # a path written as one is absolute from here on
     if (problem := declaration.tiny_problem(source, backends())) is not None:
         raise where.error(problem, "path", table, index)
-    caps = _str_list(where, merged.get("capabilities", []), "capabilities", table, index)
+    caps = str_list(where, merged.get("capabilities", []), "capabilities", table, index)
     for cap in caps:
         if cap not in CAPABILITIES:
             raise where.error(f"unknown capability {cap!r} (known: {', '.join(CAPABILITIES)})",
@@ -348,14 +256,14 @@ def parse_suite(text: str, path: Path, *, resolve_path: Callable[[str], str] | N
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SuiteError(f"{path}: not valid TOML: {exc}") from None
-    where = _Where(path, text)
-    _unknown(where, data, _TOP_KEYS, "")
-    name = _typed(where, data.get("name", path.stem), str, "name")
+    where = Where(path, text)
+    unknown(where, data, _TOP_KEYS, "")
+    name = typed(where, data.get("name", path.stem), str, "name")
     base_expect = _expect(where, data["expect"], "expect") if "expect" in data else Expect()
     models_raw = data.get("models")
     if not models_raw:
         raise where.error("a suite needs at least one [[models]] table", "models")
-    _typed(where, models_raw, list, "models")
+    typed(where, models_raw, list, "models")
     models = tuple(_model(where, m, i, Expect()) for i, m in enumerate(models_raw))
     seen: set[str] = set()
     for index, model in enumerate(models):
@@ -369,8 +277,9 @@ def parse_suite(text: str, path: Path, *, resolve_path: Callable[[str], str] | N
         raise where.error("image prompts need images = [\"glob\", …]", "prompts")
     if images and not prompts:
         raise where.error("images are listed but there is no image prompt", "images")
-    if not prompts and not text_prompts:
-        raise where.error("a suite needs prompts (with images) or text_prompts", "prompts")
+    datasets = parse_datasets(where, data["datasets"], [m.id for m in models]) if "datasets" in data else ()
+    if not prompts and not text_prompts and not datasets:
+        raise where.error("a suite needs prompts (with images), text_prompts or [[datasets]]", "prompts")
     return Suite(
         name=name,
         path=path,
@@ -378,11 +287,12 @@ def parse_suite(text: str, path: Path, *, resolve_path: Callable[[str], str] | N
         prompts=prompts,
         text_prompts=text_prompts,
         models=models,
-        max_tokens=_number(where, data, "max_tokens", 64, lo=1, hi=1_000_000, integer=True),
-        temperature=_number(where, data, "temperature", 0.0, lo=0, hi=10),
-        repeat=_number(where, data, "repeat", 1, lo=1, hi=10_000, integer=True),
-        warmup=_number(where, data, "warmup", 0, lo=0, hi=10_000, integer=True),
+        max_tokens=number(where, data, "max_tokens", 64, lo=1, hi=1_000_000, integer=True),
+        temperature=number(where, data, "temperature", 0.0, lo=0, hi=10),
+        repeat=number(where, data, "repeat", 1, lo=1, hi=10_000, integer=True),
+        warmup=number(where, data, "warmup", 0, lo=0, hi=10_000, integer=True),
         guard=_guard(where, data["guard"]) if "guard" in data else GuardConfig(),
+        datasets=datasets,
     )
 
 
