@@ -115,3 +115,28 @@ def test_a_grade_of_a_judge_primary_metric_passes_or_fails_the_judged_case_again
     assert regraded(answer, [], [stale]) is None, "a grade of another attempt does not count"
     primary_vqa = graded(CASE, result(CASE, "3"))
     assert regraded(primary_vqa, [], [dataclasses.replace(low, scores={"judge:judge": 0.0})]) is None
+
+
+def test_a_log_with_a_judged_case_written_again_counts_one_attempt_and_rescores_to_the_same(tmp_path: Path) -> None:
+    from vlmtui.engine.events import CaseFinished, SessionStarted
+    from vlmtui.engine.session_log import SessionLog, load_log
+    from vlmtui.reports.rescore import rescore
+
+    case = dataclasses.replace(CASE, item=dataclasses.replace(ITEM, metrics=("judge:judge", "vqa")))
+    answer = graded(case, dataclasses.replace(result(case, "3"), started_at=10.0, ended_at=11.0))
+    ready = prepared(judge_case(case.item), answer)  # type: ignore[arg-type]
+    grade = graded(ready, dataclasses.replace(result(ready, "score: 0"), started_at=12.0, ended_at=13.0))
+    again = regraded(answer, [], [grade])
+    assert again is not None
+    log = SessionLog(tmp_path / "live.jsonl")
+    log(SessionStarted("s1", "t", "", {}, []))
+    for done in (answer, grade, again):
+        log(CaseFinished(done))
+    log.close()
+    data = load_log(tmp_path / "live.jsonl")
+    assert data.attempts() == {case.case_id: 1, ready.case_id: 1}
+    assert data.latest()[case.case_id].status == "failed"
+    rescored = rescore(tmp_path / "live.jsonl").records.latest()
+    for case_id, live in data.latest().items():
+        assert (rescored[case_id].status, rescored[case_id].error) == (live.status, live.error)
+        assert rescored[case_id].scoring == live.scoring

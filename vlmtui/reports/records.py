@@ -320,9 +320,16 @@ class SessionRecords:
 
     def attempts(self) -> dict[str, int]:
         """How many attempts each case has had: its ``case_end`` lines, or its highest ``attempt`` where a
-        result was carried in from an earlier log (``carried_from``) with the attempts before it."""
+        result was carried in from an earlier log (``carried_from``) with the attempts before it. A line that
+        repeats an attempt (its number and start: a judged case passed or failed again by its grade) is not
+        another."""
         counts: dict[str, int] = {}
+        seen: set[tuple[str, int, float | None]] = set()
         for result in self.results:
+            key = (result.case_id, result.attempt, result.started_at)
+            if key in seen:
+                continue
+            seen.add(key)
             counts[result.case_id] = max(counts.get(result.case_id, 0) + 1, result.attempt)
         return counts
 
