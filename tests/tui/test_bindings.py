@@ -103,8 +103,10 @@ class TestQueueControls:
             await until(pilot, lambda: idle(app), "the run to finish")
             assert app.scheduler.worker_pid is not None, "the worker waits for reruns"
             await pilot.press("c")
-            await until(pilot, lambda: app.dashboard.last_guard is not None, "the worker's cleanup report")
-            assert app.dashboard.last_guard is not None and app.dashboard.last_guard.action == "cleaned"
+            log = tmp_path / "session.jsonl"
+            await until(pilot, lambda: "cleanup (requested by the user) freed" in log.read_text(),
+                        "the worker's cleanup report")
+            assert app.dashboard.last_guard is None, "the user's cleanup is a notice, not the guard's"
 
     async def test_s_saves_the_log_and_a_report(self, tmp_path: Path) -> None:
         app = make_app(tmp_path, kind="text")
