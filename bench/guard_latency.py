@@ -167,7 +167,7 @@ async def latency_rep(
     result, abort = timeline.result, timeline.abort
     if result is None or result.status != "aborted" or abort is None:
         raise RuntimeError(f"expected a guard abort, got {result and result.status}: {result and result.error}")
-    threshold = scheduler.guard.thresholds.abort_bytes
+    threshold = scheduler.guard_loop.guard.thresholds.abort_bytes
     index = next((i for i, (_, rss) in enumerate(samples) if rss >= threshold), None)
     if index is None or index == 0:
         raise RuntimeError("the poller did not see the crossing (started too late, or the worker never crossed)")

@@ -13,6 +13,7 @@ from vlmtui.ui.tui.screens.confirm_quit import ConfirmQuitScreen
 from vlmtui.ui.tui.screens.dashboard import DashboardScreen
 from vlmtui.ui.tui.screens.filter import FilterScreen
 from vlmtui.ui.tui.screens.help import HelpScreen
+from vlmtui.vocab import count_by_status
 
 
 def logged_attempts(log: Path, case_id: str) -> list[dict[str, object]]:
@@ -83,7 +84,7 @@ class TestQueueControls:
             await pilot.press("space")
             assert not app.scheduler.paused
             await until(pilot, lambda: idle(app), "the queue to finish after resuming")
-            assert app.scheduler.counts() == {"passed": 2}
+            assert count_by_status(app.scheduler.queue.standing()) == {"passed": 2}
 
     async def test_a_aborts_the_running_case(self, tmp_path: Path) -> None:
         app = make_app(tmp_path, kind="text", max_tokens=2000)

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 
 from vlmtui import vocab
-from vlmtui.engine.events import FAILED_STATUSES, STATUSES
 from vlmtui.memory.guard import GuardLevel as OrderedGuardLevel
 from vlmtui.ui.tui.format import status_label, status_mark
 from vlmtui.vocab import (
@@ -36,9 +35,9 @@ def test_members_are_the_strings_the_log_holds() -> None:
     assert CaseStatus.parse(None) is CaseStatus.FAILED and CaseStatus.parse("exploded") is CaseStatus.FAILED
 
 
-def test_the_engine_keeps_its_names_as_aliases() -> None:
-    assert STATUSES == RESULT_STATUSES == ("passed", "failed", "crashed", "aborted", "skipped")
-    assert FAILED_STATUSES == FAILURE_STATUSES == ("failed", "crashed", "aborted")
+def test_the_statuses_an_attempt_ends_with_and_those_a_rerun_picks_up() -> None:
+    assert RESULT_STATUSES == ("passed", "failed", "crashed", "aborted", "skipped")
+    assert FAILURE_STATUSES == ("failed", "crashed", "aborted")
     assert all(s.is_failure for s in FAILURE_STATUSES) and not CaseStatus.PASSED.is_failure
 
 

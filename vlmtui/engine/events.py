@@ -9,13 +9,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from vlmtui.vocab import FAILURE_STATUSES, RESULT_STATUSES
-
-STATUSES = RESULT_STATUSES
-"""How an attempt can end (an alias of ``vocab.RESULT_STATUSES`` until the scheduler adopts the vocabulary)."""
-FAILED_STATUSES = FAILURE_STATUSES
-"""An alias of ``vocab.FAILURE_STATUSES``, kept for the scheduler."""
-
 
 @dataclass(frozen=True)
 class CaseResult:
@@ -29,7 +22,7 @@ class CaseResult:
     prompt: str
     kind: str
     status: str
-    """A ``vocab.CaseStatus`` value (one of ``RESULT_STATUSES``)."""
+    """A ``vocab.CaseStatus`` value (one of ``vocab.RESULT_STATUSES``)."""
     error: str = ""
     output: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +70,16 @@ class SessionStarted:
     info: dict[str, Any]
     cases: list[dict[str, Any]]
     t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class ResultsCarried:
+    """Planned cases this session does not run again (``--resume``, ``--rerun-failed``), right after
+    ``SessionStarted``; only where there are some."""
+
+    case_ids: list[str]
+    results: list[CaseResult]
+    """Their latest results from the earlier log, where it has one (plan order)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,15 @@ class MemoryUpdate:
 
 
 @dataclass(frozen=True)
+class BudgetChanged:
+    """The memory budget changed: an "auto" budget sized from the device the worker reported."""
+
+    budget_bytes: int
+    source: str
+    """Where it comes from (``metal recommended working set``, ``cuda total``, …)."""
+
+
+@dataclass(frozen=True)
 class GuardEvent:
     """The guard changed level or acted (warn, cleanup, abort, recover)."""
 
@@ -218,7 +230,7 @@ class SessionFinished:
 
 
 Event = (
-    SessionStarted | CaseQueued | CaseStarted | TokenReceived | CaseFinished | ModelLoading
-    | ModelLoaded | ModelLoadFailed | WorkerExited | MemoryUpdate | GuardEvent | QueueChanged
+    SessionStarted | ResultsCarried | CaseQueued | CaseStarted | TokenReceived | CaseFinished | ModelLoading
+    | ModelLoaded | ModelLoadFailed | WorkerExited | MemoryUpdate | BudgetChanged | GuardEvent | QueueChanged
     | Notice | SessionFinished
 )

@@ -1,0 +1,145 @@
+"""The queue policy: which case runs next, which attempt it is, and what each model still allows.
+
+A loaded model's cases go first, so a worker loads a model once for all of them. A rerun queues a new
+attempt after what is pending and gives its model another chance to load; a case finished in an earlier
+session (``--resume``) leaves the queue keeping its logged result. A pending case starts only once it is
+``_ready``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from vlmtui.engine.events import CaseResult
+from vlmtui.engine.plan import Case, skip_reason
+from vlmtui.vocab import FAILURE_STATUSES, CaseStatus
+from vlmtui.wire import protocol as p
+
+
+@dataclass
+class ModelRecord:
+    """What the session knows about one model: why its cases cannot run, and what its last load found."""
+
+    load_error: str | None = None
+    load_status: CaseStatus = CaseStatus.FAILED
+    """How the model's cases end while ``load_error`` stands."""
+    skip_reason: str | None = None
+    loaded: p.Loaded | None = None
+    """The worker's last ``Loaded`` for it: its model type and what it can be asked."""
+
+    def unfit(self, case: Case) -> str | None:
+        """Why the loaded model cannot be asked this case (as the worker found it at load), or None."""
+        found = self.loaded
+        return skip_reason(case.model, case.capability, found.model_type or None, found.capabilities) if found else None
+
+
+class Standing(NamedTuple):
+    """A case as counted: its latest attempt's status (``pending`` before one) and whether it warms up."""
+
+    status: str
+    warmup: bool
+
+
+class CaseQueue:
+    """The planned cases in order, the pending ones, every attempt's result, and each model's record."""
+
+    def __init__(self, cases: Sequence[Case], done_attempts: Mapping[str, int] | None = None) -> None:
+        self.cases: dict[str, Case] = {case.case_id: case for case in cases}
+        self.order: list[str] = [case.case_id for case in cases]
+        self.results: dict[str, list[CaseResult]] = {case_id: [] for case_id in self.order}
+        self.pending: list[str] = list(self.order)
+        self.carried: list[str] = []
+        """Cases finished in an earlier session, taken out of the queue by ``mark_done``."""
+        self._attempt_base = dict(done_attempts or {})
+        self._models: dict[str, ModelRecord] = {}
+
+    def model(self, model_id: str) -> ModelRecord:
+        """The record of one model (a fresh one until something happens to it)."""
+        return self._models.setdefault(model_id, ModelRecord())
+
+    def _ready(self, case_id: str) -> bool:
+        """Whether a pending case may start now: every case may, as none waits for another's result yet."""
+        return True
+
+    def has_ready(self) -> bool:
+        """Whether some pending case may start now."""
+        return any(self._ready(case_id) for case_id in self.pending)
+
+    def take(self, loaded: str | None) -> Case | None:
+        """The next case, out of the queue: the loaded model's first, so it is loaded once; None if none is ready."""
+        ready = [case_id for case_id in self.pending if self._ready(case_id)]
+        if not ready:
+            return None
+        case_id = next((c for c in ready if self.cases[c].model.id == loaded), ready[0]) if loaded else ready[0]
+        self.pending.remove(case_id)
+        return self.cases[case_id]
+
+    def put_back(self, case: Case) -> None:
+        """Return a taken case to the head of the queue (it never reached a worker)."""
+        self.pending.insert(0, case.case_id)
+
+    def rerun(self, case_ids: Iterable[str], running: str | None) -> list[str]:
+        """Queue new attempts of these cases after what is pending (not the running or a queued one)."""
+        queued = []
+        for case_id in case_ids:
+            if case_id not in self.cases or case_id in self.pending or case_id == running:
+                continue
+            record = self._models.get(self.cases[case_id].model.id)
+            if record is not None:
+                record.load_error = record.skip_reason = None
+            self.pending.append(case_id)
+            queued.append(case_id)
+        return queued
+
+    def mark_done(self, case_id: str, record: Mapping[str, Any] | None) -> None:
+        """Take a case out of the queue as finished earlier (resume), keeping its logged result."""
+        if case_id in self.pending:
+            self.pending.remove(case_id)
+        if case_id in self.cases and case_id not in self.carried:
+            self.carried.append(case_id)
+        if record is not None:
+            fields = CaseResult.__dataclass_fields__
+            self.results[case_id].append(CaseResult(**{k: v for k, v in record.items() if k in fields}))
+            self._attempt_base[case_id] = self._attempt_base.get(case_id, 0) - 1
+
+    def next_attempt(self, case_id: str) -> int:
+        """The number the case's next attempt gets (attempts of earlier sessions counted)."""
+        return self._attempt_base.get(case_id, 0) + len(self.results[case_id]) + 1
+
+    def record(self, result: CaseResult) -> None:
+        """Keep one attempt's result."""
+        self.results[result.case_id].append(result)
+
+    def latest(self) -> dict[str, CaseResult]:
+        """Each case's latest attempt."""
+        return {case_id: attempts[-1] for case_id, attempts in self.results.items() if attempts}
+
+    def failed_case_ids(self) -> list[str]:
+        """Cases whose latest attempt failed, crashed or was aborted."""
+        return [case_id for case_id in self.order
+                if self.results[case_id] and self.results[case_id][-1].status in FAILURE_STATUSES]
+
+    def standing(self) -> list[Standing]:
+        """Every case as ``vocab.count_by_status`` counts it, in plan order."""
+        return [Standing(self.results[case_id][-1].status if self.results[case_id] else CaseStatus.PENDING,
+                         self.cases[case_id].warmup) for case_id in self.order]
+
+    def carried_results(self) -> list[CaseResult]:
+        """The logged results of the cases finished in an earlier session, in plan order."""
+        return [self.results[case_id][-1] for case_id in self.order
+                if case_id in self.carried and self.results[case_id]]
+
+    def planned(self) -> list[dict[str, Any]]:
+        """Every planned case as ``SessionStarted`` carries it."""
+        return [_case_info(self.cases[case_id]) for case_id in self.order]
+
+
+def _case_info(case: Case) -> dict[str, Any]:
+    return {
+        "case_id": case.case_id, "model": case.model.id, "backend": case.model.backend,
+        "image": str(case.image) if case.image else None, "prompt": case.prompt, "kind": case.kind,
+        "warmup": case.warmup, "skip_reason": case.skip_reason,
+        "trust_remote_code": case.model.trust_remote_code,
+    }

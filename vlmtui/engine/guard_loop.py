@@ -1,0 +1,145 @@
+"""The guard loop: memory sampled in the parent every ``sample_ms``, fed to the guard, its decisions acted on.
+
+The parent samples system memory and the worker's RSS itself, so the gauge and the guard keep working
+while a worker is stuck in a long kernel; the worker's framework sample is used while it is fresh. The
+budget lives here too: an "auto" budget is refined once a worker reports its device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from vlmtui.engine.events import BudgetChanged, Event, GuardEvent, MemoryUpdate, Notice
+from vlmtui.engine.worker_session import WorkerSession
+from vlmtui.memory.budget import Budget, resolve_budget
+from vlmtui.memory.guard import Guard, GuardDecision, MemoryReading
+from vlmtui.memory.preflight import check_fit, model_footprint
+from vlmtui.memory.system import probe_pressure, probe_process_rss, probe_system
+from vlmtui.suite.loader import GuardConfig
+from vlmtui.vocab import GuardAction
+from vlmtui.wire import protocol as p
+from vlmtui.wire.spec import ModelSpec
+
+
+class GuardLoop:
+    """The budget, the guard over it, and the loop that samples memory and acts on the guard's decisions."""
+
+    def __init__(self, config: GuardConfig, budget: Budget, session: WorkerSession,
+                 emit: Callable[[Event], None]) -> None:
+        self.config = config
+        self.budget = budget
+        self.guard = Guard.from_config(budget, config)
+        self.last_update: MemoryUpdate | None = None
+        """The latest sample, kept for a crashed case's record."""
+        self._session = session
+        self._emit = emit
+
+    def reset(self) -> None:
+        """Forget the guard's level (a new case or model starts)."""
+        self.guard.reset()
+
+    def info(self) -> dict[str, Any]:
+        """The budget and the guard's settings, as ``SessionStarted.info`` carries them."""
+        config = self.config
+        return {"budget_bytes": self.budget.bytes, "budget_source": self.budget.source,
+                "guard": {"warn": config.warn, "cleanup": config.cleanup, "abort": config.abort,
+                          "on_abort": config.on_abort, "sample_ms": config.sample_ms}}
+
+    @property
+    def abort_bytes(self) -> int:
+        """The abort threshold in bytes: the hard limit a worker's allocator gets at load."""
+        return int(self.budget.bytes * self.config.abort / 100)
+
+    def refine_budget(self, devices: dict[str, Any]) -> None:
+        """An "auto" budget sized from the device the worker found (Metal working set, CUDA total)."""
+        if self.config.budget != "auto" or not devices:
+            return
+        budget = resolve_budget("auto", devices, probe_system().total)
+        if budget != self.budget:
+            self.budget = budget
+            self.guard = Guard.from_config(budget, self.config)
+            self._emit(BudgetChanged(budget.bytes, budget.source))
+            self._emit(Notice("info", f"memory budget: {budget}"))
+
+    def preflight(self, model: ModelSpec) -> str | None:
+        """Why the model cannot fit under the budget (its cases are then skipped), or None."""
+        if model.force:
+            return None
+        estimate = model_footprint(model)  # None where the backend declares no preflight, or for tiny models
+        if estimate is None:
+            return None
+        verdict = check_fit(estimate, self.budget.bytes, 0)
+        return None if verdict.fits else f"skipped by preflight: {verdict.reason} (force = true loads anyway)"
+
+    def on_cleaned(self, message: p.Cleaned) -> None:
+        """The worker's report of a cleanup: a guard event when the guard asked for it, else a notice."""
+        what = f"cleanup ({message.reason}) freed {message.freed_bytes} bytes"
+        if message.by_guard:
+            level = self.guard.level.label
+            self._emit(GuardEvent(t=time.time(), level=level, previous=level, action=GuardAction.CLEANED,
+                                  reason=what, case_id=self._session.running_case, reading={},
+                                  freed_bytes=message.freed_bytes))
+        else:  # the user's, or the worker's own after an out-of-memory error: not the guard's doing
+            self._emit(Notice("info", what))
+
+    # ------------------------------------------------------------------ the loop
+
+    def _reading(self) -> tuple[MemoryReading, MemoryUpdate]:
+        system = probe_system()
+        pressure = probe_pressure()
+        pid = self._session.pid
+        rss = probe_process_rss(pid) if pid else None
+        framework = self._session.framework_sample(max(3 * self.config.sample_ms / 1000, 1.0))
+        if framework is not None:
+            guarded, source = int(framework["guarded_bytes"]), str(framework["framework"])
+        else:
+            guarded, source = (rss or 0), "rss"
+        level = pressure.level if pressure is not None else None
+        reading = MemoryReading(t=system.t, guarded_bytes=guarded, guarded_source=source,
+                                system_available=system.available, pressure_level=level,
+                                system_total=system.total)
+        update = MemoryUpdate(
+            t=system.t, system=_asdict(system), worker_rss=rss, framework=framework,
+            guarded_bytes=guarded if pid else None, guarded_source=source, budget_bytes=self.budget.bytes,
+            level=self.guard.level.label, pressure=level,
+        )
+        return reading, update
+
+    async def watch(self) -> None:
+        """Sample, emit and act every ``sample_ms`` until cancelled."""
+        interval = self.config.sample_ms / 1000
+        while True:
+            reading, update = await asyncio.to_thread(self._reading)
+            decision = self.guard.observe(reading) if self._session.pid else None
+            if decision is not None:
+                update = dataclasses.replace(update, level=decision.level.label)
+            self.last_update = update
+            self._emit(update)
+            if decision is not None:
+                self._act(decision, reading)
+            await asyncio.sleep(interval)
+
+    def _act(self, decision: GuardDecision, reading: MemoryReading) -> None:
+        session = self._session
+        reading_dict, action = _asdict(reading), GuardAction(decision.action)
+        self._emit(GuardEvent(t=decision.t, level=decision.level.label, previous=decision.previous.label,
+                              action=action, reason=decision.reason,
+                              case_id=session.running_case, reading=reading_dict))
+        if action == GuardAction.CLEANUP:
+            session.cleanup(decision.reason, by_guard=True)
+        elif action == GuardAction.ABORT:
+            running = session.running
+            if running is not None and running.abort_reason is None:
+                running.guard_reading = reading_dict
+                session.abort(f"memory guard: {decision.reason}", unload=True)
+            # A load cannot stop between tokens; the worker holds nothing worth keeping yet.
+            elif not session.cut_load(decision.reason, by_guard=True):
+                session.unload_idle(f"memory guard: {decision.reason}")
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    return {k: v for k, v in obj.__dict__.items()} if hasattr(obj, "__dict__") else dict(obj)
