@@ -15,6 +15,15 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# The user's (or CI's) llama-server, found before the session's cache replaces theirs, so the tests and
+# every vlmtui they start use it (and the converter cached beside it); unset: the llama.cpp tests skip.
+if "VLMTUI_LLAMA_SERVER" not in os.environ:
+    from vlmtui.llamacpp import find_llama_server
+
+    _found = find_llama_server()
+    if _found is not None:
+        os.environ["VLMTUI_LLAMA_SERVER"] = str(_found[0])
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:

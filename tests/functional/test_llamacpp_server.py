@@ -1,10 +1,10 @@
 """The real llama.cpp ``llama-server`` serving ``tiny:idefics3`` converted to GGUF + mmproj.
 
 Runs when a ``llama-server`` is found (``$VLMTUI_LLAMA_SERVER``, the PATH, or vlmtui's cache, filled
-by ``vlmtui.llamacpp.build_llama_server()``); skips with the way to get one otherwise. The lookup is
-made when this module is imported, before conftest points ``VLMTUI_CACHE_DIR`` at the test session's
-temporary cache, so the user's (or CI's) cached build is found; the tiny GGUF pair itself is built
-into the session cache.
+by ``vlmtui doctor --build-llama-server``); skips with the way to get one otherwise. conftest exports the
+one it finds as ``$VLMTUI_LLAMA_SERVER`` before pointing ``VLMTUI_CACHE_DIR`` at the test session's
+temporary cache, so the user's (or CI's) build and the converter cached beside it are used; the tiny
+GGUF pair itself is built into the session cache.
 """
 
 from __future__ import annotations
@@ -21,26 +21,11 @@ from typing import Any
 
 import pytest
 
-from vlmtui.llamacpp import converter_dir, find_llama_server, llama_server_version
+from tests.functional.llamacpp_helpers import FOUND, needs_server
+from vlmtui.llamacpp import llama_server_version
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = ROOT / "sample_images" / "bicycle.jpg"
-
-FOUND = find_llama_server()
-# The converter cached beside a cached build, looked up now for the same reason as FOUND.
-CONVERTER = (FOUND[0].parent / "convert") if FOUND and (FOUND[0].parent / "convert").is_dir() else converter_dir()
-
-skip_without_server = pytest.mark.skipif(
-    FOUND is None,
-    reason="no llama-server: not on PATH, not in vlmtui's cache and $VLMTUI_LLAMA_SERVER unset "
-           "(build it: python -c 'from vlmtui.llamacpp import build_llama_server as b; print(b(print))', "
-           "about 11 minutes on 2 cores; or brew install llama.cpp)",
-)
-
-
-def needs_server(test: Any) -> Any:
-    """Real llama-server runs: slow, and skipped when there is no binary."""
-    return pytest.mark.slow(skip_without_server(test))
 
 STARTUP_TIMEOUT_S = 120.0
 
@@ -62,7 +47,7 @@ def tiny_gguf() -> tuple[Path, Path]:
     """The tiny Idefics3 as (model.gguf, mmproj.gguf), converted by llama.cpp's own converter."""
     from vlmtui.worker.demo.tiny_gguf import build_tiny_gguf
 
-    return build_tiny_gguf(converter=CONVERTER)
+    return build_tiny_gguf()
 
 
 def start_server(binary: Path, model: Path, mmproj: Path | None, port: int, log: Path) -> subprocess.Popen[bytes]:

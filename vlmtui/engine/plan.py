@@ -99,11 +99,15 @@ def model_capabilities(model: ModelSpec, model_type: str | None = None) -> froze
 
 
 def _backend_cannot(model: ModelSpec, kind: str) -> str | None:
-    """Why the model's backend cannot run a case of ``kind`` at all (its declared capabilities), or None."""
+    """Why the model's backend cannot run a case of ``kind`` at all (missing here, or its declared
+    capabilities), or None."""
     try:
-        caps = find_backend(model.backend).capabilities
+        declaration = find_backend(model.backend)
     except BackendNotFound:  # registered only inside a test's own worker
         return None
+    if declaration.unavailable is not None and (missing := declaration.unavailable(model.options, model.source)):
+        return missing
+    caps = declaration.capabilities
     if kind == TEXT and not caps.text_only:
         return f"the {model.backend} backend cannot run a prompt without an image"
     if kind == IMAGE and not caps.images:

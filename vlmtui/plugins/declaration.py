@@ -47,10 +47,14 @@ class TinyModels:
     """The cache folder's suffix; backends of one flavour share builds (``hf``, ``mlx``)."""
     builders: Mapping[str, str]
     """Family → ``"module:function"`` that writes the model into an empty folder (worker only)."""
+    not_built: Mapping[str, str] = field(default_factory=dict)
+    """Family → one line on why this backend has no tiny build of it (the versions, the upstream issue)."""
 
 
 CrossCheck = Callable[[Mapping[str, Any], ModelSource], tuple[str, str] | None]
 """A rule across options: ``(key, message)`` when the model's options break it, else ``None``."""
+Unavailable = Callable[[Mapping[str, Any], ModelSource], str | None]
+"""What this machine lacks to run a model with these options (one line saying how to get it), else ``None``."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class BackendDeclaration:
     """Whether a model needs ``path`` (a server that knows its model does not)."""
     capabilities: Capabilities = field(default_factory=Capabilities)
     check: CrossCheck | None = None
+    unavailable: Unavailable | None = None
+    """Why a model cannot run on this machine at all (a server binary missing), or ``None``; the plan
+    skips its cases with that line. Called in the vlmtui process, so it must import no framework."""
 
     def option(self, name: str) -> Option | None:
         """The declared option called ``name``."""
@@ -92,6 +99,8 @@ class BackendDeclaration:
         """Why ``source`` is not a tiny model of this backend (``others`` name who has it), or ``None``."""
         if not source.is_tiny or source.name in self.tiny_families:
             return None
+        if self.tiny is not None and source.name in self.tiny.not_built:
+            return f"{source} has no {self.name} build: {self.tiny.not_built[source.name]}"
         having = [d.name for d in others if source.name in d.tiny_families]
         if having:
             return f"{source} has no {self.name} build (it exists for: {', '.join(having)})"

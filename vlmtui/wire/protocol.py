@@ -149,7 +149,8 @@ class Result:
     output: str = ""
     error: str = ""
     detail: str = ""
-    metrics: dict[str, float | int | None] = field(default_factory=dict)
+    metrics: dict[str, float | int | str | None] = field(default_factory=dict)
+    """Numbers, and ``metrics_source`` (``server`` or ``client``) where a server's figures are used."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome(self.outcome))  # a decoded line holds the plain string

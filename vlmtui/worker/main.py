@@ -232,6 +232,7 @@ class Worker:
         started = time.perf_counter()
         try:
             backend = backend_class(spec.backend)(spec)
+            backend.log = lambda level, message: self.send(p.Log(level, message))
             if command.memory_limit_bytes:
                 # Where the framework can cap its allocator (torch), going over becomes a catchable error;
                 # MLX takes the limit as a guideline (it reclaims its cache first), and still gets it.
@@ -305,7 +306,7 @@ class Worker:
         if backend is None or spec is None:
             self.send(p.Result(case_id=case_id, outcome=Outcome.FAILED, error="no model is loaded in the worker"))
             return
-        metrics: dict[str, float | int | None] = {"load_s": round(self._load_s, 4)}
+        metrics: dict[str, float | int | str | None] = {"load_s": round(self._load_s, 4)}
         parts: list[str] = []
         times: list[float] = []
         self._case_peak = 0
@@ -446,7 +447,7 @@ def _metrics(
 ) -> dict[str, Any]:
     """Per-case metrics: the backend's own numbers where it has them, else measured from the stream."""
     chunks = len(times)
-    ttft = times[0] - gen_started if times else None
+    ttft = stats.ttft_s if stats.ttft_s is not None else times[0] - gen_started if times else None
     gen_tokens = stats.gen_tokens if stats.gen_tokens is not None else chunks
     gen_tps = stats.gen_tps
     if gen_tps is None and chunks > 1:
@@ -464,6 +465,8 @@ def _metrics(
         "gen_tps": round(gen_tps, 2) if gen_tps else None,
         "total_s": round(total_s, 5),
         "peak_memory_bytes": peak,
+        **({"metrics_source": stats.metrics_source} if stats.metrics_source else {}),
+        **stats.extra,
     }
 
 

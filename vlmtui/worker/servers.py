@@ -16,11 +16,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO
 from urllib.parse import urlsplit
 
 import httpx
+import psutil
 
 from vlmtui.worker.backends.base import BackendError
 
@@ -29,6 +30,8 @@ STOP_TIMEOUT_S = 10.0
 """How long ``stop`` waits for the reaper (its own grace is 3 s) before killing the group itself."""
 TAIL_LINES = 5
 PORT_ATTEMPTS = 3
+PORT_TAKEN = ("address already in use", "couldn't bind", "port taken")
+"""How a server (uvicorn, llama-server) or this module says its port was taken before it could bind."""
 
 
 def free_loopback_port() -> int:
@@ -41,7 +44,7 @@ def free_loopback_port() -> int:
 
 def describe(argv: list[str]) -> str:
     """A short name for a command in messages: the module of ``python -m mod``, else the program's name."""
-    if len(argv) > 2 and argv[1] == "-m":
+    if len(argv) > 2 and argv[1] == "-m" and "python" in os.path.basename(argv[0]):
         return argv[2]
     return os.path.basename(argv[0]) or argv[0]
 
@@ -71,6 +74,8 @@ class ManagedServer:
         env: Mapping[str, str] | None = None,
         model_path: str | None = None,
         headers: Mapping[str, str] | None = None,
+        on_loading: Callable[[], None] | None = None,
+        error_line: Callable[[str], str] | None = None,
     ) -> None:
         if not argv:
             raise BackendError("the server command is empty")
@@ -81,6 +86,10 @@ class ManagedServer:
         """Variables set for the server on top of this process's environment."""
         self.model_path = model_path
         self.headers = dict(headers or {})
+        self.on_loading = on_loading
+        """Called once when the health URL first answers 503 (llama-server loading its model)."""
+        self.error_line = error_line
+        """Picks the one line of the server's output that says why it failed (else its last lines are shown)."""
         self.port: int | None = None
         self.base_url: str | None = None
         self.startup_s: float | None = None
@@ -109,7 +118,7 @@ class ManagedServer:
             except BackendError as exc:
                 # Another process took the free port between our probe and the server's bind: take another.
                 retry = any("{port}" in arg for arg in self.argv) and attempt + 1 < PORT_ATTEMPTS
-                if not (retry and "address already in use" in str(exc).lower()):
+                if not (retry and any(words in str(exc).lower() for words in PORT_TAKEN)):
                     raise
         raise AssertionError("unreachable")
 
@@ -141,6 +150,9 @@ class ManagedServer:
                 raise BackendError(self._failure(f"{describe(argv)} could not be started"))
             self._server_pid = int(line.split()[1])
             self._wait_healthy(describe(argv), health_url, started)
+            if not self._serves_port():
+                # Another process took the port and answered: never talk to (or stop) someone else's server.
+                raise BackendError(f"port taken: {self.port} answered, but not from {describe(argv)}")
         except BaseException:
             self.stop()
             raise
@@ -150,6 +162,7 @@ class ManagedServer:
     def _wait_healthy(self, program: str, health_url: str, started: float) -> None:
         deadline = started + self.startup_timeout_s
         last_error = "no answer yet"
+        announced = False
         # trust_env=False: a proxy from the environment must never sit between us and 127.0.0.1.
         with httpx.Client(trust_env=False, headers=self.headers) as client:
             while True:
@@ -162,6 +175,9 @@ class ManagedServer:
                     response = client.get(health_url, timeout=timeout)
                     if response.status_code == 200:
                         return
+                    if response.status_code == 503 and not announced and self.on_loading is not None:
+                        announced = True
+                        self.on_loading()
                     last_error = f"HTTP {response.status_code}"
                 except httpx.HTTPError as exc:
                     last_error = str(exc) or type(exc).__name__
@@ -171,19 +187,53 @@ class ManagedServer:
                         f"({last_error})"))
                 time.sleep(0.1)
 
-    def output_tail(self, lines: int = TAIL_LINES) -> list[str]:
-        """The last non-empty lines the server (and its reaper) wrote."""
+    def _serves_port(self) -> bool:
+        """Whether the process listening on our port is the server (or one of its children).
+
+        ``True`` where the system will not say (another user's process cannot be inspected on macOS).
+        """
+        if self._server_pid is None or self.port is None:
+            return True
+        try:
+            root = psutil.Process(self._server_pid)
+            tree = [root, *root.children(recursive=True)]
+            for proc in tree:
+                for conn in proc.net_connections(kind="inet"):
+                    if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == self.port:
+                        return True
+        except psutil.AccessDenied:
+            return True
+        except psutil.Error:
+            return False
+        return False
+
+    def output(self, limit: int = 65_536) -> str:
+        """The last ``limit`` bytes the server (and its reaper) wrote."""
         if self._log is None:
-            return []
+            return ""
         fd = self._log.fileno()
         size = os.fstat(fd).st_size
         # pread leaves the shared file offset alone: the server writes through the same open file.
-        chunk = os.pread(fd, min(size, 16_384), max(0, size - 16_384)).decode(errors="replace")
+        return os.pread(fd, min(size, limit), max(0, size - limit)).decode(errors="replace")
+
+    def output_tail(self, lines: int = TAIL_LINES) -> list[str]:
+        """The last non-empty lines the server (and its reaper) wrote."""
+        chunk = self.output(16_384)
         return [line.strip() for line in chunk.splitlines() if line.strip()][-lines:]
 
+    def failure_line(self) -> str:
+        """What the server's output says about its failure: its own error line, else its last lines."""
+        if self.error_line is not None:
+            line = self.error_line(self.output())
+            if line:
+                return line
+        return " | ".join(self.output_tail())
+
     def _failure(self, what: str) -> str:
-        tail = self.output_tail()
-        return f"{what}; last output: {' | '.join(tail)}" if tail else f"{what}; it wrote nothing"
+        said = self.failure_line()
+        if not said:
+            return f"{what}; it wrote nothing"
+        return f"{what}: {said}" if self.error_line is not None else f"{what}; last output: {said}"
 
     def stop(self) -> None:
         """Stop the server's whole process group and wait until it is gone (its port is free then)."""

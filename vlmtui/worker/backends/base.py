@@ -65,6 +65,13 @@ class GenerationStats:
     prompt_tps: float | None = None
     gen_tps: float | None = None
     peak_memory_bytes: int | None = None
+    ttft_s: float | None = None
+    """Time to first token as the backend measured it (a server's own prompt time); ``None``: the worker's."""
+    metrics_source: str | None = None
+    """Where the figures come from when the worker did not time them: ``server`` (the server's own
+    ``timings``) or ``client`` (measured on the HTTP stream); ``None`` for a model in the worker."""
+    extra: dict[str, float | int | str | None] = field(default_factory=dict)
+    """More metrics for the case (``client_ttft_s``)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,9 @@ class Backend(ABC):
         declared = self.declaration
         self.options: dict[str, Any] = declared.with_defaults(spec.options) if declared else dict(spec.options)
         """The spec's options over the declared defaults."""
+        self.log: Callable[[str, str], None] = lambda _level, _message: None
+        """Sends ``(level, message)`` to the user and the session log while loading or generating (the
+        worker sets it; a server still loading its model says so through it)."""
 
     @property
     def server_pid(self) -> int | None:

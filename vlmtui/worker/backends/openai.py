@@ -1,10 +1,12 @@
-"""A model behind an OpenAI-compatible server: one vlmtui starts (``command``) or one already running.
+"""A model behind an OpenAI-compatible server: one vlmtui starts (``server = "llama.cpp" | "mlx-vlm"``,
+server_presets.py, or any ``command``) or one already running (``base_url``).
 
-Generation is a streamed chat completion through the ``openai`` client. Token counts come from the
-server's usage chunk (``stream_options.include_usage``); a server without it gets one token counted
-per content chunk, which is what most servers send. TTFT is what the client sees (request to first
-content chunk, including HTTP and image decoding), and prompt tok/s is prompt tokens over TTFT. The
-server's memory is not the worker's: ``server_pid`` names the process whose RSS the parent samples.
+Generation is a streamed chat completion through the ``openai`` client. Where the server sends its own
+``timings`` (llama-server, mlx_vlm.server), the case's figures are the server's (server_timings.py).
+Otherwise token counts come from the server's usage chunk (``stream_options.include_usage``), or one
+token per content chunk; TTFT is what the client sees (request to first content chunk, including HTTP
+and image decoding), and prompt tok/s is prompt tokens over TTFT. The server's memory is not the
+worker's: ``server_pid`` names the process whose RSS the worker samples.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMess
 from vlmtui.plugins.builtin import OPENAI
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends.base import Backend, BackendError, GenerationRequest, GenerationStats, LoadInfo
+from vlmtui.worker.backends.server_presets import ServerLaunch, server_launch
+from vlmtui.worker.backends.server_timings import full_timings, stream_stats
 from vlmtui.worker.servers import ManagedServer
-from vlmtui.worker.sources import tiny_dir
 
 READ_TIMEOUT_S = 600.0
 """Longest wait for the next byte of a response (a big prompt on a slow machine prefills for minutes)."""
@@ -86,24 +89,15 @@ class OpenAIBackend(Backend):
         """Start the server (or find the running one) and choose the model name to request."""
         spec, options = self.spec, self.options
         notes: list[str] = []
-        if options["command"]:
-            # A tiny model is built for the server; any other path is handed over as written.
-            model_path = str(tiny_dir(spec.source, self.name)) if spec.source.is_tiny else spec.path or None
-            server = ManagedServer(list(options["command"]), startup_timeout_s=options["startup_timeout_s"],
-                                   model_path=model_path, headers=self._headers())
-            # Known before it answers: starting is when a server loads its model, and the worker's sampler
-            # reports the RSS of ``server_pid``'s process tree during the load too.
-            self._server = server
-            try:
-                base = server.start()
-            except BaseException:
-                self._server = None
-                raise
-            notes.append(f"server started in {server.startup_s:.1f} s")
+        launch = server_launch(spec, options, self.name, say=lambda message: self.log("info", message))
+        if launch is not None:
+            base = self._start(launch)
+            notes += [*launch.notes, f"{launch.program} started in {self._server_startup_s():.1f} s"]
         elif options["base_url"]:
             base = root_url(options["base_url"])
         else:
-            raise BackendError(f"{spec.id}: an openai model needs command = [...] or base_url")
+            raise BackendError(f"{spec.id}: an openai model needs server = \"llama.cpp\" | \"mlx-vlm\", "
+                               "command = [...] or base_url")
         try:
             models, server_header = self._list_models(base)
         except BaseException:
@@ -124,6 +118,27 @@ class OpenAIBackend(Backend):
         if server_header:
             versions["server"] = server_header
         return LoadInfo(device=f"server {base}", versions=versions, notes=notes)
+
+    def _start(self, launch: ServerLaunch) -> str:
+        """Start the managed server and wait until it answers; its base URL."""
+        server = ManagedServer(
+            launch.argv, health_url_template=launch.health_url, startup_timeout_s=self.options["startup_timeout_s"],
+            model_path=launch.model_path, headers=self._headers(), error_line=launch.error_line,
+            on_loading=lambda: self.log("info", f"{launch.program} is loading {self.spec.id} "
+                                                "(GET /health answers 503 until it is ready)"),
+        )
+        # Known before it answers: starting is when a server loads its model, and the worker's sampler
+        # reports the RSS of ``server_pid``'s process tree during the load too.
+        self._server = server
+        try:
+            return server.start()
+        except BaseException:
+            self._server = None
+            raise
+
+    def _server_startup_s(self) -> float:
+        server = self._server
+        return server.startup_s if server is not None and server.startup_s is not None else 0.0
 
     def _list_models(self, base: str) -> tuple[list[dict[str, Any]], str]:
         """``GET /v1/models``: the listed models and the ``Server`` header, or a one-line BackendError."""
@@ -161,15 +176,13 @@ class OpenAIBackend(Backend):
         last = started
         chunks = 0
         usage: CompletionUsage | None = None
-        peak_gb = 0.0
+        timings: dict[str, Any] | None = None
         try:
             for chunk in stream:
                 if chunk.usage is not None:
                     usage = chunk.usage
-                # mlx_vlm.server adds llama.cpp-style "timings" to its usage chunk, with MLX's peak in GB.
-                timings = (chunk.model_extra or {}).get("timings")
-                if isinstance(timings, dict) and isinstance(timings.get("peak_memory"), (int, float)):
-                    peak_gb = max(peak_gb, float(timings["peak_memory"]))
+                # llama-server's last chunk, mlx_vlm.server's usage chunk: the request's own timings.
+                timings = dict(full) if (full := full_timings((chunk.model_extra or {}).get("timings"))) else timings
                 text = "".join(c.delta.content or "" for c in chunk.choices if c.delta is not None)
                 if text:
                     last = time.perf_counter()
@@ -182,17 +195,8 @@ class OpenAIBackend(Backend):
             raise BackendError(self._error_line(exc)) from None
         finally:
             stream.close()  # also on emit's abort: drops the connection so the server stops generating
-        prompt_tokens = usage.prompt_tokens if usage is not None else None
-        gen_tokens = usage.completion_tokens if usage is not None else chunks
-        ttft = first - started if first is not None else None
-        span = last - first if first is not None else 0.0
-        return GenerationStats(
-            prompt_tokens=prompt_tokens,
-            gen_tokens=gen_tokens,
-            prompt_tps=prompt_tokens / ttft if prompt_tokens and ttft else None,
-            gen_tps=(gen_tokens - 1) / span if gen_tokens > 1 and span > 0 else None,
-            peak_memory_bytes=int(peak_gb * 1e9) if peak_gb > 0 else None,
-        )
+        return stream_stats(timings, usage, chunks=chunks, client_ttft_s=first - started if first is not None else None,
+                            span_s=last - first if first is not None else 0.0)
 
     def _open_stream(self, messages: list[ChatCompletionMessageParam],
                      request: GenerationRequest) -> openai.Stream[Any]:

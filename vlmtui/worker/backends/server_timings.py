@@ -1,0 +1,79 @@
+"""A streamed chat completion's figures: the server's own ``timings`` where it sends them, else the client's.
+
+llama.cpp's ``llama-server`` ends a stream with ``timings``: ``prompt_n`` (prompt tokens evaluated, image
+tokens included, the cached ones apart in ``cache_n``), ``prompt_ms``, ``predicted_n``, ``predicted_ms``,
+``predicted_per_second``. mlx_vlm.server (0.7.10) sends the same keys on its usage chunk, plus
+``peak_memory`` (MLX's peak, in GB), and a partial ``timings`` (``predicted_per_second`` alone) on every
+content chunk. Timed on the server, these leave out HTTP, the image's base64 round trip and the
+client's scheduling, so they are the figures a case keeps (``metrics_source = "server"``); what the
+client saw stays beside them (``client_ttft_s``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from openai.types import CompletionUsage
+
+from vlmtui.worker.backends.base import GenerationStats
+
+FULL_TIMINGS = ("prompt_n", "prompt_ms", "predicted_n")
+"""The keys that make a ``timings`` object the whole request's, not a per-chunk rate."""
+
+
+def full_timings(timings: object) -> Mapping[str, Any] | None:
+    """``timings`` when it describes the whole request (all of ``FULL_TIMINGS`` are numbers), else ``None``."""
+    if not isinstance(timings, Mapping):
+        return None
+    ok = all(isinstance(timings.get(key), (int, float)) and not isinstance(timings.get(key), bool)
+             for key in FULL_TIMINGS)
+    return timings if ok else None
+
+
+def _positive(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
+def stream_stats(
+    timings: Mapping[str, Any] | None,
+    usage: CompletionUsage | None,
+    *,
+    chunks: int,
+    client_ttft_s: float | None,
+    span_s: float,
+) -> GenerationStats:
+    """The case's figures: from the server's full ``timings`` if any, else measured on the client.
+
+    ``chunks``: content chunks received; ``client_ttft_s``: request to first content chunk; ``span_s``:
+    first to last content chunk.
+    """
+    client_ttft = round(client_ttft_s, 5) if client_ttft_s is not None else None
+    client: dict[str, float | int | str | None] = {"client_ttft_s": client_ttft}
+    if timings is not None:
+        prompt_n, prompt_ms = int(timings["prompt_n"]), float(timings["prompt_ms"])
+        cached = int(timings.get("cache_n") or 0)
+        peak_gb = _positive(timings.get("peak_memory"))
+        gen_tps = _positive(timings.get("predicted_per_second"))
+        return GenerationStats(
+            prompt_tokens=usage.prompt_tokens if usage is not None else prompt_n + cached,
+            gen_tokens=int(timings["predicted_n"]),
+            prompt_tps=prompt_n / (prompt_ms / 1000) if prompt_n and prompt_ms > 0 else None,
+            gen_tps=gen_tps,
+            peak_memory_bytes=int(peak_gb * 1e9) if peak_gb else None,
+            # The server's first token comes right after its prompt pass (image encoding included).
+            ttft_s=prompt_ms / 1000 if prompt_ms > 0 else None,
+            metrics_source="server",
+            extra=client,
+        )
+    prompt_tokens = usage.prompt_tokens if usage is not None else None
+    gen_tokens = usage.completion_tokens if usage is not None else chunks
+    return GenerationStats(
+        prompt_tokens=prompt_tokens,
+        gen_tokens=gen_tokens,
+        prompt_tps=prompt_tokens / client_ttft_s if prompt_tokens and client_ttft_s else None,
+        gen_tps=(gen_tokens - 1) / span_s if gen_tokens > 1 and span_s > 0 else None,
+        ttft_s=client_ttft_s,
+        metrics_source="client",
+        extra=client,
+    )
