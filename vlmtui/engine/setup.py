@@ -11,7 +11,8 @@ from vlmtui.engine.scheduler import Scheduler
 from vlmtui.engine.session_log import SessionLog, default_log_path
 from vlmtui.memory.budget import resolve_budget
 from vlmtui.memory.system import probe_system
-from vlmtui.reports.records import SessionRecords, load_log
+from vlmtui.reports.records import CaseEnd, SessionRecords, load_log
+from vlmtui.suite.datasets import DatasetError
 from vlmtui.suite.loader import GuardConfig, Suite, SuiteError, load_suite
 
 
@@ -44,18 +45,51 @@ class Session:
     suite: Suite
     scheduler: Scheduler
     log: SessionLog
+    notes: tuple[str, ...] = ()
+    """Lines the user should read before the run (dataset items left out by ``--skip-missing``)."""
 
 
 def _select(cases: list[Case], previous: SessionRecords | None,
             rerun_failed: bool) -> tuple[list[Case], list[Case]]:
-    """Split planned cases into (to run, already finished) for --resume and --rerun-failed."""
+    """Split planned cases into (to run, already finished) for --resume and --rerun-failed; a judge case
+    runs again when the answer it graded is run again or is no longer the latest (its grade is stale)."""
     if previous is None:
         return cases, []
     latest = previous.latest()
     if rerun_failed:
         wanted = {cid for cid, r in latest.items() if r.status.is_failure}
-        return [c for c in cases if c.case_id in wanted], [c for c in cases if c.case_id not in wanted]
-    return [c for c in cases if c.case_id not in latest], [c for c in cases if c.case_id in latest]
+    else:
+        wanted = {c.case_id for c in cases if c.case_id not in latest}
+    wanted |= {c.case_id for c in cases if c.judging is not None
+               and _stale(latest.get(c.case_id), c.judging.judged_case_id, latest, wanted)}
+    return [c for c in cases if c.case_id in wanted], [c for c in cases if c.case_id not in wanted]
+
+
+def _stale(grade: CaseEnd | None, judged_id: str, latest: dict[str, CaseEnd], wanted: set[str]) -> bool:
+    """Whether a judge case must grade again: it has no grade, its answer runs again, or it read an earlier
+    attempt than the answer's latest."""
+    if grade is None or judged_id in wanted:
+        return True
+    judged = latest.get(judged_id)
+    return judged is not None and grade.judging is not None and grade.judging.attempt not in (None, judged.attempt)
+
+
+def _left_out(suite: Suite, skip_missing: bool) -> tuple[str, ...]:
+    """The notes on dataset items whose image is missing; without ``--skip-missing`` the first is an error."""
+    notes = []
+    for entry in suite.datasets:
+        missing = entry.dataset.missing
+        if not missing:
+            continue
+        if not skip_missing:
+            try:
+                entry.dataset.require_images()
+            except DatasetError as exc:
+                raise SuiteError(f"dataset {entry.id!r}: {exc}") from None
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        notes.append(f"dataset {entry.id!r}: {len(missing)} item(s) left out (--skip-missing): "
+                     f"{missing[0].message()}{more}")
+    return tuple(notes)
 
 
 def _attempts_so_far(previous: SessionRecords) -> dict[str, int]:
@@ -74,8 +108,12 @@ def prepare_session(
     resume: str | Path | None = None,
     rerun_failed: str | Path | None = None,
     worker_argv: list[str] | None = None,
+    skip_missing: bool = False,
 ) -> Session:
-    """Load and plan the suite, apply overrides, pick up a previous log, and attach the session log."""
+    """Load and plan the suite, apply overrides, pick up a previous log, and attach the session log.
+
+    A dataset item whose image is missing is a ``SuiteError`` before anything loads, unless ``skip_missing``.
+    """
     previous_path = resume or rerun_failed
     previous = load_log(previous_path) if previous_path else None
     if suite_path is None:
@@ -83,6 +121,7 @@ def prepare_session(
             raise SuiteError("name a suite file (or a log that records one)")
         suite_path = previous.suite_path
     suite = load_suite(suite_path)
+    notes = _left_out(suite, skip_missing)
     guard = (overrides or GuardOverrides()).apply(suite.guard)
     suite = dataclasses.replace(suite, guard=guard)
     cases = plan_cases(suite)
@@ -115,4 +154,4 @@ def prepare_session(
         # Into another file: the cases not run again keep their results there too.
         log.carry([logged[c.case_id] for c in finished if c.case_id in logged], previous_path)
     scheduler.subscribe(log)
-    return Session(suite, scheduler, log)
+    return Session(suite, scheduler, log, notes)
