@@ -18,6 +18,7 @@ and ``moondream3`` are mlx-vlm's."""
 
 TINY_MODEL_TYPES = {
     "idefics3": "idefics3",
+    "smolvlm2": "smolvlm",
     "llava-next": "llava_next",
     "moondream2": "moondream2",
     "llava-1.5": "llava",

@@ -6,6 +6,7 @@ transformers is passed in by the caller or imported inside the function: worker 
 
 from __future__ import annotations
 
+import re
 from types import TracebackType
 from typing import Any
 
@@ -25,6 +26,9 @@ FAMILY_CLASSES = {
 
 MODEL_LOADERS = ("AutoModelForImageTextToText", "AutoModelForVision2Seq", None, "AutoModelForCausalLM")
 """Load order; ``None`` is the family class. AutoModelForVision2Seq is gone in transformers 5."""
+
+_NEEDS_TORCHVISION = re.compile(r"(\w+) requires the Torchvision library")
+"""transformers refusing a processor part without torchvision (its message starts with a blank line)."""
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -93,6 +97,12 @@ def load_error(exc: Exception, where: str, trust: bool, remote_code: bool, versi
             f"remote code of {where} failed to {verb} ({one_line(exc)}); use backend = \"mlx-vlm\" "
             f"or pin revision = \"…\" to a release that supports transformers {version}"
         )
+    needs = next((m for link in _chain(exc) if (m := _NEEDS_TORCHVISION.search(str(link)))), None)
+    if needs is not None:
+        # SmolVLM, Qwen2-VL, LLaVA-OneVision: AutoProcessor builds the video processor even for images.
+        return BackendError(f"could not load {where}: transformers {version}'s {needs.group(1)} needs torchvision, "
+                            "even for images (huggingface/transformers#48558): install the torchvision build "
+                            "that matches your torch")
     if not trust and isinstance(exc, ValueError) and "trust_remote_code" in str(exc):
         return BackendError(f"{where} needs code from its repo: set trust_remote_code = true for it "
                             f"in the suite if you trust that code")

@@ -1,4 +1,4 @@
-"""Tiny randomly initialised Hugging Face VLMs (SmolVLM/Idefics3 and LLaVA-v1.6 layouts), built offline.
+"""Tiny randomly initialised Hugging Face VLMs (Idefics3/SmolVLM, SmolVLM2, LLaVA-v1.6 layouts), built offline.
 
 Each builder writes a complete checkpoint (config, safetensors weights, processor, tokenizer, chat
 template) that ``AutoProcessor`` and ``AutoModelForImageTextToText`` load like a real one. Images are
@@ -8,6 +8,7 @@ millisecond on a CPU. The output is gibberish of exactly ``max_new_tokens`` toke
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -50,27 +51,66 @@ def build_idefics3(dest: Path) -> None:
     from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
     from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
+    tokenizer = _idefics3_tokenizer()
+    image_processor = Idefics3ImageProcessorPil(**_IDEFICS3_IMAGES)
+    processor = Idefics3Processor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        image_seq_len=_IDEFICS3_SEQ_LEN,
+        chat_template=IDEFICS3_TEMPLATE,
+    )
+    config = Idefics3Config(**_idefics3_config(tokenizer), image_token_id=processor.image_token_id)
+    _save(dest, Idefics3ForConditionalGeneration, config, processor, tokenizer)
+
+
+def build_smolvlm2(dest: Path) -> None:
+    """Write a tiny SmolVLM2-layout model (``smolvlm``: SmolVLMForConditionalGeneration) into ``dest``.
+
+    transformers 5.24's ``SmolVLMProcessor`` cannot be built without torchvision (its video processor
+    needs it even for images, huggingface/transformers#48558), so its files are written piece by piece:
+    the image processor and tokenizer as usual, ``processor_config.json`` and the chat template by hand,
+    as SmolVLM2-500M-Video-Instruct ships them. mlx-vlm reads them with its own ``SmolVLMProcessor``.
+    """
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration
+    from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+
+    tokenizer = _idefics3_tokenizer()
+    config = SmolVLMConfig(
+        **_idefics3_config(tokenizer), image_token_id=tokenizer.convert_tokens_to_ids("<image>")
+    )
+    _save_model(dest, SmolVLMForConditionalGeneration, config, tokenizer)
+    SmolVLMImageProcessorPil(**_IDEFICS3_IMAGES).save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    processor_config = {"image_seq_len": _IDEFICS3_SEQ_LEN, "processor_class": "SmolVLMProcessor"}
+    (dest / "processor_config.json").write_text(json.dumps(processor_config, indent=2) + "\n")
+    (dest / "chat_template.jinja").write_text(IDEFICS3_TEMPLATE)
+
+
+_SCALE_FACTOR = 2
+_IDEFICS3_SEQ_LEN = (IMAGE_SIZE // PATCH_SIZE) ** 2 // _SCALE_FACTOR**2
+"""Tokens per tile after the pixel shuffle (``image_seq_len``)."""
+_IDEFICS3_IMAGES: dict[str, Any] = {
+    "size": {"longest_edge": 2 * IMAGE_SIZE},
+    "max_image_size": {"longest_edge": IMAGE_SIZE},
+    "do_image_splitting": True,
+}
+"""The image is resized to ``size``'s longest edge, then cut into ``max_image_size`` tiles (2 × 2 here)
+plus a global view."""
+
+
+def _idefics3_tokenizer() -> Any:
+    """The tokenizer of the Idefics3 and SmolVLM layouts: image, tile-position and end-of-turn tokens."""
     grid = [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
     image_tokens = ["<fake_token_around_image>", "<image>", "<end_of_utterance>", "<global-img>", *grid]
     tokenizer = build_tokenizer(image_tokens, chat_template=IDEFICS3_TEMPLATE)
     tokenizer.eos_token = "<end_of_utterance>"  # SmolVLM-Instruct ends turns (and generation) with it
-    # size: the image is resized to this longest edge, then cut into max_image_size tiles (2 × 2 here)
-    # plus a global view; each tile becomes image_seq_len tokens after the pixel shuffle.
-    image_processor = Idefics3ImageProcessorPil(
-        size={"longest_edge": 2 * IMAGE_SIZE},
-        max_image_size={"longest_edge": IMAGE_SIZE},
-        do_image_splitting=True,
-    )
-    scale_factor = 2
-    image_seq_len = (IMAGE_SIZE // PATCH_SIZE) ** 2 // scale_factor**2
-    processor = Idefics3Processor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        image_seq_len=image_seq_len,
-        chat_template=IDEFICS3_TEMPLATE,
-    )
-    config = Idefics3Config(
-        vision_config={
+    return tokenizer
+
+
+def _idefics3_config(tokenizer: Any) -> dict[str, Any]:
+    """The Idefics3/SmolVLM config's towers: a SigLIP-style vision model, a Llama decoder."""
+    return {
+        "vision_config": {
             "hidden_size": WIDTH,
             "intermediate_size": 2 * WIDTH,
             "num_hidden_layers": LAYERS,
@@ -78,11 +118,9 @@ def build_idefics3(dest: Path) -> None:
             "image_size": IMAGE_SIZE,
             "patch_size": PATCH_SIZE,
         },
-        text_config={"model_type": "llama", **_text_config(tokenizer)},
-        scale_factor=scale_factor,
-        image_token_id=processor.image_token_id,
-    )
-    _save(dest, Idefics3ForConditionalGeneration, config, processor, tokenizer)
+        "text_config": {"model_type": "llama", **_text_config(tokenizer)},
+        "scale_factor": _SCALE_FACTOR,
+    }
 
 
 def build_llava_next(dest: Path) -> None:
@@ -150,7 +188,13 @@ def _text_config(tokenizer: Any) -> dict[str, Any]:
 
 
 def _save(dest: Path, model_class: Any, config: Any, processor: Any, tokenizer: Any) -> None:
-    """Initialise ``model_class`` from a fixed seed, mute the special tokens, save it all to ``dest``."""
+    """Save the model (see ``_save_model``) and its processor to ``dest``."""
+    _save_model(dest, model_class, config, tokenizer)
+    processor.save_pretrained(dest)
+
+
+def _save_model(dest: Path, model_class: Any, config: Any, tokenizer: Any) -> None:
+    """Initialise ``model_class`` from a fixed seed, mute the special tokens, save the weights to ``dest``."""
     import torch
 
     with torch.random.fork_rng(devices=[]):
@@ -164,4 +208,3 @@ def _save(dest: Path, model_class: Any, config: Any, processor: Any, tokenizer: 
         model.get_output_embeddings().weight[special_ids] = 0.0
     dest.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(dest)
-    processor.save_pretrained(dest)

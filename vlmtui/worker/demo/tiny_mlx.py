@@ -1,6 +1,6 @@
 """Tiny randomly initialised models in the layout ``mlx_vlm.load`` takes, built offline.
 
-Idefics3 is exactly the transformers build (mlx-vlm reads that layout as it is). LLaVA-NeXT and
+Idefics3 and SmolVLM2 are exactly the transformers builds (mlx-vlm reads that layout as it is). LLaVA-NeXT and
 LLaVA-1.5 are the transformers builds with the CLIP tower's weights renamed to the hub's key layout.
 Moondream2 has no transformers class, so it is built from mlx-vlm's own model classes, with the weights
 saved under the names ``Model.parameters()`` gives (mlx-vlm's ``sanitize`` leaves them as they are).
@@ -31,6 +31,11 @@ MOONDREAM_MAX_CROPS = 4
 def build_idefics3(dest: Path) -> None:
     """Write a tiny SmolVLM-layout model into ``dest``: the transformers build, which mlx-vlm loads as is."""
     tiny_hf.build_idefics3(dest)
+
+
+def build_smolvlm2(dest: Path) -> None:
+    """Write a tiny SmolVLM2-layout model (``smolvlm``) into ``dest``: the transformers build, loaded as is."""
+    tiny_hf.build_smolvlm2(dest)
 
 
 def build_llava_next(dest: Path) -> None:
