@@ -162,7 +162,7 @@ async def _probe(until: Any, duration: float | None = None) -> list[float]:
 
 async def _measure(app: Any, chunks: list[int], finished: dict[str, Any]) -> dict[str, Any]:
     """Wait for streamed text in the output pane, probe until the case ends, then probe the idle app."""
-    scheduler = app.scheduler
+    scheduler = app.engine
     deadline = time.monotonic() + 90
     while True:
         content = app.dashboard.output

@@ -87,7 +87,7 @@ def _start(args: argparse.Namespace, suite: str | Path | None) -> int:
         else:
             from vlmtui.ui.tui.app import run_app
 
-            code = run_app(session)
+            code = run_app(session.scheduler, log_path=session.log.path, on_hangup=session.log.close)
     finally:
         session.log.close()
     print(f"session log: {session.log.path}", file=sys.stderr)

@@ -77,10 +77,15 @@ async def until(pilot: Pilot[Any], predicate: Callable[[], bool], what: str, tim
         await pilot.pause(0.05)
 
 
+def scheduler_of(app: VlmApp) -> Scheduler:
+    """The scheduler a ``make_app`` app runs (the app itself knows it only as an ``Engine``)."""
+    assert isinstance(app.engine, Scheduler)
+    return app.engine
+
+
 def idle(app: VlmApp) -> bool:
     """The queue is empty, nothing runs, and the dashboard has drawn every result."""
-    scheduler = app.scheduler
-    assert scheduler is not None
+    scheduler = scheduler_of(app)
     view = app.dashboard.view
     done = sum(len(r) for r in scheduler.results.values())
     shown = sum(len(row.attempts) for row in view.cases.values())

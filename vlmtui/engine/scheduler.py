@@ -106,21 +106,6 @@ class Scheduler:
         return self.queue.results
 
     @property
-    def cases(self) -> dict[str, Case]:
-        """Every planned case by id."""
-        return self.queue.cases
-
-    @property
-    def order(self) -> list[str]:
-        """Case ids in plan order."""
-        return self.queue.order
-
-    @property
-    def budget(self) -> Budget:
-        """The memory budget the guard measures against."""
-        return self.guard_loop.budget
-
-    @property
     def pending(self) -> list[str]:
         """Case ids still to run, in order."""
         return list(self.queue.pending)

@@ -1,4 +1,4 @@
-"""The Textual app: runs the scheduler on its own loop under the dashboard and stops it cleanly on quit."""
+"""The Textual app: runs the engine on its own loop under the dashboard and stops it cleanly on quit."""
 
 from __future__ import annotations
 
@@ -11,31 +11,27 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 
+from vlmtui.engine.controls import Engine, NullControls
 from vlmtui.engine.events import Event
-from vlmtui.engine.worker_client import terminate_pid
 from vlmtui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from vlmtui.ui.tui.bridge import ui_fps
 from vlmtui.ui.tui.screens.dashboard import DashboardScreen
 from vlmtui.ui.tui.state import SessionView
 
-if TYPE_CHECKING:
-    from vlmtui.engine.scheduler import Scheduler
-    from vlmtui.engine.setup import Session
-
 HANGUP_WATCHDOG_S = 15.0
 """After a hang-up, how long the engine gets to stop cleanly before the worker is killed."""
 STOP_TIMEOUT_S = 30.0
-"""How long quitting waits for the scheduler to stop its worker before giving up on it."""
+"""How long quitting waits for the engine to stop its worker before giving up on it."""
 
 
 class VlmApp(App[int]):
-    """The dashboard over one scheduler (or over recorded events, for snapshots)."""
+    """The dashboard over one engine (or over recorded events, for snapshots)."""
 
     CSS_PATH = "app.tcss"
     TITLE = "vlmtui"
@@ -52,16 +48,15 @@ class VlmApp(App[int]):
     | ctrl+q | Quit without asking (the running case is aborted, the worker stopped). |
     """
 
-    def __init__(self, scheduler: Scheduler | None = None, *, log_path: Path | None = None,
+    def __init__(self, engine: Engine | None = None, *, log_path: Path | None = None,
                  clock: Callable[[], float] = time.time, fps: float | None = None,
                  replay: Sequence[Event] = (), on_hangup: Callable[[], None] | None = None) -> None:
         super().__init__()
-        self.scheduler = scheduler
+        self.engine = engine
         self.on_hangup = on_hangup
         """Called (to close the session log) just before the process exits after SIGHUP."""
-        view = SessionView.from_scheduler(scheduler) if scheduler is not None else SessionView()
-        self.dashboard = DashboardScreen(view, scheduler=scheduler, log_path=log_path, clock=clock,
-                                         fps=fps or ui_fps())
+        self.dashboard = DashboardScreen(SessionView(), controls=engine if engine is not None else NullControls(),
+                                         log_path=log_path, clock=clock, fps=fps or ui_fps())
         self._replay = list(replay)
         self.engine_task: asyncio.Task[dict[str, int]] | None = None
         self._quitting = False
@@ -74,9 +69,9 @@ class VlmApp(App[int]):
         # Everything built so far lives as long as the app: keep the collector from walking it on
         # every full collection (a 70-80 ms stall of the loop the engine shares otherwise).
         gc.freeze()
-        if self.scheduler is not None:
-            self.scheduler.subscribe(self.dashboard.bridge)
-            self.engine_task = asyncio.create_task(self.scheduler.run(keep_alive=True), name="scheduler")
+        if self.engine is not None:
+            self.engine.subscribe(self.dashboard.bridge)
+            self.engine_task = asyncio.create_task(self.engine.run(keep_alive=True), name="scheduler")
             self.engine_task.add_done_callback(self._engine_done)
             self._loop = asyncio.get_running_loop()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -103,7 +98,7 @@ class VlmApp(App[int]):
         self.quit_session("quit by the user (ctrl+q)", EXIT_OK)
 
     def quit_session(self, reason: str, code: int) -> None:
-        """Stop the scheduler (aborting the running case, stopping the worker), then exit with ``code``."""
+        """Stop the engine (aborting the running case, stopping the worker), then exit with ``code``."""
         if self._quitting:
             return
         self._quitting = True
@@ -137,10 +132,8 @@ class VlmApp(App[int]):
     def _hard_exit(self) -> None:
         """Last resort after a hang-up: end the worker (SIGTERM, then SIGKILL; its reaper then stops any
         server) and exit."""
-        scheduler = self.scheduler
-        pid = scheduler.worker_pid if scheduler is not None else None
-        if scheduler is not None and pid is not None:
-            terminate_pid(pid, scheduler.guard_config.term_grace_s)
+        if self.engine is not None:
+            self.engine.end_worker_now()
         os._exit(EXIT_INTERRUPTED)
 
     @work(exclusive=True, group="quit", exit_on_error=False)
@@ -162,12 +155,12 @@ class VlmApp(App[int]):
         self.exit(final, return_code=final)
 
     async def stop_engine(self, reason: str) -> None:
-        """Stop the scheduler and wait for it (it stops the worker and any managed server); idempotent."""
-        task, scheduler = self.engine_task, self.scheduler
-        if task is None or scheduler is None:
+        """Stop the engine and wait for it (it stops the worker and any managed server); idempotent."""
+        task, engine = self.engine_task, self.engine
+        if task is None or engine is None:
             return
         if not task.done():
-            scheduler.stop(reason)
+            engine.stop(reason)
             try:
                 await asyncio.wait_for(asyncio.shield(task), STOP_TIMEOUT_S)
             except TimeoutError:
@@ -183,9 +176,9 @@ class VlmApp(App[int]):
                 signal.signal(signal.SIGHUP, self._previous_sighup)
 
 
-def run_app(session: Session) -> int:
+def run_app(engine: Engine, *, log_path: Path, on_hangup: Callable[[], None]) -> int:
     """Run the dashboard over a prepared session until the user quits; returns the exit code (0 on ``q``)."""
-    app = VlmApp(session.scheduler, log_path=session.log.path, on_hangup=session.log.close)
+    app = VlmApp(engine, log_path=log_path, on_hangup=on_hangup)
 
     async def main() -> int:
         try:

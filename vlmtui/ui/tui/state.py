@@ -7,9 +7,9 @@ the same events a replay or the live scheduler emits, so snapshots and the real 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from vlmtui.engine.events import (
+    BudgetChanged,
     CaseFinished,
     CaseQueued,
     CaseResult,
@@ -21,6 +21,7 @@ from vlmtui.engine.events import (
     ModelLoadFailed,
     ModelLoading,
     QueueChanged,
+    ResultsCarried,
     SessionFinished,
     SessionStarted,
 )
@@ -37,9 +38,6 @@ from vlmtui.vocab import (
     count_by_status,
     status_look,
 )
-
-if TYPE_CHECKING:
-    from vlmtui.engine.scheduler import Scheduler
 
 
 @dataclass
@@ -139,28 +137,6 @@ class SessionView:
     last_guard: GuardEvent | None = None
     current_model: str | None = None
 
-    @classmethod
-    def from_scheduler(cls, scheduler: Scheduler) -> SessionView:
-        """The plan and any results already known (``--resume``) before the scheduler starts."""
-        view = cls(suite=scheduler.suite_name, session_id=scheduler.session_id,
-                   budget_bytes=scheduler.budget.bytes, budget_source=scheduler.budget.source)
-        guard = scheduler.guard_config
-        view.thresholds = (float(guard.warn), float(guard.cleanup), float(guard.abort))
-        pending = set(scheduler.pending)
-        for case_id in scheduler.order:
-            case = scheduler.cases[case_id]
-            row = view._add_case(case_id, case.model.id, case.model.backend,
-                                 str(case.image) if case.image else None, case.prompt, case.kind, case.warmup)
-            view.models[case.model.id].trust_remote_code = case.model.trust_remote_code
-            row.attempts = list(scheduler.results[case_id])
-            row.queued = case_id in pending
-            row.next_attempt = len(row.attempts) + 1  # CaseQueued/CaseStarted carry the exact number
-        for result in (result for row in list(view.cases.values()) for result in row.attempts):
-            judged = view.cases.get(result.judged_case_id or "")
-            if judged is not None:
-                judged.judges.append(result)
-        return view
-
     def _add_case(self, case_id: str, model: str, backend: str, image: str | None, prompt: str, kind: str,
                   warmup: bool) -> CaseView:
         row = self.cases.get(case_id)
@@ -177,6 +153,8 @@ class SessionView:
         """Take one event into the view; returns the id of the case whose row changed, if one did."""
         if isinstance(event, SessionStarted):
             self._start(event)
+        elif isinstance(event, ResultsCarried):
+            self._carry(event)
         elif isinstance(event, CaseQueued):
             row = self.cases.get(event.case_id)
             if row is not None:
@@ -212,6 +190,8 @@ class SessionView:
         elif isinstance(event, MemoryUpdate):
             self.guard_level = event.level
             self.budget_bytes = event.budget_bytes
+        elif isinstance(event, BudgetChanged):
+            self.budget_bytes, self.budget_source = event.budget_bytes, event.source
         elif isinstance(event, QueueChanged):
             self.paused = event.paused
         elif isinstance(event, SessionFinished):
@@ -237,6 +217,15 @@ class SessionView:
             self.models[row.model].trust_remote_code = bool(case.get("trust_remote_code"))
             if not known:
                 row.queued = True
+
+    def _carry(self, event: ResultsCarried) -> None:
+        """Cases an earlier session finished: out of the queue, with their logged results."""
+        for case_id in event.case_ids:
+            row = self.cases.get(case_id)
+            if row is not None:
+                row.queued = False
+        for result in event.results:
+            self._finish(result)
 
     def _finish(self, result: CaseResult) -> str | None:
         row = self.cases.get(result.case_id)

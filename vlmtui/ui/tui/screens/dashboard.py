@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,6 +18,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
+from vlmtui.engine.controls import Controls
 from vlmtui.engine.events import (
     CaseFinished,
     CaseStarted,
@@ -45,9 +46,6 @@ from vlmtui.ui.tui.widgets.memory import MemoryPanel
 from vlmtui.ui.tui.widgets.output import OutputContent, OutputPane, metric_pairs
 from vlmtui.ui.tui.widgets.summary import ModelSummaryTable, SummaryRow
 from vlmtui.vocab import RESULT_STATUSES, CaseStatus, GuardAction, GuardLevel, ModelState, RunState
-
-if TYPE_CHECKING:
-    from vlmtui.engine.scheduler import Scheduler
 
 FINISHED_OUTPUT_CHARS = 6000
 """How much of a finished case's output the pane shows (the details dialog shows it all)."""
@@ -135,11 +133,11 @@ class DashboardScreen(Screen[None]):
     stopping: reactive[bool] = reactive(False)
     """Set while quitting: the worker is being stopped."""
 
-    def __init__(self, view: SessionView, *, scheduler: Scheduler | None, log_path: Path | None,
+    def __init__(self, view: SessionView, *, controls: Controls, log_path: Path | None,
                  clock: Callable[[], float], fps: float) -> None:
         super().__init__()
         self.view = view
-        self.scheduler = scheduler
+        self.controls = controls
         self.log_path = log_path
         self.clock = clock
         self.bridge = EngineBridge(self, fps)
@@ -204,7 +202,7 @@ class DashboardScreen(Screen[None]):
         """A notification for what the user should not miss (not in a replay, which has no user)."""
         if isinstance(event, GuardEvent):
             self.last_guard = event
-        if self.scheduler is None:
+        if not self.controls.live:
             return
         if isinstance(event, Notice):
             self.notify(event.message, severity=NOTICE_SEVERITY.get(event.level, "information"), timeout=5)
@@ -227,9 +225,6 @@ class DashboardScreen(Screen[None]):
 
     def on_memory_sampled(self, message: MemorySampled) -> None:
         self.view.apply(message.sample)
-        if self.scheduler is not None:  # "auto" budgets are refined once the worker reports its device
-            self.view.budget_source = self.scheduler.budget.source
-            self.budget_source = self.view.budget_source
         self.memory = message.sample
         self.history = message.history
         self.guard_level = message.sample.level
@@ -355,10 +350,11 @@ class DashboardScreen(Screen[None]):
 
     # ------------------------------------------------------------------ actions
 
-    def _engine(self) -> Scheduler | None:
-        if self.scheduler is None:
+    def _engine(self) -> Controls | None:
+        if not self.controls.live:
             self.notify("this is a replay: there is no engine to act on", severity="warning")
-        return self.scheduler
+            return None
+        return self.controls
 
     def action_details(self) -> None:
         """Show the selected case in full."""
@@ -371,24 +367,23 @@ class DashboardScreen(Screen[None]):
 
     def action_rerun_selected(self) -> None:
         """Queue a new attempt of the selected case."""
-        scheduler = self._engine()
+        controls = self._engine()
         case_id = self.table.selected_case
-        if scheduler is None or case_id is None:
+        if controls is None or case_id is None:
             return
         row = self.view.cases[case_id]
         if row.running or row.queued:
             self.notify(f"{case_id} is already {'running' if row.running else 'queued'}", severity="warning", timeout=3)
             return
-        if scheduler.rerun([case_id]):
+        if controls.rerun([case_id]):
             self.notify(f"rerun queued: {case_id} (attempt {self.view.cases[case_id].next_attempt})", timeout=3)
 
     def action_rerun_failed(self) -> None:
         """Queue a new attempt of every failed, crashed and aborted case."""
-        scheduler = self._engine()
-        if scheduler is None:
+        controls = self._engine()
+        if controls is None:
             return
-        failed = scheduler.failed_case_ids()
-        queued = scheduler.rerun(failed)
+        queued = controls.rerun_failed()
         if queued:
             plural = "s" if len(queued) > 1 else ""
             self.notify(f"rerun queued: {len(queued)} failed, crashed or aborted case{plural}", timeout=3)
@@ -397,31 +392,30 @@ class DashboardScreen(Screen[None]):
 
     def action_toggle_pause(self) -> None:
         """Pause the queue after the running case, or resume it."""
-        scheduler = self._engine()
-        if scheduler is not None:
-            paused = scheduler.toggle_pause()
+        controls = self._engine()
+        if controls is not None:
+            paused = controls.toggle_pause()
             self.notify("paused: the running case finishes, then the queue waits" if paused else "resumed", timeout=3)
 
     def action_abort(self) -> None:
         """Abort the running case."""
-        scheduler = self._engine()
-        if scheduler is None:
+        controls = self._engine()
+        if controls is None:
             return
-        running = scheduler.running_case
-        if running is not None and scheduler.abort_current("aborted by the user"):
+        running = controls.abort_current("aborted by the user")
+        if running is not None:
             self.notify(f"aborting {running}", timeout=3)
         else:
             self.notify("nothing is running to abort", timeout=3)
 
     def action_cleanup(self) -> None:
         """Ask the worker to free its caches."""
-        scheduler = self._engine()
-        if scheduler is None:
+        controls = self._engine()
+        if controls is None:
             return
-        if scheduler.worker_pid is None:
+        if not controls.cleanup_now("requested by the user"):
             self.notify("no worker is running: nothing to clean up", timeout=3)
             return
-        scheduler.cleanup_now("requested by the user")
         self.notify("cleanup requested", timeout=3)
 
     def action_save(self) -> None:
@@ -467,7 +461,7 @@ class DashboardScreen(Screen[None]):
     def action_quit_session(self) -> None:
         """Quit; while a case runs, ask first."""
         running = self.view.running
-        if self.scheduler is not None and running is not None:
+        if self.controls.live and running is not None:
             self.app.push_screen(ConfirmQuitScreen(running), self._confirmed_quit)
         else:
             self.post_message(self.QuitRequested("quit by the user"))
