@@ -46,6 +46,13 @@ LLAVA_NEXT_TEMPLATE = (
 """llava-v1.6-mistral-7b-hf's Mistral ``[INST] <image>\\n… [/INST]`` template."""
 
 
+LlavaNextGeometry = tuple[int, int, tuple[tuple[int, int], ...]]
+"""A LLaVA-NeXT tile side, patch side and the (height, width) grids its images are fitted to."""
+TINY_PINPOINTS = ((IMAGE_SIZE, IMAGE_SIZE), (IMAGE_SIZE, 2 * IMAGE_SIZE), (2 * IMAGE_SIZE, IMAGE_SIZE))
+HUB_LLAVA_NEXT: LlavaNextGeometry = (336, 14, ((336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008)))
+"""llava-hf/llava-v1.6-mistral-7b-hf's geometry: 336 px tiles, 14 px patches, five grids."""
+
+
 def build_idefics3(dest: Path) -> None:
     """Write a tiny SmolVLM-layout model (Idefics3ForConditionalGeneration) into ``dest``."""
     from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3Processor
@@ -123,8 +130,12 @@ def _idefics3_config(tokenizer: Any) -> dict[str, Any]:
     }
 
 
-def build_llava_next(dest: Path) -> None:
-    """Write a tiny LLaVA-v1.6-layout model (CLIP vision tower, Mistral text model) into ``dest``."""
+def build_llava_next(dest: Path, geometry: LlavaNextGeometry | None = None) -> None:
+    """Write a tiny LLaVA-v1.6-layout model (CLIP vision tower, Mistral text model) into ``dest``.
+
+    ``geometry`` sets the tile, patch and grid sizes (default: 32 px tiles of 8 px patches, three grids);
+    ``HUB_LLAVA_NEXT`` is llava-v1.6-mistral-7b-hf's, for tests of the shapes a real one sees.
+    """
     from transformers import (
         CLIPVisionConfig,
         LlavaNextConfig,
@@ -134,18 +145,18 @@ def build_llava_next(dest: Path) -> None:
     )
     from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
+    tile, patch, pinpoints = geometry or (IMAGE_SIZE, PATCH_SIZE, TINY_PINPOINTS)
     tokenizer = build_tokenizer(["<image>"], chat_template=LLAVA_NEXT_TEMPLATE)
-    pinpoints = [[IMAGE_SIZE, IMAGE_SIZE], [IMAGE_SIZE, 2 * IMAGE_SIZE], [2 * IMAGE_SIZE, IMAGE_SIZE]]
     image_processor = LlavaNextImageProcessorPil(
-        size={"shortest_edge": IMAGE_SIZE},
-        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-        image_grid_pinpoints=pinpoints,
+        size={"shortest_edge": tile},
+        crop_size={"height": tile, "width": tile},
+        image_grid_pinpoints=[list(grid) for grid in pinpoints],
     )
     processor_class: Any = LlavaNextProcessor  # its __init__ is untyped in transformers 5.24
     processor = processor_class(
         image_processor=image_processor,
         tokenizer=tokenizer,
-        patch_size=PATCH_SIZE,
+        patch_size=patch,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,  # CLIP's CLS token, dropped by the "default" strategy
         chat_template=LLAVA_NEXT_TEMPLATE,
@@ -156,14 +167,14 @@ def build_llava_next(dest: Path) -> None:
             intermediate_size=2 * WIDTH,
             num_hidden_layers=LAYERS,
             num_attention_heads=HEADS,
-            image_size=IMAGE_SIZE,
-            patch_size=PATCH_SIZE,
+            image_size=tile,
+            patch_size=patch,
             projection_dim=WIDTH,
         ),
         text_config=MistralConfig(**_text_config(tokenizer), sliding_window=None),
         image_token_index=processor.image_token_id,
-        image_grid_pinpoints=pinpoints,
-        image_seq_length=(IMAGE_SIZE // PATCH_SIZE) ** 2,
+        image_grid_pinpoints=[list(grid) for grid in pinpoints],
+        image_seq_length=(tile // patch) ** 2,
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
     )

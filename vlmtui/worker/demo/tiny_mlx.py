@@ -38,9 +38,9 @@ def build_smolvlm2(dest: Path) -> None:
     tiny_hf.build_smolvlm2(dest)
 
 
-def build_llava_next(dest: Path) -> None:
+def build_llava_next(dest: Path, geometry: tiny_hf.LlavaNextGeometry | None = None) -> None:
     """Write a tiny LLaVA-v1.6-layout model into ``dest``, its CLIP weights under the hub's key names."""
-    tiny_hf.build_llava_next(dest)
+    tiny_hf.build_llava_next(dest, geometry)
     _hub_vision_keys(dest / "model.safetensors")
 
 
