@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the built-in demo suite on tiny offline models")
     _run_options(demo)
     doctor = sub.add_parser("doctor", help="what this machine can run: backends, devices, memory, budget")
+    doctor.add_argument("--build-llama-server", action="store_true",
+                        help="build llama.cpp's llama-server from source and cache it (11-35 minutes on 2 cores; "
+                             "at once when it is cached)")
     _guard_options(doctor)
     report = sub.add_parser("report", help="write a report of a session log")
     report.add_argument("log", help="the session log (JSONL)")

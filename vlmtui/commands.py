@@ -111,11 +111,14 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def doctor(args: argparse.Namespace) -> int:
-    """``vlmtui doctor``."""
-    from vlmtui.doctor import print_doctor
+    """``vlmtui doctor`` (``--build-llama-server``: build and cache llama.cpp's server first)."""
+    from vlmtui.doctor import build_llama_server, print_doctor
+    from vlmtui.llamacpp_build import LlamaBuildError
 
     try:
-        return print_doctor(_overrides(args))
+        return build_llama_server() if args.build_llama_server else print_doctor(_overrides(args))
+    except LlamaBuildError as exc:
+        return fail(str(exc), EXIT_FAILED)
     except SuiteError as exc:
         return fail(str(exc))
 

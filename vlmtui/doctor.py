@@ -1,4 +1,4 @@
-"""``vlmtui doctor``: what this machine can run — backends, devices, memory sources, the budget.
+"""``vlmtui doctor``: what this machine can run — backends, llama-server, devices, memory sources, the budget.
 
 The backends are every registered plug-in (vlmtui.plugins), each with the packages it declares; they
 are imported by ``vlmtui.worker.probe`` in a throwaway process, never here.
@@ -18,6 +18,7 @@ from rich.table import Table
 
 from vlmtui import __version__
 from vlmtui.engine.setup import GuardOverrides
+from vlmtui.llamacpp import find_llama_server, how_to_get, llama_server_gpus, llama_server_version
 from vlmtui.memory.budget import resolve_budget
 from vlmtui.memory.system import probe_pressure, probe_system, probe_wired_limit_mb
 from vlmtui.memory.telemetry import describe_telemetry
@@ -39,6 +40,35 @@ def run_probe() -> dict[str, Any]:
         return {"error": f"the framework probe exited with {done.returncode}: {tail}"}
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+FOUND_IN = {"env": "$VLMTUI_LLAMA_SERVER", "PATH": "PATH", "cache": "vlmtui's cache"}
+
+
+def llama_server_status() -> str:
+    """Where llama-server is (env, PATH or vlmtui's cache), its version and devices, or how to get it (markup)."""
+    found = find_llama_server()
+    if found is None:
+        return (f"[red]not found[/] (not on PATH, not in vlmtui's cache, $VLMTUI_LLAMA_SERVER unset): "
+                f"{escape(how_to_get())}")
+    path, where = found
+    gpus = llama_server_gpus(path)
+    devices = f"offloads to {', '.join(gpus)}" if gpus else "CPU only"
+    return (f"[green]found[/] in {FOUND_IN[where]}: {escape(str(path))} · version "
+            f"{escape(llama_server_version(path))} · {escape(devices)}")
+
+
+def build_llama_server(console: Console | None = None) -> int:
+    """``vlmtui doctor --build-llama-server``: build and cache it (progress lines), then say where it is."""
+    from vlmtui.llamacpp_build import build_llama_server as build
+
+    console = console or Console(highlight=False)
+    found = find_llama_server()
+    if found is not None and found[1] != "cache":
+        console.print(f"llama-server in {FOUND_IN[found[1]]} ({escape(str(found[0]))}) is used before vlmtui's build")
+    build(lambda line: console.print(f"[dim]{escape(line)}[/]"))  # LlamaBuildError: one line, for the caller
+    console.print(f"[bold]llama-server[/]: {llama_server_status()}")
+    return 0
 
 
 def _mark(ok: bool) -> str:
@@ -66,6 +96,7 @@ def print_doctor(overrides: GuardOverrides, console: Console | None = None) -> i
             mods = f"[red]{escape(info['error'])}[/]"
         backends.add_row(name, _mark(info["ok"]), mods, escape(info.get("origin", "")))
     console.print(backends)
+    console.print(f"[bold]llama-server[/] (server = \"llama.cpp\"): {llama_server_status()}")
 
     devices = found["devices"]
     table = Table(title="Devices", title_justify="left")
