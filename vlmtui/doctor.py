@@ -59,14 +59,16 @@ def llama_server_status() -> str:
 
 
 def build_llama_server(console: Console | None = None) -> int:
-    """``vlmtui doctor --build-llama-server``: build and cache it (progress lines), then say where it is."""
+    """``vlmtui doctor --build-llama-server``: build and cache it when absent (progress lines), say where it is.
+
+    One on the PATH (Homebrew's) or named by $VLMTUI_LLAMA_SERVER is used as it is: nothing to build.
+    """
     from vlmtui.llamacpp_build import build_llama_server as build
 
     console = console or Console(highlight=False)
     found = find_llama_server()
-    if found is not None and found[1] != "cache":
-        console.print(f"llama-server in {FOUND_IN[found[1]]} ({escape(str(found[0]))}) is used before vlmtui's build")
-    build(lambda line: console.print(f"[dim]{escape(line)}[/]"))  # LlamaBuildError: one line, for the caller
+    if found is None or found[1] == "cache":
+        build(lambda line: console.print(f"[dim]{escape(line)}[/]"))  # LlamaBuildError: one line, for the caller
     console.print(f"[bold]llama-server[/]: {llama_server_status()}")
     return 0
 

@@ -67,6 +67,15 @@ def test_build_reuses_the_cached_binary_at_once(bare: Path) -> None:
     assert f"llama-server: found in vlmtui's cache: {cached}" in out.getvalue()
 
 
+def test_build_leaves_one_on_the_path_as_it_is(bare: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    server = fake_server(bare / "bin" / "llama-server")
+    monkeypatch.setenv("PATH", str(server.parent))
+    out = io.StringIO()
+    assert doctor.build_llama_server(Console(file=out, width=300, color_system=None)) == 0
+    assert out.getvalue().startswith(f"llama-server: found in PATH: {server}")
+    assert not llama_cache_dir().exists()
+
+
 def test_the_flag_is_on_the_command_line(bare: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "vlmtui", "doctor", "--help"], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
