@@ -134,3 +134,11 @@ def test_the_plan_skips_what_a_backend_declares_it_cannot_do() -> None:
         assert skip_reason(ModelSpec(id="t", backend="transformers", path="/models/m"), "text", None) is None
     finally:
         plugins.discovery._registered.pop("images-only")
+
+
+def test_a_family_declared_not_built_is_refused_with_its_reason() -> None:
+    decl = BackendDeclaration(name="x", implementation="x:Y",
+                              tiny=TinyModels("x", {"idefics3": "m:f"}, not_built={"phi3-v": "the tower is fixed"}))
+    assert decl.tiny_problem(ModelSource.parse("tiny:phi3-v")) == "tiny:phi3-v has no x build: the tower is fixed"
+    assert decl.tiny_problem(ModelSource.parse("tiny:idefics3")) is None
+    assert "phi3-v" not in decl.tiny_families
