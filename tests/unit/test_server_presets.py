@@ -100,6 +100,7 @@ def test_the_llama_cpp_argv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     assert launch.argv == [str(fake), "-m", str(tmp_path / "m.gguf"), "--host", "127.0.0.1", "--port", "{port}",
                            "-c", "4096", "-ngl", "99", "-t", "4"]
     assert "llama-server offloads to CUDA0: NVIDIA H200 (143000 MiB, 142000 MiB free)" in launch.notes
+    assert launch.request_extra == {"cache_prompt": False}, "each case evaluates its whole prompt"
     fake.write_text("#!/bin/sh\necho 'Available devices:'\necho '  (none)'\n")
     launch = server_launch(spec, llama_options(), "openai", print)
     assert launch is not None and "-ngl" not in launch.argv and "-c" not in launch.argv

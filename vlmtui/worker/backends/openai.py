@@ -75,6 +75,8 @@ class OpenAIBackend(Backend):
         self._server: ManagedServer | None = None
         self._client: openai.OpenAI | None = None
         self._usage_supported = True
+        self._request_extra: dict[str, Any] = {}
+        """Fields the started server's requests carry beyond the OpenAI API (ServerLaunch.request_extra)."""
 
     @property
     def server_pid(self) -> int | None:
@@ -92,6 +94,7 @@ class OpenAIBackend(Backend):
         launch = server_launch(spec, options, self.name, say=lambda message: self.log("info", message))
         if launch is not None:
             base = self._start(launch)
+            self._request_extra = dict(launch.request_extra)
             notes += [*launch.notes, f"{launch.program} started in {self._server_startup_s():.1f} s"]
         elif options["base_url"]:
             base = root_url(options["base_url"])
@@ -207,6 +210,7 @@ class OpenAIBackend(Backend):
                     model=self.model_name, messages=messages, stream=True, max_tokens=request.max_tokens,
                     temperature=request.temperature,
                     stream_options={"include_usage": True} if self._usage_supported else openai.omit,
+                    extra_body=self._request_extra or None,
                 )
             except openai.BadRequestError as exc:
                 if not self._usage_supported or "stream_options" not in str(exc):
@@ -214,7 +218,7 @@ class OpenAIBackend(Backend):
                 self._usage_supported = False  # an older server that rejects the field: count chunks
                 return self._client.chat.completions.create(
                     model=self.model_name, messages=messages, stream=True, max_tokens=request.max_tokens,
-                    temperature=request.temperature,
+                    temperature=request.temperature, extra_body=self._request_extra or None,
                 )
         except openai.APIError as exc:
             raise BackendError(self._error_line(exc)) from None

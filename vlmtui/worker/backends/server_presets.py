@@ -41,6 +41,8 @@ class ServerLaunch:
     """What ``{model_path}`` in the argv stands for."""
     error_line: Callable[[str], str] | None = None
     notes: list[str] = field(default_factory=list)
+    request_extra: Mapping[str, Any] = field(default_factory=dict)
+    """Fields every chat request carries beyond the OpenAI API."""
 
 
 def server_launch(spec: ModelSpec, options: Mapping[str, Any], backend: str,
@@ -85,7 +87,10 @@ def llama_cpp_launch(spec: ModelSpec, options: Mapping[str, Any], say: Callable[
         argv += ["-ngl", str(layers)]
     argv += list(options["server_args"])
     notes.insert(0, f"llama-server from {where}: {binary}")
-    return ServerLaunch("llama-server", argv, LLAMA_HEALTH_URL, error_line=llama_server_error_line, notes=notes)
+    # Every case evaluates its whole prompt, as a model in the worker does: llama-server would otherwise
+    # reuse the previous request's cached prefix (a repeat's image prompt measured 0.5 ms instead of 21 ms).
+    return ServerLaunch("llama-server", argv, LLAMA_HEALTH_URL, error_line=llama_server_error_line, notes=notes,
+                        request_extra={"cache_prompt": False})
 
 
 def llama_model_args(spec: ModelSpec, options: Mapping[str, Any],
