@@ -107,6 +107,10 @@ def demo(args: argparse.Namespace) -> int:
         path = demo_suite_path()
     except SuiteError as exc:
         return fail(str(exc))
+    from vlmtui.llamacpp import find_llama_server, how_to_get
+
+    if find_llama_server() is None:
+        print(f"vlmtui: the demo's llama.cpp model is skipped: no llama-server; {how_to_get()}", file=sys.stderr)
     return _start(args, None if (args.resume or args.rerun_failed) else path)
 
 
