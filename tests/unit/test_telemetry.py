@@ -219,6 +219,14 @@ def test_without_pynvml_nvml_is_not_available_with_a_reason() -> None:
         pytest.skip("pynvml is installed here")
 
 
+def test_the_real_pynvml_without_a_driver_says_no_nvidia_gpu() -> None:
+    """nvidia-ml-py installed (the `all` extra), no NVIDIA driver: NVML's library-not-found reads as no GPU."""
+    pytest.importorskip("pynvml")
+    if os.path.exists("/proc/driver/nvidia/version"):
+        pytest.skip("this machine has an NVIDIA driver")
+    assert NvmlProbe.open(use_env=False) == NotAvailable("n/a (no NVIDIA GPU)")
+
+
 # ----------------------------------------------------------------------------- pmset
 
 

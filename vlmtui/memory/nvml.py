@@ -42,6 +42,9 @@ out: a datacenter GPU under full load sits at its power cap as its steady state,
 
 NOT_SUPPORTED = 3
 """``NVML_ERROR_NOT_SUPPORTED``."""
+LIBRARY_NOT_FOUND = 12
+"""``NVML_ERROR_LIBRARY_NOT_FOUND``: no libnvidia-ml, i.e. no NVIDIA driver."""
+_DRIVER_PROC = "/proc/driver/nvidia/version"
 
 
 def throttle_names(bits: int) -> tuple[str, ...]:
@@ -73,7 +76,7 @@ def _load_pynvml() -> ModuleType | NotAvailable:
     try:
         return importlib.import_module("pynvml")
     except ImportError:
-        return NotAvailable("n/a (install nvidia-ml-py)" if os.path.exists("/proc/driver/nvidia/version")
+        return NotAvailable("n/a (install nvidia-ml-py)" if os.path.exists(_DRIVER_PROC)
                             else "n/a (no NVIDIA GPU)")
     except Exception as exc:  # a broken install raising anything at import time
         return NotAvailable(f"n/a (pynvml: {type(exc).__name__})")
@@ -115,6 +118,9 @@ class NvmlProbe:
         try:
             module.nvmlInit()
         except Exception as exc:
+            # nvidia-ml-py installed (the `all` extra pulls it in) on a machine without NVIDIA's driver.
+            if getattr(exc, "value", None) == LIBRARY_NOT_FOUND and not os.path.exists(_DRIVER_PROC):
+                return NotAvailable("n/a (no NVIDIA GPU)")
             return NotAvailable(f"n/a (NVML: {_text(exc) or type(exc).__name__})")
         try:
             selectors = visible_devices(cuda_visible)
