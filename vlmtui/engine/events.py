@@ -9,6 +9,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from vlmtui.memory.telemetry_sample import TelemetrySample
+
 
 @dataclass(frozen=True)
 class CaseResult:
@@ -175,6 +177,14 @@ class MemoryUpdate:
     level: str
     """A ``vocab.GuardLevel`` value."""
     pressure: int | None = None
+    telemetry: TelemetrySample | None = None
+    """GPU load, power, thermal state (docs/telemetry.md), sampled in the parent; None when nothing sampled it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for the log's ``memory`` line (the telemetry as ``TelemetrySample.to_dict`` writes it)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["telemetry"] = self.telemetry.to_dict() if self.telemetry is not None else None
+        return data
 
 
 @dataclass(frozen=True)

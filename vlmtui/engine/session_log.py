@@ -99,7 +99,7 @@ class SessionLog:
         elif isinstance(event, MemoryUpdate):
             if event.t - self._last_memory >= self._memory_every_s:
                 self._last_memory = event.t
-                self.write("memory", asdict(event))
+                self.write("memory", event.to_dict())
         elif isinstance(event, GuardEvent):
             self.write("guard", asdict(event), sync=True)
         elif isinstance(event, ModelLoading):

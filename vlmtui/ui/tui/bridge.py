@@ -51,6 +51,8 @@ class EngineBridge:
         self._memory: MemoryUpdate | None = None
         self._memory_dirty = False
         self._history: deque[tuple[float, float]] = deque()
+        self._gpu_history: deque[tuple[float, float]] = deque()
+        self._power_history: deque[tuple[float, float]] = deque()
         self.closed = False
         self.posted = 0
         """Throttled messages posted so far (for tests and the curious)."""
@@ -68,8 +70,14 @@ class EngineBridge:
         if isinstance(event, MemoryUpdate):
             self._memory = event
             self._history.append((event.t, float(event.guarded_bytes or 0)))
-            while self._history and self._history[0][0] < event.t - HISTORY_S:
-                self._history.popleft()
+            telemetry = event.telemetry
+            if telemetry is not None and telemetry.gpu_util_pct is not None:
+                self._gpu_history.append((event.t, telemetry.gpu_util_pct))
+            if telemetry is not None and telemetry.power_w is not None:
+                self._power_history.append((event.t, telemetry.power_w))
+            for history in (self._history, self._gpu_history, self._power_history):
+                while history and history[0][0] < event.t - HISTORY_S:
+                    history.popleft()
             self._memory_dirty = True
             self._dirty.set()
             return
@@ -98,7 +106,9 @@ class EngineBridge:
         if self._memory_dirty and self._memory is not None:
             self._memory_dirty = False
             self.posted += 1
-            self._target.post_message(MemorySampled(self._memory, tuple(v for _, v in self._history)))
+            self._target.post_message(MemorySampled(self._memory, tuple(v for _, v in self._history),
+                                                    tuple(v for _, v in self._gpu_history),
+                                                    tuple(v for _, v in self._power_history)))
 
     async def pump(self) -> None:
         """Send pending updates, throttled, until ``close``."""

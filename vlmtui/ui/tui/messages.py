@@ -38,6 +38,10 @@ class MemorySampled(Message):
 
     sample: MemoryUpdate
     history: tuple[float, ...]
+    gpu_history: tuple[float, ...] = ()
+    """GPU utilisation (%) over the same minute, where the telemetry measures it."""
+    power_history: tuple[float, ...] = ()
+    """GPU power (W) over the same minute."""
 
     def can_replace(self, message: Message) -> bool:
         """A newer sample supersedes this one (it carries the history too)."""

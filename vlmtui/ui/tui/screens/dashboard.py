@@ -118,6 +118,10 @@ class DashboardScreen(Screen[None]):
     """The newest memory sample (throttled)."""
     history: reactive[tuple[float, ...]] = reactive(())
     """Guarded bytes over the last minute."""
+    gpu_history: reactive[tuple[float, ...]] = reactive(())
+    """GPU utilisation (%) over the last minute, where measured."""
+    power_history: reactive[tuple[float, ...]] = reactive(())
+    """GPU power (W) over the last minute, where measured."""
     thresholds: reactive[tuple[float, float, float]] = reactive((75.0, 85.0, 95.0))
     """The guard's warn, cleanup and abort percentages."""
     last_guard: reactive[GuardEvent | None] = reactive(None)
@@ -158,6 +162,8 @@ class DashboardScreen(Screen[None]):
         with Horizontal(id="lower"):
             yield OutputPane(id="output").data_bind(content=screen.output)
             yield MemoryPanel(id="memory").data_bind(sample=screen.memory, history=screen.history,
+                                                     gpu_history=screen.gpu_history,
+                                                     power_history=screen.power_history,
                                                      thresholds=screen.thresholds, last_guard=screen.last_guard,
                                                      budget_source=screen.budget_source)
         yield ModelSummaryTable(id="summary").data_bind(rows=screen.summary_rows)
@@ -227,6 +233,8 @@ class DashboardScreen(Screen[None]):
         self.view.apply(message.sample)
         self.memory = message.sample
         self.history = message.history
+        self.gpu_history = message.gpu_history
+        self.power_history = message.power_history
         self.guard_level = message.sample.level
 
     # ------------------------------------------------------------------ drawing from the view

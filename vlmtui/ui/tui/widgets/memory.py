@@ -18,6 +18,7 @@ from textual.widgets import Label, Sparkline
 
 from vlmtui.engine.events import GuardEvent, MemoryUpdate
 from vlmtui.ui.tui.format import FRAMEWORK_LABELS, PRESSURE_NAMES, size, size_pair
+from vlmtui.ui.tui.widgets.telemetry import telemetry_text
 from vlmtui.vocab import GuardLevel, level_look
 
 SYSTEM_WARN_PCT = 80.0
@@ -121,12 +122,17 @@ class StatusLine(Widget):
 
 
 class MemoryPanel(Vertical):
-    """Gauges for unified memory, swap and framework memory; pressure, guard level and a 60 s sparkline."""
+    """Gauges for unified memory, swap and framework memory; pressure, guard level, GPU telemetry and 60 s
+    sparklines (memory; GPU % and watts where measured)."""
 
     sample: reactive[MemoryUpdate | None] = reactive(None)
     """The newest memory sample."""
     history: reactive[tuple[float, ...]] = reactive(())
     """Guarded bytes over the last minute, oldest first."""
+    gpu_history: reactive[tuple[float, ...]] = reactive(())
+    """GPU utilisation (%) over the last minute, where the sampler measures it."""
+    power_history: reactive[tuple[float, ...]] = reactive(())
+    """GPU power (W) over the last minute, where the sampler measures it."""
     thresholds: reactive[tuple[float, float, float]] = reactive((75.0, 85.0, 95.0))
     """warn, cleanup and abort in percent of the budget."""
     last_guard: reactive[GuardEvent | None] = reactive(None)
@@ -142,6 +148,8 @@ class MemoryPanel(Vertical):
     """The guarded quantity (MLX active+cache, MPS, CUDA, or the worker's RSS) against the budget."""
     status: reactive[Text] = reactive(Text(""))
     """Pressure level, guard level and the last guard action."""
+    telemetry: reactive[Text] = reactive(Text(""))
+    """GPU %, watts, temperature and throttling, or why they are n/a (docs/telemetry.md)."""
     notes: reactive[Text] = reactive(Text(""))
     """The budget and where it comes from, the worker's RSS, the minute's peak, the guard's last reason."""
 
@@ -150,9 +158,16 @@ class MemoryPanel(Vertical):
         yield Gauge(id="gauge-swap").data_bind(reading=MemoryPanel.swap)
         yield Gauge(id="gauge-framework").data_bind(reading=MemoryPanel.framework)
         yield StatusLine(id="memory-status").data_bind(text=MemoryPanel.status)
+        yield StatusLine(id="telemetry-status").data_bind(text=MemoryPanel.telemetry)
         with Horizontal(id="memory-trend"):
             yield Label("60 s ", id="sparkline-label")
             yield Sparkline(id="memory-sparkline").data_bind(data=MemoryPanel.history)
+        with Horizontal(id="gpu-trend", classes="telemetry-trend"):
+            yield Label("GPU %", classes="trend-label")
+            yield Sparkline(id="gpu-sparkline").data_bind(data=MemoryPanel.gpu_history)
+        with Horizontal(id="power-trend", classes="telemetry-trend"):
+            yield Label("W    ", classes="trend-label")
+            yield Sparkline(id="power-sparkline").data_bind(data=MemoryPanel.power_history)
         yield StatusLine(id="memory-notes").data_bind(text=MemoryPanel.notes)
 
     def compute_ram(self) -> GaugeReading | None:
@@ -191,8 +206,11 @@ class MemoryPanel(Vertical):
     def compute_status(self) -> Text:
         sample = self.sample
         text = Text()
-        if sample is not None and sample.pressure is not None:
-            name, style = PRESSURE_NAMES.get(sample.pressure, (str(sample.pressure), "white"))
+        pressure = sample.pressure if sample is not None else None
+        if pressure is None and sample is not None and sample.telemetry is not None:
+            pressure = sample.telemetry.pressure_level
+        if pressure is not None:
+            name, style = PRESSURE_NAMES.get(pressure, (str(pressure), "white"))
             text.append("pressure ")
             text.append(name, style=style)
         else:
@@ -206,6 +224,17 @@ class MemoryPanel(Vertical):
         if self.last_guard is not None:
             text.append(f" · {self.last_guard.action}", style="magenta")
         return text
+
+    def compute_telemetry(self) -> Text:
+        return telemetry_text(self.sample.telemetry if self.sample is not None else None)
+
+    def watch_gpu_history(self, history: tuple[float, ...]) -> None:
+        for row in self.query("#gpu-trend"):  # a GPU sparkline only where the sampler measures one
+            row.display = bool(history)
+
+    def watch_power_history(self, history: tuple[float, ...]) -> None:
+        for row in self.query("#power-trend"):
+            row.display = bool(history)
 
     def compute_notes(self) -> Text:
         sample = self.sample
