@@ -33,6 +33,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="LOG", help="continue an interrupted session from its log")
     parser.add_argument("--rerun-failed", metavar="LOG",
                         help="rerun the failed, crashed and aborted cases of a session log")
+    parser.add_argument("--skip-missing", action="store_true",
+                        help="run without the dataset items whose image is missing (else: exit 2 before any load)")
     _guard_options(parser)
 
 

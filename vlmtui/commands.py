@@ -76,7 +76,7 @@ def _start(args: argparse.Namespace, suite: str | Path | None) -> int:
     try:
         session = prepare_session(
             suite, overrides=_overrides(args), log_path=args.log, resume=args.resume,
-            rerun_failed=args.rerun_failed,
+            rerun_failed=args.rerun_failed, skip_missing=args.skip_missing,
         )
     except (SuiteError, LogError) as exc:
         return fail(str(exc))
