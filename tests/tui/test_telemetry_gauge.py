@@ -16,7 +16,9 @@ from vlmtui.memory.telemetry_sample import TelemetrySample
 from vlmtui.ui.tui.bridge import EngineBridge
 from vlmtui.ui.tui.messages import MemorySampled
 from vlmtui.ui.tui.widgets.memory import MemoryPanel
+from vlmtui.ui.tui.widgets.summary import ModelSummaryTable, SummaryRow
 from vlmtui.ui.tui.widgets.telemetry import telemetry_text
+from vlmtui.vocab import ModelState
 
 LOAD = fake_pynvml.phase_indices("load")[-8]  # under the bf16 load, at the 700 W cap
 
@@ -91,3 +93,23 @@ async def test_the_gpu_sparklines_appear_only_with_gpu_figures() -> None:
         assert panel.query_one("#gpu-trend").display and panel.query_one("#power-trend").display
         assert panel.telemetry.plain.startswith("GPU ")
         assert "W" in panel.telemetry.plain
+
+
+class SummaryApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield ModelSummaryTable(id="summary")
+
+
+async def test_the_models_table_shows_j_per_token_only_when_measured() -> None:
+    app = SummaryApp()
+    async with app.run_test(size=(80, 6)) as pilot:
+        table = app.query_one(ModelSummaryTable)
+        row = SummaryRow("smolvlm-500m", ModelState.UNLOADED, (3, 0, 0, 0, 0), 1.9, 41.5, 2**30)
+        table.rows = (row,)
+        await pilot.pause()
+        header = table.render_lines(table.region.reset_offset)[0]
+        assert "tok/s" in header.text and "J/tok" not in header.text
+        table.rows = (dataclasses.replace(row, j_per_token=0.842),)
+        await pilot.pause()
+        header, line = table.render_lines(table.region.reset_offset)[:2]
+        assert "J/tok" in header.text and "0.842" in line.text and "41.5" in line.text

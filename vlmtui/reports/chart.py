@@ -1,13 +1,14 @@
 """The report's memory chart: an inline SVG of the worker's guarded memory and system use over time, with
-the guard's thresholds and events marked and idle stretches (a resume the next morning) shortened."""
+the guard's thresholds and events marked and idle stretches (a resume the next morning) shortened; where the
+log's memory lines carry telemetry, GPU % and watts on a second axis with the cases' boundaries marked."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from vlmtui.reports.model import Report
-from vlmtui.reports.records import MemorySample
+from vlmtui.reports.records import MemorySample, number
 from vlmtui.reports.table import escape, format_time
 from vlmtui.units import format_bytes
 from vlmtui.vocab import level_look
@@ -29,6 +30,52 @@ def _series(samples: Sequence[MemorySample], key: str) -> list[tuple[float, floa
         value = s.guarded_bytes if key == "guarded" else s.system_used
         points.append((s.t, None if value is None else float(value)))
     return points
+
+
+def _telemetry_series(samples: Sequence[MemorySample], figure: str) -> list[tuple[float, float | None]]:
+    """(time, value) of ``gpu_util_pct`` or ``power_w`` from each timed sample's ``telemetry`` (log-format.md)."""
+    points: list[tuple[float, float | None]] = []
+    for s in samples:
+        telemetry = s.line.get("telemetry")
+        if s.t is not None and isinstance(telemetry, dict):
+            points.append((s.t, number(telemetry.get(figure))))
+    return points if any(v is not None for _, v in points) else []
+
+
+_GPU_COLOUR, _POWER_COLOUR = "#bc4c00", "#1a7f37"
+
+
+def _telemetry_layer(report: Report, x: Callable[[float], float], t_range: tuple[float, float],
+                     plot: tuple[float, float]) -> tuple[list[str], list[tuple[str, str]]]:
+    """GPU % (0–100) and watts (0 to the peak) against the right-hand axis, and a dotted line where each case
+    started; the SVG elements and the legend entries. Nothing when the log has no telemetry."""
+    gpu = _thin(_telemetry_series(report.memory, "gpu_util_pct"))
+    power = _thin(_telemetry_series(report.memory, "power_w"))
+    if not gpu and not power:
+        return [], []
+    (t0, t1), (plot_w, plot_h) = t_range, plot
+    w_max = max((v for _, v in power if v is not None), default=0.0) * 1.08 or 1.0
+    right = _PAD_L + plot_w
+    svg: list[str] = []
+    for row in report.cases:
+        if row.started_at is not None and t0 <= row.started_at <= t1:
+            cx = x(row.started_at)
+            svg.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{_PAD_T}" y2="{_PAD_T + plot_h}" stroke="#d0d7de" '
+                       f'stroke-dasharray="1,2"><title>{escape(row.case_id)} started</title></line>')
+    for i in range(1, 5):  # the second axis: GPU % and watts, labelled inside the plot's right edge
+        frac = i / 4
+        label = " · ".join(part for part, series in ((f"{100 * frac:.0f}%", gpu), (f"{w_max * frac:.0f} W", power))
+                           if series)
+        svg.append(f'<text x="{right - 4}" y="{_PAD_T + plot_h - frac * plot_h + 12:.1f}" text-anchor="end" '
+                   f'style="fill:#57606a;font-size:10px">{escape(label)}</text>')
+    for points, colour, top, name in ((gpu, _GPU_COLOUR, 100.0, "GPU %"), (power, _POWER_COLOUR, w_max, "GPU W")):
+        for run in _runs(points, []):
+            coords = " ".join(f"{x(t):.1f},{_PAD_T + plot_h - v / top * plot_h:.1f}" for t, v in run)
+            svg.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1" stroke-opacity="0.8" '
+                       f'points="{coords}"><title>{name}</title></polyline>')
+    legend = [(c, n) for series, c, n in ((gpu, _GPU_COLOUR, "GPU % (right)"), (power, _POWER_COLOUR, "GPU W (right)"))
+              if series]
+    return svg, legend
 
 
 def _thin(points: list[tuple[float, float | None]]) -> list[tuple[float, float | None]]:
@@ -126,6 +173,8 @@ def memory_chart_svg(report: Report) -> str:
             else:
                 svg.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" points="{coords}">'
                            f"<title>{escape(label)}</title></polyline>")
+    telemetry, legend_extra = _telemetry_layer(report, x, (t0, t1), (plot_w, plot_h))
+    svg += telemetry
     for g in report.guard_actions:
         if g.t is None:
             continue
@@ -137,8 +186,9 @@ def memory_chart_svg(report: Report) -> str:
                    f'<circle cx="{gx:.1f}" cy="{_PAD_T + 6}" r="4" fill="{colour}"/>'
                    f"<title>{escape(tip)}</title></g>")
     svg.append(f'<rect x="{_PAD_L}" y="{_PAD_T}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#d0d7de"/>')
-    legend_y = _PAD_T + plot_h - 30
-    for i, (colour, label) in enumerate((("#0969da", "worker (guarded)"), ("#8c959f", "system used"))):
+    legend = [("#0969da", "worker (guarded)"), ("#8c959f", "system used"), *legend_extra]
+    legend_y = _PAD_T + plot_h - 16 * len(legend) + 2
+    for i, (colour, label) in enumerate(legend):
         ly = legend_y + i * 16
         svg.append(f'<line x1="{_PAD_L + plot_w + 4}" x2="{_PAD_L + plot_w + 22}" y1="{ly}" y2="{ly}" '
                    f'stroke="{colour}" stroke-width="2"/><text x="{_PAD_L + plot_w + 26}" y="{ly + 4}">{label}</text>')

@@ -56,6 +56,8 @@ class CaseChange:
     gen_tps: Delta
     peak_memory: Delta
     error_b: str = ""
+    j_per_token: Delta = Delta(None, None)
+    """Joules per generated token (docs/telemetry.md), where the log measured energy."""
 
     @property
     def verdict(self) -> str:
@@ -81,6 +83,8 @@ class ModelChange:
     peak_memory: Delta
     accuracy: Delta = Delta(None, None)
     """The primary score's mean (``accuracy.primary_accuracy``)."""
+    j_per_token: Delta = Delta(None, None)
+    """Mean joules per generated token, where the log measured energy."""
     metric_a: str = ""
     """The metric the accuracy is in A (``""`` when A has no scores), and in B."""
     metric_b: str = ""
@@ -123,6 +127,11 @@ class Comparison:
         """Whether either log has scores: the accuracy columns and the flips show only then."""
         return any(m.scored for m in self.models)
 
+    @property
+    def has_energy(self) -> bool:
+        """Whether either log measured energy: the J/token columns show only then."""
+        return any(m.j_per_token.a is not None or m.j_per_token.b is not None for m in self.models)
+
     def verdicts(self) -> dict[str, int]:
         """How many compared cases improved, regressed, changed or stayed the same."""
         counts = {"improved": 0, "regressed": 0, "changed": 0, "same": 0}
@@ -152,6 +161,7 @@ def compare_logs(a: SessionRecords, b: SessionRecords) -> Comparison:
             gen_tps=Delta(ra.metrics.gen_tps, rb.metrics.gen_tps),
             peak_memory=Delta(_bytes(ra.metrics.peak_memory_bytes), _bytes(rb.metrics.peak_memory_bytes)),
             error_b=rb.error if rb.status != CaseStatus.PASSED else "",
+            j_per_token=Delta(ra.metrics.j_per_token, rb.metrics.j_per_token),
         ))
         flip = _flip(ra, rb)
         if flip is not None:
@@ -175,6 +185,7 @@ def compare_logs(a: SessionRecords, b: SessionRecords) -> Comparison:
             ),
             accuracy=Delta(acc_a.summary.mean if acc_a else None, acc_b.summary.mean if acc_b else None),
             metric_a=acc_a.metric if acc_a else "", metric_b=acc_b.metric if acc_b else "",
+            j_per_token=Delta(sa.mean_j_per_token if sa else None, sb.mean_j_per_token if sb else None),
         ))
     return comparison
 
@@ -201,6 +212,8 @@ def _value(value: float | None, unit: str) -> str:
         return "—"
     if unit == "bytes":
         return format_bytes(value)
+    if unit == "J/tok":
+        return f"{value:.3f}"
     return f"{value:.1f}" if unit == "tok/s" else f"{value:.2f}"
 
 
@@ -248,6 +261,8 @@ def delta_text(delta: Delta, unit: str, *, higher_is_better: bool) -> Text:
         amount = ("+" if change > 0 else "") + format_bytes(change)
     elif unit == "tok/s":
         amount = f"{change:+.1f} tok/s"
+    elif unit == "J/tok":
+        amount = f"{change:+.3f} J/tok"
     else:
         amount = f"{change:+.2f} s"
     pct = delta.pct
@@ -287,10 +302,12 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
     """The comparison as Rich renderables: the two logs, the per-model table, per-case tables per model."""
     out: list[RenderableType] = [_log_line("A", comparison.a), _log_line("B", comparison.b), Text("")]
     models = Table(title="Per model (A → B)", title_justify="left", pad_edge=False)
-    scored = comparison.scored
+    scored, energy = comparison.scored, comparison.has_energy
     columns: list[tuple[str, JustifyMethod]] = [
         ("model", "left"), ("cases A", "left"), ("cases B", "left"), ("mean total s", "right"), ("Δ total", "right"),
         ("mean gen tok/s", "right"), ("Δ tok/s", "right"), ("peak memory", "right"), ("Δ peak", "right")]
+    if energy:
+        columns += [("J/token", "right"), ("Δ J/token", "right")]
     if scored:
         columns += [("accuracy", "right"), ("Δ accuracy", "right")]
     for column, justify in columns:
@@ -301,6 +318,8 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
             _pair(m.total_s, "s"), delta_text(m.total_s, "s", higher_is_better=False),
             _pair(m.gen_tps, "tok/s"), delta_text(m.gen_tps, "tok/s", higher_is_better=True),
             _pair(m.peak_memory, "bytes"), delta_text(m.peak_memory, "bytes", higher_is_better=False),
+            *((_pair(m.j_per_token, "J/tok"), delta_text(m.j_per_token, "J/tok", higher_is_better=False))
+              if energy else ()),
             *((_accuracy_pair(m), accuracy_delta_text(m.accuracy)) if scored else ()),
         )
     out.append(models)
@@ -311,7 +330,8 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
         table = Table(title=f"Cases of {model}", title_justify="left", pad_edge=False)
         for column, justify in (("case", "left"), ("status A → B", "left"), ("total s", "right"),
                                 ("Δ total", "right"), ("gen tok/s", "right"), ("Δ tok/s", "right"),
-                                ("peak memory", "right"), ("Δ peak", "right")):
+                                ("peak memory", "right"), ("Δ peak", "right"),
+                                *((("J/token", "right"), ("Δ J/token", "right")) if energy else ())):
             table.add_column(column, justify=justify, overflow="fold")
         for c in cases:
             table.add_row(
@@ -319,6 +339,8 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
                 _pair(c.total_s, "s"), delta_text(c.total_s, "s", higher_is_better=False),
                 _pair(c.gen_tps, "tok/s"), delta_text(c.gen_tps, "tok/s", higher_is_better=True),
                 _pair(c.peak_memory, "bytes"), delta_text(c.peak_memory, "bytes", higher_is_better=False),
+                *((_pair(c.j_per_token, "J/tok"), delta_text(c.j_per_token, "J/tok", higher_is_better=False))
+                  if energy else ()),
             )
         out.append(Text(""))
         out.append(table)

@@ -28,6 +28,7 @@ def render_json(report: Report) -> str:
             "model": s.model, "backend": s.backend, "counts": s.counts,
             "not_run": report.not_run.get(s.model, 0),
             "total_s": s.total_stat.to_dict(), "gen_tps": s.gen_tps_stat.to_dict(),
+            "energy_j": s.energy_j, "j_per_token": s.j_per_token_stat.to_dict(), "throttled_cases": s.throttled,
             "peak_memory_bytes": s.peak_memory_bytes,
             **_scores(s),
         } for s in report.models],

@@ -146,13 +146,20 @@ class Metrics:
     total_s: float | None = None
     peak_memory_bytes: int | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    energy_j: float | None = None
+    j_per_token: float | None = None
+    energy_source: str | None = None
+    throttled: bool = False
+    """The case's energy (docs/log-format.md); ``throttled``: clocks held down, its tok/s is not comparable."""
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Metrics:
         """The metrics of a ``case_end`` line or a ``CaseResult``."""
         return cls(number(raw.get("load_s")), number(raw.get("ttft_s")), whole(raw.get("prompt_tokens")),
                    whole(raw.get("gen_tokens")), number(raw.get("prompt_tps")), number(raw.get("gen_tps")),
-                   number(raw.get("total_s")), whole(raw.get("peak_memory_bytes")), raw)
+                   number(raw.get("total_s")), whole(raw.get("peak_memory_bytes")), raw,
+                   number(raw.get("energy_j")), number(raw.get("j_per_token")), _text(raw.get("energy_source")) or None,
+                   raw.get("throttled") is True)
 
     def to_dict(self) -> dict[str, Any]:
         """The metrics as logged."""
@@ -227,7 +234,7 @@ class MemorySample(LogLine):
 
     @classmethod
     def from_line(cls, line: Mapping[str, Any]) -> MemorySample:
-        """The record of a ``memory`` line."""
+        """The record of a ``memory`` line (its ``telemetry`` is read where drawn: reports/chart.py)."""
         budget = line.get("budget_bytes")
         return cls(line=line, t=number(line.get("t")), guarded_bytes=whole(line.get("guarded_bytes")),
                    system_used=whole(_mapping(line.get("system")).get("used")),

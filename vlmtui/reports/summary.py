@@ -53,6 +53,12 @@ class ModelSummary:
     total_s: list[float] = field(default_factory=list)
     """Wall time of each case that answered with tokens (passed or failed)."""
     gen_tps: list[float] = field(default_factory=list)
+    j_per_token: list[float] = field(default_factory=list)
+    """Joules per generated token of each measured case with an energy figure (docs/telemetry.md)."""
+    energy_j: float | None = None
+    """The energy of all those cases together; None when none had a figure."""
+    throttled: int = 0
+    """Cases whose clocks were held down (their tok/s is not comparable)."""
     peak_memory_bytes: int | None = None
     scoring: list[CaseScores] = field(default_factory=list)
     """The scores of each scored case (a judge's grades joined in; judge cases left out)."""
@@ -71,6 +77,16 @@ class ModelSummary:
     def gen_tps_stat(self) -> Stat:
         """Mean and spread of the generation speed in tokens per second."""
         return Stat.of(self.gen_tps)
+
+    @property
+    def j_per_token_stat(self) -> Stat:
+        """Mean and spread of the joules per generated token."""
+        return Stat.of(self.j_per_token)
+
+    @property
+    def mean_j_per_token(self) -> float | None:
+        """Mean joules per generated token; None when no case had an energy figure."""
+        return self.j_per_token_stat.mean
 
     @property
     def mean_total_s(self) -> float | None:
@@ -118,6 +134,11 @@ def summarise(results: Iterable[CaseEnd]) -> list[ModelSummary]:
                     summary.total_s.append(metrics.total_s)
                 if metrics.gen_tps:
                     summary.gen_tps.append(metrics.gen_tps)
+                if metrics.j_per_token is not None:
+                    summary.j_per_token.append(metrics.j_per_token)
+                if metrics.energy_j is not None:
+                    summary.energy_j = (summary.energy_j or 0.0) + metrics.energy_j
+                summary.throttled += metrics.throttled
             if metrics.peak_memory_bytes:
                 summary.peak_memory_bytes = max(summary.peak_memory_bytes or 0, metrics.peak_memory_bytes)
             if joined[result.case_id].scored and not result.is_judge:

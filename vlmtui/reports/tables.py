@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vlmtui.reports.accuracy import Accuracy, primary_accuracy
 from vlmtui.reports.model import Report, SessionRow
@@ -65,15 +65,28 @@ def leaderboard_table(report: Report) -> Table:
     return Table(columns, rows, "Leaderboard")
 
 
+def has_energy(report: Report) -> bool:
+    """Whether some case of the log has an energy figure (the energy columns appear only then)."""
+    return any(row.metrics.energy_j is not None for row in report.cases)
+
+
+def _throttled_note(count: int) -> str:
+    return f"{count} throttled: tok/s not comparable" if count else ""
+
+
 def summary_table(report: Report) -> Table:
-    """Per model: counts by status (and not run, when some are), time and speed as mean ± std, peak memory."""
-    has_not_run = bool(report.not_run)
+    """Per model: counts by status (and not run, when some are), time and speed as mean ± std, J/token where
+    measured, peak memory."""
+    has_not_run, energy = bool(report.not_run), has_energy(report)
     columns = (MODEL, Column("backend"), *_numbers(*RESULT_STATUSES), *(_numbers("not run") if has_not_run else ()),
-               *_numbers("total s (mean ± std)", "gen tok/s (mean ± std)", "peak memory"))
+               *_numbers("total s (mean ± std)", "gen tok/s (mean ± std)"),
+               *(_numbers("J/token (mean ± std)", "energy J") if energy else ()), *_numbers("peak memory"))
     rows = tuple((
         Cell(s.model), Cell(s.backend), *(Cell.count(s.counts.get(k, 0)) for k in RESULT_STATUSES),
         *((Cell.count(report.not_run.get(s.model, 0)),) if has_not_run else ()),
-        Cell.stat(s.total_stat, 2), Cell.stat(s.gen_tps_stat, 1), Cell.size(s.peak_memory_bytes),
+        Cell.stat(s.total_stat, 2), replace(Cell.stat(s.gen_tps_stat, 1), note=_throttled_note(s.throttled)),
+        *((Cell.stat(s.j_per_token_stat, 3), Cell.decimal(s.energy_j, 1)) if energy else ()),
+        Cell.size(s.peak_memory_bytes),
     ) for s in report.models)
     return Table(columns, rows, "Per-model summary")
 
@@ -90,10 +103,10 @@ def repeats_table(report: Report) -> Table:
 
 def cases_table(report: Report) -> Table:
     """Every planned case at its latest attempt: status, (primary score,) attempts, metrics, output, error."""
-    scored = report.scored
+    scored, energy = report.scored, has_energy(report)
     columns = (CASE, Column("status"), *(_numbers("score") if scored else ()),
-               *_numbers("attempts", "load s", "TTFT s", "prompt tok", "gen tok", "gen tok/s", "total s",
-                         "peak memory"),
+               *_numbers("attempts", "load s", "TTFT s", "prompt tok", "gen tok", "gen tok/s", "total s"),
+               *(_numbers("energy J", "J/token") if energy else ()), *_numbers("peak memory"),
                Column("output", limit=60, html_limit=120, title_limit=2000, code=True),
                Column("error", limit=120, html_limit=300, code=True))
     rows = []
@@ -103,7 +116,9 @@ def cases_table(report: Report) -> Table:
             Cell(row.case_id, note="warm-up" if row.warmup else ""), Cell(row.status, status=row.status),
             *((Cell.score(row.scores.primary_value),) if scored else ()), Cell.count(row.attempts),
             Cell.decimal(m.load_s), Cell.decimal(m.ttft_s, 3), Cell.count(m.prompt_tokens),
-            Cell.count(m.gen_tokens), Cell.decimal(m.gen_tps, 1), Cell.decimal(m.total_s),
+            Cell.count(m.gen_tokens), replace(Cell.decimal(m.gen_tps, 1), note=_throttled_note(m.throttled)),
+            Cell.decimal(m.total_s),
+            *((Cell.decimal(m.energy_j, 1), Cell.decimal(m.j_per_token, 3)) if energy else ()),
             Cell.size(m.peak_memory_bytes), Cell(row.output), Cell(row.error),
         ))
     return Table(columns, tuple(rows), "Cases")

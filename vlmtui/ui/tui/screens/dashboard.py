@@ -260,7 +260,8 @@ class DashboardScreen(Screen[None]):
         passed, failed, crashed, aborted, skipped = (summary.counts.get(k, 0) for k in RESULT_STATUSES)
         return SummaryRow(summary.model, model.state if model else ModelState.WAITING,
                           (passed, failed, crashed, aborted, skipped), summary.mean_total_s, summary.mean_gen_tps,
-                          summary.peak_memory_bytes, model.trust_remote_code if model else False, summary.accuracy)
+                          summary.peak_memory_bytes, model.trust_remote_code if model else False, summary.accuracy,
+                          summary.mean_j_per_token)
 
     def _update_queue_title(self) -> None:
         shown, total = len(self.view.visible(self.filter_text)), len(self.view.order)

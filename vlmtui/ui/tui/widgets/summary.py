@@ -19,6 +19,8 @@ from vlmtui.vocab import RESULT_STATUSES, ModelState
 
 NUMBERS_WIDTH = 58
 """Cells the count, time, speed and memory columns of the summary take, padding included."""
+ENERGY_WIDTH = 7
+"""Cells the J/token column takes, padding included, when it is shown."""
 MIN_NAME_ROOM = 16
 """Cells the model names keep before the score's interval gives way to its mean alone (80 columns)."""
 
@@ -38,6 +40,15 @@ class SummaryRow:
     trust_remote_code: bool = False
     accuracy: Accuracy | None = None
     """The primary score (mean, 95 % interval from n ≥ 10); None for a model without scored cases."""
+    j_per_token: float | None = None
+    """Mean joules per generated token (docs/telemetry.md); None where nothing measured power."""
+
+
+def joules(value: float | None) -> str:
+    """``0.84`` J per token (three significant places below 1), ``—`` when not measured."""
+    if value is None:
+        return "—"
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 100 else f"{value:.0f}"
 
 
 class ModelSummaryTable(Widget):
@@ -61,6 +72,9 @@ class ModelSummaryTable(Widget):
             table.add_column(look.word, justify="right", no_wrap=True, header_style=f"bold {look.style}")
         table.add_column("mean s", justify="right", no_wrap=True)
         table.add_column("tok/s", justify="right", no_wrap=True)
+        energy = any(row.j_per_token is not None for row in self.rows)
+        if energy:  # only when some case has an energy figure: otherwise the table is as it was
+            table.add_column("J/tok", justify="right", no_wrap=True)
         table.add_column("peak", justify="right", no_wrap=True)
         accuracies = [row.accuracy for row in self.rows]
         scores = [Cell.accuracy(found).text for found in accuracies] if any(accuracies) else []
@@ -71,7 +85,7 @@ class ModelSummaryTable(Widget):
             table.add_column(heading, justify="right", no_wrap=True)
         score_width = max(len(heading), *map(len, scores)) + 1 if scores else 0
         # The numeric columns and their padding take 58 cells (and the score's); the name gets the rest.
-        room = max(self.content_size.width - NUMBERS_WIDTH - score_width - 2, 12)
+        room = max(self.content_size.width - NUMBERS_WIDTH - score_width - (ENERGY_WIDTH if energy else 0) - 2, 12)
         for i, row in enumerate(self.rows):
             look = ModelState(row.state).look
             name = Text.assemble((look.mark, look.style), " ", middle(row.model, room))
@@ -80,5 +94,6 @@ class ModelSummaryTable(Widget):
             elif row.trust_remote_code:
                 name.append(" ⚠", style="yellow")
             table.add_row(name, *(Text(str(n), style="" if n else "bright_black") for n in row.counts),
-                          seconds(row.mean_s), rate(row.tok_s), size(row.peak_bytes), *scores[i:i + 1])
+                          seconds(row.mean_s), rate(row.tok_s), *((joules(row.j_per_token),) if energy else ()),
+                          size(row.peak_bytes), *scores[i:i + 1])
         return table
