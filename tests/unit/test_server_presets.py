@@ -36,7 +36,8 @@ def suite_with(model: str, tmp_path: Path) -> str:
     ('server = "llama.cpp"\npath = "tiny:llava-next"',
      r"path: tiny:llava-next has no GGUF build for llama.cpp \(tiny GGUF models: tiny:idefics3\)"),
     ('server = "llama.cpp"', r"path: server = \"llama.cpp\" needs path"),
-    ('server = "mlx-vlm"\npath = "tiny:idefics3"\ncontext = 512', r":9: context: applies to server = \"llama.cpp\" only"),
+    ('server = "mlx-vlm"\npath = "tiny:idefics3"\ncontext = 512',
+     r":9: context: applies to server = \"llama.cpp\" only"),
     ('path = "tiny:idefics3"', r"backend: an openai model needs server = \"llama.cpp\" \| \"mlx-vlm\""),
 ])
 def test_the_suite_checks_the_server_preset(tmp_path: Path, model: str, error: str) -> None:
