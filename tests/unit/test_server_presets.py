@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.functional.helpers import model_spec
 from vlmtui.suite.loader import SuiteError, parse_suite
-from vlmtui.worker import main as worker_main
+from vlmtui.worker import measure as worker_measure
 from vlmtui.worker.backends import server_timings
 from vlmtui.worker.backends.base import BackendError, GenerationStats
 from vlmtui.worker.backends.server_presets import LLAMA_HEALTH_URL, llama_model_args, server_launch
@@ -148,7 +148,7 @@ def test_server_timings_are_the_cases_figures() -> None:
 
 def test_the_log_format_names_every_metric() -> None:
     doc = (ROOT / "docs" / "log-format.md").read_text(encoding="utf-8")
-    written = set(re.findall(r'"(\w+)":', inspect.getsource(worker_main._metrics)))
+    written = set(re.findall(r'"(\w+)":', inspect.getsource(worker_measure.case_metrics)))
     written |= {"load_s", "metrics_source", "client_ttft_s"}
     assert "client_ttft_s" in inspect.getsource(server_timings)
     for key in sorted(written):

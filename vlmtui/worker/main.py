@@ -19,14 +19,12 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, TextIO
+from typing import TextIO
 
 import psutil
 
-from vlmtui.memory.samples import FrameworkSample
 from vlmtui.vocab import Outcome
 from vlmtui.wire import protocol as p
-from vlmtui.wire.capabilities import capabilities_of
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends import backend_class
 from vlmtui.worker.backends.base import (
@@ -38,11 +36,10 @@ from vlmtui.worker.backends.base import (
     one_line,
 )
 from vlmtui.worker.demo.tiny import TinyModelError
-from vlmtui.worker.frameworks import device_info
 from vlmtui.worker.images import ImageError, open_image
+from vlmtui.worker.interrupts import CaseAborted, CaseInterrupts
+from vlmtui.worker.measure import TokenStream, case_metrics, framework_sample, guarded_bytes, loaded_message
 
-TOKEN_BATCH_S = 0.016
-"""Streamed text is sent at most this often (about 60 times a second); the rest waits in a batch."""
 IDLE_POLL_S = 0.1
 """How often an idle worker looks up from its queue: a SIGTERM's handler runs only when the main thread does."""
 STDIN_CLOSED_EXIT_S = 10.0
@@ -52,14 +49,6 @@ native call, or SIGTERM ignored): it never outlives vlmtui by more."""
 
 class Terminated(BaseException):
     """Raised by SIGTERM's handler in a model load, which has no tokens to stop between: the load is dropped."""
-
-
-class CaseAborted(Exception):
-    """Raised between tokens to stop a generation; carries the abort command."""
-
-    def __init__(self, command: p.Abort) -> None:
-        super().__init__(command.reason)
-        self.command = command
 
 
 class Worker:
@@ -74,15 +63,7 @@ class Worker:
         """The backend whose ``load`` runs now: the sampler probes it, so a load is guarded too."""
         self._spec: ModelSpec | None = None
         self._load_s = 0.0
-        self._running_case: str | None = None
-        self._queued_runs: set[str] = set()
-        """Cases whose ``Run`` waits in the queue: an abort aimed at one of them is kept for it."""
-        self._aborts: dict[str, p.Abort] = {}
-        """Aborts of the running or a queued case only; each goes when its case ends."""
-        self._case_lock = threading.Lock()
-        self._cleanup_request: p.Cleanup | None = None
-        self._terminating = False
-        self._exit_reason = "SIGTERM"
+        self._interrupts = CaseInterrupts(self._commands.put)
         self._said_exiting = False
         self._sample_s = 0.25
         self._case_peak = 0
@@ -108,50 +89,27 @@ class Worker:
                 self.send(p.Log("error", f"worker ignored a bad command: {exc}"))
                 continue
             if isinstance(command, p.Abort):
-                self._take_abort(command)
+                # An abort that finds its case ended (or none ran) leaves the model idle: only the unload applies.
+                if not self._interrupts.take_abort(command) and command.unload:
+                    self._commands.put(p.Unload())
             elif isinstance(command, p.Cleanup):
-                self._take_cleanup(command)
+                if not self._interrupts.take_cleanup(command):
+                    self._commands.put(command)
             else:
                 if isinstance(command, p.Run):
-                    with self._case_lock:
-                        self._queued_runs.add(command.case_id)
+                    self._interrupts.queued(command.case_id)
                 self._commands.put(command)  # type: ignore[arg-type]
         # stdin closed: vlmtui ended or died. Leave as on SIGTERM, and at the latest after a bound.
-        self._exit_reason = "stdin closed"
+        self._interrupts.exit_reason = "stdin closed"
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
         time.sleep(STDIN_CLOSED_EXIT_S)
         os._exit(0)
 
-    def _take_cleanup(self, command: p.Cleanup) -> None:
-        """A cleanup acts at the running case's next token, or in turn when no case runs."""
-        with self._case_lock:
-            if self._running_case is not None:
-                self._cleanup_request = command
-                return
-        self._commands.put(command)
-
-    def _take_abort(self, command: p.Abort) -> None:
-        """Keep an abort for the case it names while that case runs or waits; never for a later case."""
-        with self._case_lock:
-            target = command.case_id if command.case_id is not None else self._running_case
-            if target is not None and (target == self._running_case or target in self._queued_runs):
-                self._aborts[target] = command
-                return
-        # Its case has ended (or none ran): the model is idle now, so only the unload still applies.
-        if command.unload:
-            self._commands.put(p.Unload())
-
     def on_sigterm(self, signum: int, frame: object) -> None:
         """SIGTERM (main thread): stop the running case at its next token, or drop a load; then exit."""
-        if self._terminating:
+        if self._interrupts.terminating:
             return
-        self._terminating = True
-        case_id = self._running_case
-        if case_id is not None:
-            # A plain dict write, no lock: the main thread this interrupts may hold it. An earlier abort's
-            # reason (the guard's, the user's) stays the case's reason.
-            self._aborts.setdefault(case_id, p.Abort(case_id=case_id, reason=f"stopped ({self._exit_reason})"))
-        elif self._loading_backend is not None:
+        if self._interrupts.terminate() is None and self._loading_backend is not None:
             raise Terminated
 
     def _sample_loop(self) -> None:
@@ -166,26 +124,11 @@ class Worker:
 
     def _memory_sample(self) -> p.Memory:
         rss = self._process.memory_info().rss
-        framework = self._framework_sample()
+        framework = framework_sample(self._backend, self._loading_backend)
         guarded = framework.guarded_bytes if framework else rss
-        if self._running_case is not None:
+        if self._interrupts.running is not None:
             self._case_peak = max(self._case_peak, guarded)
         return p.Memory(t=time.time(), rss_bytes=rss, framework=framework.to_dict() if framework else None)
-
-    def _framework_sample(self) -> FrameworkSample | None:
-        backend = self._backend
-        if backend is not None:
-            return _backend_sample(backend)
-        loading = self._loading_backend
-        if loading is None:
-            return None
-        # Mid-load the weights may already sit in device memory that RSS does not show (CUDA, Metal),
-        # so the loading backend is asked too; but it is half set up, so a failure means "no sample",
-        # never the sampler's warning and one-second pause.
-        try:
-            return _backend_sample(loading)
-        except Exception:
-            return None
 
     # ------------------------------------------------------------------ commands
 
@@ -195,7 +138,7 @@ class Worker:
         threading.Thread(target=self._read_commands, args=(stdin,), daemon=True, name="commands").start()
         threading.Thread(target=self._sample_loop, daemon=True, name="sampler").start()
         try:
-            while not self._terminating:
+            while not self._interrupts.terminating:
                 try:
                     command = self._commands.get(timeout=IDLE_POLL_S)
                 except queue.Empty:
@@ -212,7 +155,7 @@ class Worker:
                     self._unload(announce=True)
         except Terminated:
             pass
-        if self._terminating:
+        if self._interrupts.terminating:
             self._say_exiting()
         # The backend's unload drops the model and clears the framework's caches; it is also where a
         # backend gives back what it changed for the whole process (MLX's wired limit, where it sets one).
@@ -223,7 +166,7 @@ class Worker:
         if not self._said_exiting:
             self._said_exiting = True
             with contextlib.suppress(OSError):  # vlmtui is gone: nobody to tell
-                self.send(p.Exiting(reason=self._exit_reason))
+                self.send(p.Exiting(reason=self._interrupts.exit_reason))
 
     def _load(self, command: p.Load) -> None:
         self._unload(announce=False)
@@ -260,45 +203,23 @@ class Worker:
         # so a guard cleanup costs milliseconds, not a 0.2 s pause between tokens (bench/guard_latency.py).
         gc.collect()
         gc.freeze()
-        notes = list(info.notes)
-        if command.memory_limit_bytes and not backend.supports_memory_limit:
-            notes.append(f"{spec.backend} has no hard memory cap here: the guard watches and aborts instead")
-        try:
-            devices = device_info(import_if_missing=False)
-        except Exception:
-            devices = {}
-        capabilities = sorted(capabilities_of(info.model_type)) if info.model_type else []
-        self.send(p.Loaded(model_id=spec.id, load_s=self._load_s, device=info.device, dtype=info.dtype,
-                           versions=info.versions, notes=notes, device_info=devices,
-                           model_type=info.model_type, capabilities=capabilities))
+        self.send(loaded_message(spec, backend, info, self._load_s, capped=bool(command.memory_limit_bytes)))
 
     def _between_tokens(self, case_id: str) -> None:
         """Act on a pending cleanup or abort; called after each streamed chunk."""
-        request = self._cleanup_request
+        request = self._interrupts.next_cleanup()
         if request is not None:
-            self._cleanup_request = None
             self._cleanup(request.reason, by_guard=request.by_guard)
-        abort = self._aborts.get(case_id)
-        if abort is None and self._terminating:  # SIGTERM came between the case's start and its first token
-            abort = p.Abort(case_id=case_id, reason=f"stopped ({self._exit_reason})")
+        abort = self._interrupts.abort_for(case_id)
         if abort is not None:
             raise CaseAborted(abort)
 
     def _run(self, command: p.Run) -> None:
-        case_id = command.case_id
-        with self._case_lock:
-            self._queued_runs.discard(case_id)
-            self._running_case = case_id
+        self._interrupts.begin(command.case_id)
         try:
             self._run_case(command)
         finally:
-            with self._case_lock:
-                self._running_case = None
-                self._aborts.pop(case_id, None)
-                # A cleanup that came after the case's last token is not left for the next case.
-                parked, self._cleanup_request = self._cleanup_request, None
-            if parked is not None:
-                self._commands.put(parked)
+            self._interrupts.end(command.case_id)
 
     def _run_case(self, command: p.Run) -> None:
         backend, spec = self._backend, self._spec
@@ -307,32 +228,11 @@ class Worker:
             self.send(p.Result(case_id=case_id, outcome=Outcome.FAILED, error="no model is loaded in the worker"))
             return
         metrics: dict[str, float | int | str | None] = {"load_s": round(self._load_s, 4)}
-        parts: list[str] = []
-        times: list[float] = []
         self._case_peak = 0
         started = time.perf_counter()
         gen_started = started
-
-        pending: list[str] = []
-        last_sent = [0.0]
-
-        def flush_tokens() -> None:
-            if pending:
-                self.send(p.Token(case_id=case_id, text="".join(pending)))
-                pending.clear()
-
-        def emit(text: str) -> None:
-            now = time.perf_counter()
-            times.append(now)
-            parts.append(text)
-            pending.append(text)
-            # One message per TOKEN_BATCH_S at most: a fast model would otherwise cost a write and a
-            # parse per token for text no screen refreshes faster than this anyway.
-            if now - last_sent[0] >= TOKEN_BATCH_S:
-                last_sent[0] = now
-                flush_tokens()
-            self._between_tokens(case_id)
-
+        stream = TokenStream(lambda text: self.send(p.Token(case_id=case_id, text=text)),
+                             lambda: self._between_tokens(case_id))
         outcome, error, detail = Outcome.COMPLETED, "", ""
         unload_after = False
         stats = GenerationStats()
@@ -343,10 +243,10 @@ class Worker:
             request = GenerationRequest(
                 case_id=case_id, prompt=command.prompt, image=image, max_tokens=command.max_tokens,
                 temperature=command.temperature,
-                should_stop=lambda: case_id in self._aborts or self._terminating,
+                should_stop=lambda: self._interrupts.should_stop(case_id),
             )
             gen_started = time.perf_counter()
-            stats = backend.generate(request, emit)
+            stats = backend.generate(request, stream.emit)
             self._between_tokens(case_id)  # a backend that saw ``should_stop`` returns; the abort still counts
         except CaseAborted as exc:
             outcome, error = Outcome.ABORTED, exc.command.reason
@@ -365,16 +265,16 @@ class Worker:
             else:
                 outcome, error, detail = Outcome.FAILED, one_line(exc), traceback.format_exc()
         finally:
-            flush_tokens()
+            stream.flush()
             if self._backend is not None:
                 self._memory_sample()  # a case shorter than one sampling interval still gets a peak
         ended = time.perf_counter()
-        metrics.update(_metrics(stats, times, gen_started, ended - started, self._case_peak))
-        if self._terminating:
+        metrics.update(case_metrics(stats, stream.times, gen_started, ended - started, self._case_peak))
+        if self._interrupts.terminating:
             self._say_exiting()  # before the result: the parent must not send this worker the next case
-        self.send(p.Result(case_id=case_id, outcome=outcome, output="".join(parts), error=error,
+        self.send(p.Result(case_id=case_id, outcome=outcome, output=stream.text, error=error,
                            detail=detail, metrics=metrics))
-        if unload_after and not self._terminating:  # the guard's abort: now give the memory back
+        if unload_after and not self._interrupts.terminating:  # the guard's abort: now give the memory back
             self._unload(announce=True)
 
     def _cleanup(self, reason: str, *, by_guard: bool = False) -> None:
@@ -384,7 +284,7 @@ class Worker:
         else:
             gc.collect()
         after = self._memory_sample()
-        freed = _guarded(before) - _guarded(after)
+        freed = guarded_bytes(before) - guarded_bytes(after)
         self.send(p.Cleaned(freed_bytes=max(freed, 0), reason=reason, by_guard=by_guard))
 
     def _unload(self, *, announce: bool) -> None:
@@ -407,67 +307,6 @@ def _drop(backend: Backend) -> None:
         backend.unload()
     except Exception:
         gc.collect()
-
-
-def _backend_sample(backend: Backend) -> FrameworkSample | None:
-    """The backend's framework memory, or else the RSS of the server it manages (if any)."""
-    sample = backend.framework_memory()
-    server_pid = backend.server_pid
-    if sample is None and server_pid:
-        rss = _tree_rss(server_pid)
-        if rss is not None:
-            sample = FrameworkSample(framework="server-rss", device="server", guarded_bytes=rss)
-    return sample
-
-
-def _guarded(sample: p.Memory) -> int:
-    if sample.framework:
-        return int(sample.framework.get("guarded_bytes", 0))
-    return sample.rss_bytes
-
-
-def _tree_rss(pid: int) -> int | None:
-    """RSS of a process and its children (a managed server and what it spawned)."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return None
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_info().rss
-        except psutil.Error:
-            continue
-    return total
-
-
-def _metrics(
-    stats: GenerationStats, times: list[float], gen_started: float, total_s: float, sampled_peak: int
-) -> dict[str, Any]:
-    """Per-case metrics: the backend's own numbers where it has them, else measured from the stream."""
-    chunks = len(times)
-    ttft = stats.ttft_s if stats.ttft_s is not None else times[0] - gen_started if times else None
-    gen_tokens = stats.gen_tokens if stats.gen_tokens is not None else chunks
-    gen_tps = stats.gen_tps
-    if gen_tps is None and chunks > 1:
-        span = times[-1] - times[0]
-        gen_tps = (chunks - 1) / span if span > 0 else None
-    prompt_tps = stats.prompt_tps
-    if prompt_tps is None and stats.prompt_tokens and ttft:
-        prompt_tps = stats.prompt_tokens / ttft
-    peak = stats.peak_memory_bytes if stats.peak_memory_bytes else (sampled_peak or None)
-    return {
-        "ttft_s": round(ttft, 5) if ttft is not None else None,
-        "prompt_tokens": stats.prompt_tokens,
-        "gen_tokens": gen_tokens,
-        "prompt_tps": round(prompt_tps, 2) if prompt_tps else None,
-        "gen_tps": round(gen_tps, 2) if gen_tps else None,
-        "total_s": round(total_s, 5),
-        "peak_memory_bytes": peak,
-        **({"metrics_source": stats.metrics_source} if stats.metrics_source else {}),
-        **stats.extra,
-    }
 
 
 def main() -> None:

@@ -1,0 +1,149 @@
+"""What the worker measures and reports: a backend's memory (or its server's), a load, a case's stream and metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+from vlmtui.memory.samples import FrameworkSample
+from vlmtui.wire import protocol as p
+from vlmtui.wire.capabilities import capabilities_of
+from vlmtui.wire.spec import ModelSpec
+from vlmtui.worker.backends.base import Backend, GenerationStats, LoadInfo
+from vlmtui.worker.frameworks import device_info
+
+
+def backend_sample(backend: Backend) -> FrameworkSample | None:
+    """The backend's framework memory, or else the RSS of the server it manages (if any)."""
+    sample = backend.framework_memory()
+    server_pid = backend.server_pid
+    if sample is None and server_pid:
+        rss = tree_rss(server_pid)
+        if rss is not None:
+            sample = FrameworkSample(framework="server-rss", device="server", guarded_bytes=rss)
+    return sample
+
+
+def framework_sample(loaded: Backend | None, loading: Backend | None) -> FrameworkSample | None:
+    """The loaded backend's memory, else the loading one's: weights mid-load may sit where RSS is blind."""
+    if loaded is not None:
+        return backend_sample(loaded)
+    if loading is None:
+        return None
+    # Mid-load the weights may already sit in device memory that RSS does not show (CUDA, Metal), so the
+    # loading backend is asked too; but it is half set up, so a failure means "no sample", never the
+    # sampler's warning and one-second pause.
+    try:
+        return backend_sample(loading)
+    except Exception:
+        return None
+
+
+def loaded_message(spec: ModelSpec, backend: Backend, info: LoadInfo, load_s: float, *, capped: bool) -> p.Loaded:
+    """What the parent hears of a finished load: device, notes, the device's memory, what it can be asked."""
+    notes = list(info.notes)
+    if capped and not backend.supports_memory_limit:
+        notes.append(f"{spec.backend} has no hard memory cap here: the guard watches and aborts instead")
+    try:
+        devices = device_info(import_if_missing=False)
+    except Exception:
+        devices = {}
+    capabilities = sorted(capabilities_of(info.model_type)) if info.model_type else []
+    return p.Loaded(model_id=spec.id, load_s=load_s, device=info.device, dtype=info.dtype,
+                    versions=info.versions, notes=notes, device_info=devices,
+                    model_type=info.model_type, capabilities=capabilities)
+
+
+def guarded_bytes(sample: p.Memory) -> int:
+    """The figure the guard watches in a memory event: the framework's, else the worker's RSS."""
+    if sample.framework:
+        return int(sample.framework.get("guarded_bytes", 0))
+    return sample.rss_bytes
+
+
+def tree_rss(pid: int) -> int | None:
+    """RSS of a process and its children (a managed server and what it spawned)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+def case_metrics(
+    stats: GenerationStats, times: list[float], gen_started: float, total_s: float, sampled_peak: int
+) -> dict[str, Any]:
+    """Per-case metrics: the backend's own numbers where it has them, else measured from the stream."""
+    chunks = len(times)
+    ttft = stats.ttft_s if stats.ttft_s is not None else times[0] - gen_started if times else None
+    gen_tokens = stats.gen_tokens if stats.gen_tokens is not None else chunks
+    gen_tps = stats.gen_tps
+    if gen_tps is None and chunks > 1:
+        span = times[-1] - times[0]
+        gen_tps = (chunks - 1) / span if span > 0 else None
+    prompt_tps = stats.prompt_tps
+    if prompt_tps is None and stats.prompt_tokens and ttft:
+        prompt_tps = stats.prompt_tokens / ttft
+    peak = stats.peak_memory_bytes if stats.peak_memory_bytes else (sampled_peak or None)
+    return {
+        "ttft_s": round(ttft, 5) if ttft is not None else None,
+        "prompt_tokens": stats.prompt_tokens,
+        "gen_tokens": gen_tokens,
+        "prompt_tps": round(prompt_tps, 2) if prompt_tps else None,
+        "gen_tps": round(gen_tps, 2) if gen_tps else None,
+        "total_s": round(total_s, 5),
+        "peak_memory_bytes": peak,
+        **({"metrics_source": stats.metrics_source} if stats.metrics_source else {}),
+        **stats.extra,
+    }
+
+
+
+TOKEN_BATCH_S = 0.016
+"""Streamed text is sent at most this often (about 60 times a second); the rest waits in a batch."""
+
+
+class TokenStream:
+    """A case's streamed text: kept whole with each chunk's time, and sent on in batches."""
+
+    def __init__(self, send: Callable[[str], None], between_tokens: Callable[[], None]) -> None:
+        self._send = send
+        self._between_tokens = between_tokens
+        self.parts: list[str] = []
+        self.times: list[float] = []
+        self._pending: list[str] = []
+        self._last_sent = 0.0
+
+    @property
+    def text(self) -> str:
+        """Everything generated so far."""
+        return "".join(self.parts)
+
+    def emit(self, text: str) -> None:
+        """One chunk from the backend; an abort or cleanup waiting for this token acts here."""
+        now = time.perf_counter()
+        self.times.append(now)
+        self.parts.append(text)
+        self._pending.append(text)
+        # One message per TOKEN_BATCH_S at most: a fast model would otherwise cost a write and a
+        # parse per token for text no screen refreshes faster than this anyway.
+        if now - self._last_sent >= TOKEN_BATCH_S:
+            self._last_sent = now
+            self.flush()
+        self._between_tokens()
+
+    def flush(self) -> None:
+        """Send what waits in the batch."""
+        if self._pending:
+            self._send("".join(self._pending))
+            self._pending.clear()
