@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vlmtui.engine.events import BudgetChanged, Event, GuardEvent, MemoryUpdate, Notice
+from vlmtui.engine.case_energy import CaseEnergy
+from vlmtui.engine.events import BudgetChanged, CaseResult, Event, GuardEvent, MemoryUpdate, Notice
 from vlmtui.engine.worker_session import WorkerSession
 from vlmtui.memory.budget import Budget, resolve_budget
 from vlmtui.memory.guard import Guard, GuardDecision, MemoryReading
 from vlmtui.memory.preflight import check_fit, model_footprint
 from vlmtui.memory.system import probe_pressure, probe_process_rss, probe_system
+from vlmtui.memory.telemetry import TelemetrySampler
 from vlmtui.suite.loader import GuardConfig
 from vlmtui.vocab import GuardAction
 from vlmtui.wire import protocol as p
@@ -29,7 +31,7 @@ class GuardLoop:
     """The budget, the guard over it, and the loop that samples memory and acts on the guard's decisions."""
 
     def __init__(self, config: GuardConfig, budget: Budget, session: WorkerSession,
-                 emit: Callable[[Event], None]) -> None:
+                 emit: Callable[[Event], None], telemetry: TelemetrySampler | None = None) -> None:
         self.config = config
         self.budget = budget
         self.guard = Guard.from_config(budget, config)
@@ -37,6 +39,11 @@ class GuardLoop:
         """The latest sample, kept for a crashed case's record."""
         self._session = session
         self._emit = emit
+        self._telemetry = telemetry
+        """GPU load, power, energy and thermal state (docs/telemetry.md); None: the loop makes its own."""
+        self._telemetry_ready = asyncio.Event()
+        self.energy = CaseEnergy(None)
+        """The running case's energy: marks at its start and end, this loop's samples between."""
 
     def reset(self) -> None:
         """Forget the guard's level (a new case or model starts)."""
@@ -86,6 +93,30 @@ class GuardLoop:
         else:  # the user's, or the worker's own after an out-of-memory error: not the guard's doing
             self._emit(Notice("info", what))
 
+    # ------------------------------------------------------------------ telemetry and energy
+
+    async def _start_telemetry(self) -> None:
+        """Start the sampler with the loop (NVML's init in a thread); one that cannot start leaves none."""
+        sampler = self._telemetry or TelemetrySampler(interval_ms=self.config.sample_ms)
+        try:
+            self._telemetry = await asyncio.to_thread(sampler.start)
+        except Exception as exc:  # "n/a" is a value: no figure is worth a failed run
+            self._telemetry = None
+            self._emit(Notice("warning", f"GPU telemetry off: {type(exc).__name__}: {exc}"))
+        self.energy = CaseEnergy(self._telemetry)
+        self._telemetry_ready.set()
+
+    async def begin_case(self) -> None:
+        """A case starts: its energy's first mark, once the sampler is up."""
+        await self._telemetry_ready.wait()
+        await self.energy.begin()
+
+    async def end_case(self, result: CaseResult) -> CaseResult:
+        """The case's result with ``energy_j``, ``j_per_token``, ``energy_source`` and ``throttled`` in its metrics."""
+        tokens = result.metrics.get("gen_tokens")
+        figures = await self.energy.end(tokens if isinstance(tokens, int) else None)
+        return dataclasses.replace(result, metrics={**result.metrics, **figures}) if figures else result
+
     # ------------------------------------------------------------------ the loop
 
     def _reading(self) -> tuple[MemoryReading, MemoryUpdate]:
@@ -106,22 +137,30 @@ class GuardLoop:
             t=system.t, system=_asdict(system), worker_rss=rss, framework=framework,
             guarded_bytes=guarded if pid else None, guarded_source=source, budget_bytes=self.budget.bytes,
             level=self.guard.level.label, pressure=level,
+            telemetry=self._telemetry.sample() if self._telemetry is not None else None,
         )
         return reading, update
 
     async def watch(self) -> None:
-        """Sample, emit and act every ``sample_ms`` until cancelled."""
+        """Start the telemetry sampler; sample, emit and act every ``sample_ms`` until cancelled; stop it."""
         interval = self.config.sample_ms / 1000
-        while True:
-            reading, update = await asyncio.to_thread(self._reading)
-            decision = self.guard.observe(reading) if self._session.pid else None
-            if decision is not None:
-                update = dataclasses.replace(update, level=decision.level.label)
-            self.last_update = update
-            self._emit(update)
-            if decision is not None:
-                self._act(decision, reading)
-            await asyncio.sleep(interval)
+        await self._start_telemetry()
+        try:
+            while True:
+                reading, update = await asyncio.to_thread(self._reading)
+                decision = self.guard.observe(reading) if self._session.pid else None
+                if decision is not None:
+                    update = dataclasses.replace(update, level=decision.level.label)
+                if update.telemetry is not None:
+                    self.energy.add(update.telemetry)
+                self.last_update = update
+                self._emit(update)
+                if decision is not None:
+                    self._act(decision, reading)
+                await asyncio.sleep(interval)
+        finally:
+            if self._telemetry is not None:
+                self._telemetry.stop()
 
     def _act(self, decision: GuardDecision, reading: MemoryReading) -> None:
         session = self._session

@@ -40,6 +40,7 @@ from vlmtui.engine.worker_client import WorkerRefused
 from vlmtui.engine.worker_session import WorkerSession
 from vlmtui.memory.budget import Budget, resolve_budget
 from vlmtui.memory.system import probe_system
+from vlmtui.memory.telemetry import TelemetrySampler
 from vlmtui.suite.loader import GuardConfig
 from vlmtui.vocab import CaseStatus, count_by_status
 from vlmtui.wire import protocol as p
@@ -69,7 +70,8 @@ class Scheduler:
     def __init__(self, cases: Sequence[Case], *, suite_name: str = "suite", suite_path: str = "",
                  guard: GuardConfig | None = None, budget: Budget | None = None,
                  worker_argv: Sequence[str] | None = None, worker_env: dict[str, str] | None = None,
-                 session_id: str | None = None, done_attempts: dict[str, int] | None = None) -> None:
+                 session_id: str | None = None, done_attempts: dict[str, int] | None = None,
+                 telemetry: TelemetrySampler | None = None) -> None:
         self.queue = CaseQueue(cases, done_attempts)
         self.suite_name = suite_name
         self.suite_path = suite_path
@@ -84,7 +86,7 @@ class Scheduler:
         self.session = WorkerSession(self.emit, self.guard_config, worker_argv, worker_env,
                                      on_cleaned=lambda message: self.guard_loop.on_cleaned(message))
         budget = budget or resolve_budget(self.guard_config.budget, {}, probe_system().total)
-        self.guard_loop = GuardLoop(self.guard_config, budget, self.session, self.emit)
+        self.guard_loop = GuardLoop(self.guard_config, budget, self.session, self.emit, telemetry)
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Receive every event from now on."""
@@ -233,8 +235,8 @@ class Scheduler:
         return counts
 
     def _finish(self, result: CaseResult) -> None:
-        self.queue.record(result)
-        self.emit(CaseFinished(result))
+        for done in self.queue.record(result):  # a judge's grade may pass or fail the case it graded again
+            self.emit(CaseFinished(done))
 
     async def _run_case(self, case: Case) -> None:
         attempt = self.queue.next_attempt(case.case_id)
@@ -250,12 +252,14 @@ class Scheduler:
         if skip:
             self._finish(verdict.ended(case, attempt, CaseStatus.SKIPPED, error=skip))
             return
+        await self.guard_loop.begin_case()
         running, reply = await self.session.run(case, attempt)
         if reply is None:  # the worker died under the case
             exited = self.session.take_exit()
             result = verdict.from_exit(running, exited, self.guard_loop.last_update, self.guard_config.grace_s)
         else:
             result = verdict.from_reply(running, reply)
+        result = await self.guard_loop.end_case(result)
         self._finish(result)
         if result.status == CaseStatus.CRASHED:
             self.emit(Notice("error", f"{case.case_id}: {result.error}; a fresh worker takes the next case"))
