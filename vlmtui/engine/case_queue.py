@@ -3,7 +3,9 @@
 A loaded model's cases go first, so a worker loads a model once for all of them. A rerun queues a new
 attempt after what is pending and gives its model another chance to load; a case finished in an earlier
 session (``--resume``) leaves the queue keeping its logged result. A pending case starts only once it is
-``_ready``.
+``_ready``: a judge case once no answer of its dataset is pending (so the judge loads after every judged
+model has finished and been unloaded), its rubric then written from the judged case's latest answer. A
+rerun answer queues its judges again; a judge's grade can pass or fail the judged case again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from vlmtui.engine import grading
 from vlmtui.engine.events import CaseResult
 from vlmtui.engine.plan import Case, skip_reason
 from vlmtui.vocab import FAILURE_STATUSES, CaseStatus
@@ -54,36 +57,53 @@ class CaseQueue:
         """Cases finished in an earlier session, taken out of the queue by ``mark_done``."""
         self._attempt_base = dict(done_attempts or {})
         self._models: dict[str, ModelRecord] = {}
+        self._judges: dict[str, list[str]] = {}
+        """The judge cases of each judged case."""
+        for case in cases:
+            if case.judging is not None:
+                self._judges.setdefault(case.judging.judged_case_id, []).append(case.case_id)
 
     def model(self, model_id: str) -> ModelRecord:
         """The record of one model (a fresh one until something happens to it)."""
         return self._models.setdefault(model_id, ModelRecord())
 
-    def _ready(self, case_id: str) -> bool:
-        """Whether a pending case may start now: every case may, as none waits for another's result yet."""
-        return True
+    def _ready(self) -> list[str]:
+        """The pending cases that may start now: all but a judge case whose dataset still has answers to give."""
+        answering = {case.item.dataset for case in map(self.cases.__getitem__, self.pending)
+                     if case.item is not None and case.judging is None}
+        return [case_id for case_id in self.pending
+                if (case := self.cases[case_id]).judging is None or case.item is None
+                or case.item.dataset not in answering]
 
     def has_ready(self) -> bool:
         """Whether some pending case may start now."""
-        return any(self._ready(case_id) for case_id in self.pending)
+        return bool(self._ready())
 
     def take(self, loaded: str | None) -> Case | None:
-        """The next case, out of the queue: the loaded model's first, so it is loaded once; None if none is ready."""
-        ready = [case_id for case_id in self.pending if self._ready(case_id)]
+        """The next case, out of the queue: the loaded model's first, so it is loaded once; None if none is ready.
+        A judge case comes with the judged case's latest answer in its prompt."""
+        ready = self._ready()
         if not ready:
             return None
         case_id = next((c for c in ready if self.cases[c].model.id == loaded), ready[0]) if loaded else ready[0]
         self.pending.remove(case_id)
-        return self.cases[case_id]
+        case = self.cases[case_id]
+        judged = case.judging.judged_case_id if case.judging is not None else None
+        return case if judged is None else grading.prepared(case, self._latest(judged))
+
+    def _latest(self, case_id: str) -> CaseResult | None:
+        attempts = self.results.get(case_id)
+        return attempts[-1] if attempts else None
 
     def put_back(self, case: Case) -> None:
         """Return a taken case to the head of the queue (it never reached a worker)."""
         self.pending.insert(0, case.case_id)
 
     def rerun(self, case_ids: Iterable[str], running: str | None) -> list[str]:
-        """Queue new attempts of these cases after what is pending (not the running or a queued one)."""
+        """Queue new attempts of these cases after what is pending (not the running or a queued one); the
+        judges of an answer run again, after it."""
         queued = []
-        for case_id in case_ids:
+        for case_id in [c for asked in case_ids for c in (asked, *self._judges.get(asked, ()))]:
             if case_id not in self.cases or case_id in self.pending or case_id == running:
                 continue
             record = self._models.get(self.cases[case_id].model.id)
@@ -108,9 +128,19 @@ class CaseQueue:
         """The number the case's next attempt gets (attempts of earlier sessions counted)."""
         return self._attempt_base.get(case_id, 0) + len(self.results[case_id]) + 1
 
-    def record(self, result: CaseResult) -> None:
-        """Keep one attempt's result."""
+    def record(self, result: CaseResult) -> list[CaseResult]:
+        """Keep one attempt's result; returns it, then the judged case's latest attempt if this judge's grade
+        passed or failed it again (it replaces that attempt's result)."""
+        judged_id = result.judged_case_id
+        judged = self._latest(judged_id) if judged_id is not None else None
+        before = [r for j in self._judges.get(judged_id or "", ()) if (r := self._latest(j)) is not None]
         self.results[result.case_id].append(result)
+        after = [r for j in self._judges.get(judged_id or "", ()) if (r := self._latest(j)) is not None]
+        again = grading.regraded(judged, before, after) if judged is not None else None
+        if again is None:
+            return [result]
+        self.results[again.case_id][-1] = again
+        return [result, again]
 
     def latest(self) -> dict[str, CaseResult]:
         """Each case's latest attempt."""

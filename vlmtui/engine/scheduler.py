@@ -71,12 +71,14 @@ class Scheduler:
                  guard: GuardConfig | None = None, budget: Budget | None = None,
                  worker_argv: Sequence[str] | None = None, worker_env: dict[str, str] | None = None,
                  session_id: str | None = None, done_attempts: dict[str, int] | None = None,
-                 telemetry: TelemetrySampler | None = None) -> None:
+                 telemetry: TelemetrySampler | None = None, notices: Sequence[str] = ()) -> None:
         self.queue = CaseQueue(cases, done_attempts)
         self.suite_name = suite_name
         self.suite_path = suite_path
         self.guard_config = guard or GuardConfig()
         self.session_id = session_id or uuid.uuid4().hex[:12]
+        self.notices = tuple(notices)
+        """Warnings for the start of the run (dataset items left out by ``--skip-missing``)."""
         self._subscribers: list[Subscriber] = []
         self._unpaused = asyncio.Event()
         self._unpaused.set()
@@ -205,6 +207,8 @@ class Scheduler:
                                  info={**machine_info(), **self.guard_loop.info()}, cases=self.queue.planned()))
         if self.queue.carried:
             self.emit(ResultsCarried(list(self.queue.carried), self.queue.carried_results()))
+        for notice in self.notices:
+            self.emit(Notice("warning", notice))
         watcher = asyncio.create_task(self.guard_loop.watch(), name="memory-watch")
         try:
             while not self._stopping:

@@ -143,6 +143,7 @@ def prepare_session(
         worker_argv=worker_argv,
         session_id=(previous.starts[0].session_id or None) if previous else None,
         done_attempts=_attempts_so_far(previous) if previous else None,
+        notices=notes,
     )
     # Finished cases stay in the plan (for the queue's view) but are not run again.
     logged = previous.latest() if previous else {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from vlmtui.engine import grading
 from vlmtui.engine.events import CaseResult, MemoryUpdate, WorkerExited
 from vlmtui.engine.expect import check_expectations
 from vlmtui.engine.plan import Case
@@ -16,14 +17,14 @@ from vlmtui.wire import protocol as p
 
 def ended(case: Case, attempt: int, status: CaseStatus, *, started_at: float | None = None, error: str = "",
           output: str = "", metrics: dict[str, Any] | None = None, detail: str = "") -> CaseResult:
-    """The result of one attempt, ending now."""
+    """The result of one attempt, ending now; a dataset case's scored (``grading``)."""
     now = time.time()
-    return CaseResult(
+    return grading.graded(case, CaseResult(
         case_id=case.case_id, attempt=attempt, model=case.model.id, backend=case.model.backend,
         image=str(case.image) if case.image else None, prompt=case.prompt, kind=case.kind,
         status=status, error=error, output=output, metrics=metrics or {},
         started_at=started_at or now, ended_at=now, warmup=case.warmup, detail=detail,
-    )
+    ))
 
 
 def from_reply(running: RunningCase, reply: p.Result) -> CaseResult:

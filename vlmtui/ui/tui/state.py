@@ -231,7 +231,11 @@ class SessionView:
         row = self.cases.get(result.case_id)
         if row is None:
             return None
-        row.attempts.append(result)
+        last = row.attempts[-1] if row.attempts else None
+        if last is not None and (last.attempt, last.started_at) == (result.attempt, result.started_at):
+            row.attempts[-1] = result  # the same attempt passed or failed again by its judge's grade
+        else:
+            row.attempts.append(result)
         judged = self.cases.get(result.judged_case_id or "")
         if judged is not None:
             judged.judges.append(result)
