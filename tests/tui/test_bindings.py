@@ -112,7 +112,7 @@ class TestQueueControls:
             log = tmp_path / "session.jsonl"
             await until(pilot, lambda: "cleanup (requested by the user) freed" in log.read_text(),
                         "the worker's cleanup report")
-            assert app.dashboard.last_guard is None, "the user's cleanup is a notice, not the guard's"
+            assert app.dashboard.memory_panel.last_guard is None, "the user's cleanup is a notice, not the guard's"
 
     async def test_s_saves_the_log_and_a_report(self, tmp_path: Path) -> None:
         app = make_app(tmp_path, kind="text")

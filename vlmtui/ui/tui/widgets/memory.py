@@ -125,6 +125,8 @@ class MemoryPanel(Vertical):
     """Gauges for unified memory, swap and framework memory; pressure, guard level, GPU telemetry and 60 s
     sparklines (memory; GPU % and watts where measured)."""
 
+    BORDER_TITLE = "memory"
+
     sample: reactive[MemoryUpdate | None] = reactive(None)
     """The newest memory sample."""
     history: reactive[tuple[float, ...]] = reactive(())

@@ -78,6 +78,8 @@ class OutputPane(Widget):
     first lines (enter shows everything). Nothing here changes the layout, so an update repaints only
     this box, however fast tokens arrive."""
 
+    BORDER_TITLE = "output"
+
     DEFAULT_CSS = """
     OutputPane {
         height: 1fr;

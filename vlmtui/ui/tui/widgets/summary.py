@@ -54,6 +54,8 @@ def joules(value: float | None) -> str:
 class ModelSummaryTable(Widget):
     """One line per model of the run, every model included (those not started yet too)."""
 
+    BORDER_TITLE = "models"
+
     DEFAULT_CSS = """
     ModelSummaryTable {
         height: auto;
