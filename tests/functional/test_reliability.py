@@ -35,6 +35,7 @@ from vlmtui.engine.plan import Case
 from vlmtui.engine.scheduler import Scheduler
 from vlmtui.engine.session_log import SessionLog, load_log
 from vlmtui.engine.worker_client import WorkerClient
+from vlmtui.engine.worker_session import LoadCut, WorkerSession
 from vlmtui.memory.budget import Budget
 from vlmtui.suite.loader import GuardConfig, SuiteError, load_suite
 from vlmtui.wire import protocol as p
@@ -155,6 +156,24 @@ async def test_a_cleanup_that_arrives_as_its_case_ends_is_answered_while_the_wor
         assert seen[p.Cleaned].reason == "requested by the user"
     finally:
         await worker.stop()
+
+
+async def test_a_load_the_guard_cuts_just_as_it_finishes_ends_aborted_and_no_case_starts_on_the_dying_worker() -> None:
+    session = WorkerSession(lambda event: None, GuardConfig(term_grace_s=2.0), FAULT_WORKER, FAULT_ENV,
+                            lambda cleaned: None)
+    model = ModelSpec(id="m", backend="fault", path="fault:0.01:5")
+    load = asyncio.create_task(session.load(model, 0))
+    while session._reply is None:  # set as the Load goes out
+        await asyncio.sleep(0)
+    # The event loop is held while the worker finishes its load and writes Loaded; the guard's cut then
+    # finds a worker that is no longer loading (seen with the demo under a 64 MiB budget: the case that
+    # started next was recorded as crashed with "the worker exited with code 0").
+    time.sleep(3.0)
+    assert session.cut_load("worker memory over the abort line", by_guard=True)
+    outcome = await asyncio.wait_for(load, 10)
+    assert isinstance(outcome, LoadCut), outcome
+    assert (outcome.status, outcome.by_guard) == ("aborted", True)
+    assert session.loaded is None
 
 
 # ---------------------------------------------------------------- item 3: the protocol version is checked

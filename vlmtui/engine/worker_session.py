@@ -144,11 +144,16 @@ class WorkerSession:
             )
         finally:
             self.loading = None
-        if isinstance(reply, p.Loaded):
+        cut = self._load_abort is not None or self._load_stop is not None
+        if isinstance(reply, p.Loaded) and not cut:
             self.loaded = model.id
             return reply
-        if isinstance(reply, p.LoadFailed):
+        if isinstance(reply, p.LoadFailed) and not cut:
             return reply
+        if reply is not None and self.worker is not None:
+            # The load ended just as it was cut: the worker has its SIGTERM and is going; no case may start
+            # on it (it would be recorded as crashed), so the load ends the way the cut said.
+            await self.worker.exited.wait()
         exited = self.take_exit()
         tail = "\n".join(exited.stderr_tail)
         if self._load_stop is not None:
