@@ -26,8 +26,6 @@ the vlmtui process, the worker's tiny-GGUF builder fetches the converter through
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -37,10 +35,11 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from vlmtui.filelock import locked
 from vlmtui.llamacpp import (
     BINARY,
     CONVERTER_PARTS,
@@ -95,7 +94,7 @@ def build_llama_server(
         return binary
     cmake, generator, compiler = _check_toolchain()
     target_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(target_dir.parent / f".{LLAMA_CPP_COMMIT}.lock"):
+    with locked(target_dir.parent / f".{LLAMA_CPP_COMMIT}.lock"):
         if is_executable(binary) and _has_converter(target_dir):
             return binary  # another process built it while we waited
         with tempfile.TemporaryDirectory(prefix="vlmtui-llama-build-") as scratch_name:
@@ -117,7 +116,7 @@ def fetch_converter(progress: Callable[[str], None] | None = None, *, sdist: Pat
         return found
     target_dir = llama_cache_dir()
     target_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(target_dir.parent / f".{LLAMA_CPP_COMMIT}.lock"):
+    with locked(target_dir.parent / f".{LLAMA_CPP_COMMIT}.lock"):
         found = converter_dir()
         if found is not None:
             return found
@@ -323,14 +322,3 @@ def _last_error_line(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``lock_path`` for the duration (released if the process dies)."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -8,17 +8,16 @@ so this runs inside the worker only.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
 
+from vlmtui.filelock import locked
 from vlmtui.plugins import BackendNotFound, backends, find_backend
 from vlmtui.wire.source import ModelSource
 
@@ -35,16 +34,6 @@ def cache_dir() -> Path:
     override = os.environ.get("VLMTUI_CACHE_DIR")
     return Path(override) if override else Path(platformdirs.user_cache_dir("vlmtui"))
 
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def tiny_model_dir(path: str, backend: str) -> Path:
@@ -64,7 +53,7 @@ def tiny_model_dir(path: str, backend: str) -> Path:
     target = cache_dir() / "tiny" / f"{family}-{flavour}-v{BUILD_VERSION}"
     if (target / ".complete").exists():
         return target
-    with _locked(cache_dir() / "tiny" / f".{family}-{flavour}.lock"):
+    with locked(cache_dir() / "tiny" / f".{family}-{flavour}.lock"):
         if (target / ".complete").exists():
             return target
         builder = _builder(builder_ref)

@@ -25,18 +25,17 @@ prompt (bicycle.jpg: 55 prompt tokens, 22 without the image) in under a second o
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vlmtui.filelock import locked
 from vlmtui.llamacpp import LLAMA_CPP_COMMIT, cache_root, converter_dir
 from vlmtui.llamacpp_build import LlamaBuildError, fetch_converter
 from vlmtui.worker.demo.tiny import tiny_model_dir
@@ -106,7 +105,7 @@ def build_tiny_gguf(
     if model.is_file() and mmproj.is_file():
         return model, mmproj
     out.mkdir(parents=True, exist_ok=True)
-    with _locked(out.parent / f".{out.name}.lock"):
+    with locked(out.parent / f".{out.name}.lock"):
         if model.is_file() and mmproj.is_file():
             return model, mmproj
         converter = converter or _converter(say)
@@ -263,13 +262,3 @@ def _error_line(text: str) -> str:
             return line[:300]
     return lines[-1][:300] if lines else "no output"
 
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
