@@ -7,12 +7,13 @@ and the guard's stay apart; a worker is asked to exit (SIGTERM) before it is kil
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,9 @@ async def _next_of(events: asyncio.Queue[p.Event], kind: type[p.Event], timeout:
             return event
 
 
-async def test_an_abort_that_arrives_after_its_case_ended_does_not_abort_a_rerun_of_that_case() -> None:
+@contextlib.asynccontextmanager
+async def _loaded_fault_worker() -> AsyncIterator[tuple[WorkerClient, asyncio.Queue[p.Event]]]:
+    """The real worker, driven with no engine in between, with a fast fault model loaded; its events queued."""
     events: asyncio.Queue[p.Event] = asyncio.Queue()
     worker = WorkerClient(events.put_nowait, lambda returncode: None, FAULT_WORKER, FAULT_ENV)
     await worker.start()
@@ -118,6 +121,13 @@ async def test_an_abort_that_arrives_after_its_case_ended_does_not_abort_a_rerun
         model = ModelSpec(id="m", backend="fault", path="fault:0.01:5")
         worker.send(p.Load(model=model.to_dict()))
         await _next_of(events, p.Loaded)
+        yield worker, events
+    finally:
+        await worker.stop()
+
+
+async def test_an_abort_that_arrives_after_its_case_ended_does_not_abort_a_rerun_of_that_case() -> None:
+    async with _loaded_fault_worker() as (worker, events):
         worker.send(p.Run(case_id="m/a", prompt="eat", max_tokens=3))
         assert (await _next_of(events, p.Result)).outcome == "completed"
         # The user's abort left just as the case ended: it names a case that no longer runs.
@@ -130,18 +140,10 @@ async def test_an_abort_that_arrives_after_its_case_ended_does_not_abort_a_rerun
         worker.send(p.Abort(case_id="m/b", reason="aborted by the user"))
         stopped = await _next_of(events, p.Result)
         assert (stopped.case_id, stopped.outcome, stopped.error) == ("m/b", "aborted", "aborted by the user")
-    finally:
-        await worker.stop()
 
 
 async def test_a_cleanup_that_arrives_as_its_case_ends_is_answered_while_the_worker_is_idle() -> None:
-    events: asyncio.Queue[p.Event] = asyncio.Queue()
-    worker = WorkerClient(events.put_nowait, lambda returncode: None, FAULT_WORKER, FAULT_ENV)
-    await worker.start()
-    try:
-        model = ModelSpec(id="m", backend="fault", path="fault:0.01:5")
-        worker.send(p.Load(model=model.to_dict()))
-        await _next_of(events, p.Loaded)
+    async with _loaded_fault_worker() as (worker, events):
         # Sent after the case's last token but before it ends: it must not wait for a next case.
         worker.send(p.Run(case_id="m/a", prompt="linger 0.5", max_tokens=1))
         await _next_of(events, p.Token)
@@ -154,8 +156,6 @@ async def test_a_cleanup_that_arrives_as_its_case_ends_is_answered_while_the_wor
                     seen[type(event)] = event
         assert seen[p.Result].outcome == "completed"
         assert seen[p.Cleaned].reason == "requested by the user"
-    finally:
-        await worker.stop()
 
 
 async def test_a_load_the_guard_cuts_just_as_it_finishes_ends_aborted_and_no_case_starts_on_the_dying_worker() -> None:
