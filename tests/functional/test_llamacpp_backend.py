@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from tests.conftest import ROOT
 from tests.functional.helpers import cases_of, model_spec, scheduler_for, write_suite
 from tests.functional.llamacpp_helpers import needs_server
 from tests.functional.test_cli import assert_all_gone, descendants, vlmtui, wait_for_log
+from tests.functional.test_openai_backend import port_free
 from vlmtui.engine.events import CaseFinished, MemoryUpdate, ModelLoaded, Notice, TokenReceived
 
 IMAGE = ROOT / "sample_images" / "bicycle.jpg"
@@ -42,17 +42,6 @@ server = "llama.cpp"
 path = "{path}"
 context = 1024
 """
-
-
-def port_free(port: int) -> bool:
-    """Whether a server could bind ``port`` now (with SO_REUSEADDR, as servers do)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 @needs_server
