@@ -47,6 +47,9 @@ class CaseResult:
     judged_case_id: str | None = None
     """A judge case (``kind`` ``judge``): the case whose answer it graded; its ``scores`` are that case's."""
     judged_attempt: int | None = None
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    """A conversation's turns (issue 14): ``{index, prompt, status, output, metrics, expect: {passed, reasons},
+    reason}`` each, in order; empty for every other kind of case."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the log (scoring fields only where a dataset case set them)."""
@@ -57,7 +60,7 @@ class CaseResult:
         return data
 
 
-SCORING_FIELDS = ("scores", "score_errors", "primary_metric", "pass_at", "references", "dataset", "item_id",
+SCORING_FIELDS = ("turns", "scores", "score_errors", "primary_metric", "pass_at", "references", "dataset", "item_id",
                   "answer_type", "judged_case_id", "judged_attempt")
 """``CaseResult`` fields a case without a dataset leaves out of its ``case_end`` line."""
 
@@ -109,6 +112,51 @@ class TokenReceived:
 
     case_id: str
     text: str
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    """A conversation's turn begins: the prompt is sent with the whole history (tokens that follow are its)."""
+
+    case_id: str
+    index: int
+    """0-based turn index."""
+    prompt: str
+    t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class TurnFinished:
+    """A conversation's turn ended; ``turn`` is the dict that ``CaseResult.turns`` will hold for it."""
+
+    case_id: str
+    index: int
+    turn: dict[str, Any]
+    t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class DownloadProgress:
+    """Bytes of a model's hub download so far (issue 18); ``total`` None when the hub did not say."""
+
+    model: str
+    downloaded: int
+    total: int | None
+    rate_bps: float | None
+    eta_s: float | None
+    t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class DownloadFinished:
+    """A model's files are on disk: fetched (``from_cache`` False) or already cached; ``error`` when it failed."""
+
+    model: str
+    downloaded: int
+    seconds: float
+    from_cache: bool
+    error: str = ""
+    t: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True)
@@ -240,7 +288,8 @@ class SessionFinished:
 
 
 Event = (
-    SessionStarted | ResultsCarried | CaseQueued | CaseStarted | TokenReceived | CaseFinished | ModelLoading
+    SessionStarted | ResultsCarried | CaseQueued | CaseStarted | TokenReceived | TurnStarted | TurnFinished
+    | DownloadProgress | DownloadFinished | CaseFinished | ModelLoading
     | ModelLoaded | ModelLoadFailed | WorkerExited | MemoryUpdate | BudgetChanged | GuardEvent | QueueChanged
     | Notice | SessionFinished
 )
