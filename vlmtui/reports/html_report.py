@@ -58,7 +58,11 @@ def render_html(report: Report) -> str:
         parts += ["<h2>Repeats</h2>", f'<p class="meta">{tables.REPEATS_NOTE}</p>',
                   *to_html(tables.repeats_table(report))]
     parts += ["<h2>Memory over time</h2>", memory_chart_svg(report)]
-    parts += ["<h2>Cases</h2>", *to_html(tables.cases_table(report)), "<h2>Guard events</h2>"]
+    parts += ["<h2>Cases</h2>", *to_html(tables.cases_table(report))]
+    if report.conversations:
+        parts += ["<h2>Conversations</h2>", f'<p class="meta">{escape(tables.TURNS_NOTE)}</p>',
+                  *to_html(tables.turns_table(report))]
+    parts.append("<h2>Guard events</h2>")
     parts += to_html(tables.guard_table(report)) if report.guard_actions else [f"<p>{tables.NO_GUARD_EVENTS}</p>"]
     parts.append("<h2>Machine and versions</h2><ul>")
     for key, value in report.machine.items():

@@ -24,6 +24,8 @@ def render_markdown(report: Report) -> str:
     if report.repeats:
         out += ["", "## Repeats", "", tables.REPEATS_NOTE, "", *to_markdown(tables.repeats_table(report))]
     out += ["", "## Cases", "", *to_markdown(tables.cases_table(report))]
+    if report.conversations:
+        out += ["", "## Conversations", "", tables.TURNS_NOTE, "", *to_markdown(tables.turns_table(report))]
     out += ["", "## Guard events", ""]
     out += to_markdown(tables.guard_table(report)) if report.guard_actions else [tables.NO_GUARD_EVENTS]
     out += ["", "## Machine and versions", ""]

@@ -25,6 +25,7 @@ from vlmtui.reports.records import (
     measured,
 )
 from vlmtui.reports.summary import ModelSummary, Stat, summarise
+from vlmtui.reports.turns import Turn
 from vlmtui.vocab import CaseStatus, GuardAction, count_by_status
 
 _REPEAT_SUFFIX = re.compile(r"#r\d+$")
@@ -51,6 +52,8 @@ class CaseRow:
     scores: CaseScores = field(default_factory=CaseScores)
     """A dataset case's scores, a judge's grades joined in (for a judge case: its grade of another case)."""
     judging: Judging | None = None
+    turns: tuple[Turn, ...] = ()
+    """A conversation's turns at its latest attempt (empty for other cases, and for one that never ran)."""
 
     @property
     def time_s(self) -> float:
@@ -73,6 +76,7 @@ class CaseRow:
             "references": list(self.scores.references), "dataset": self.scores.dataset,
             "item_id": self.scores.item_id, "answer_type": self.scores.answer_type,
             "judged_case_id": self.judging.case_id if self.judging else None,
+            **({"turns": [turn.to_dict() for turn in self.turns]} if self.turns else {}),
         }
 
 
@@ -166,6 +170,11 @@ class Report:
         return any(row.scores.scored for row in self.cases)
 
     @property
+    def conversations(self) -> list[CaseRow]:
+        """The cases that have turns, in case order: the conversations table shows only when there are some."""
+        return [row for row in self.cases if row.turns]
+
+    @property
     def guard_actions(self) -> list[GuardRecord]:
         """The guard events worth a line: every one where the guard did something."""
         return [g for g in self.guard if g.action != GuardAction.NONE]
@@ -226,7 +235,7 @@ def _case_row(plan: PlannedCase | CaseEnd, result: CaseEnd | None, attempts: int
             kind=result.kind or plan.kind, image=result.image, prompt=result.prompt, status=result.status,
             attempts=attempts, warmup=result.warmup, metrics=result.metrics, output=result.output,
             error=result.error, started_at=result.started_at, ended_at=result.ended_at,
-            scores=scores or result.scoring, judging=result.judging,
+            scores=scores or result.scoring, judging=result.judging, turns=result.turns,
         )
     if running is not None:
         status, error = CaseStatus.INTERRUPTED, "the run ended while this case was running (killed or cut off)"

@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vlmtui.reports.case_scores import JUDGE_KIND, CaseScores, Judging
+from vlmtui.reports.metrics import Metrics as Metrics
+from vlmtui.reports.metrics import measured as measured
+from vlmtui.reports.metrics import number as number
+from vlmtui.reports.metrics import text as _text
+from vlmtui.reports.metrics import whole as whole
+from vlmtui.reports.turns import Turn, read_turns
 from vlmtui.vocab import THRESHOLD_LEVELS, CaseStatus
 
 if TYPE_CHECKING:
@@ -25,21 +31,6 @@ if TYPE_CHECKING:
 
 class LogError(Exception):
     """A log that cannot be read; ``str()`` is one line."""
-
-
-def number(value: Any) -> float | None:
-    """A JSON number as a float; anything else (a bool, a string, null) is unknown."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def whole(value: Any) -> int | None:
-    """A JSON number as an int (token counts, bytes); anything else is unknown."""
-    found = number(value)
-    return None if found is None else int(found)
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -133,44 +124,6 @@ class CaseStart(LogLine):
                    attempt=whole(line.get("attempt")) or 1, model=_text(line.get("model")))
 
 
-@dataclass(frozen=True)
-class Metrics:
-    """What the worker measured for one attempt; ``raw`` keeps every metric as logged (crash details too)."""
-
-    load_s: float | None = None
-    ttft_s: float | None = None
-    prompt_tokens: int | None = None
-    gen_tokens: int | None = None
-    prompt_tps: float | None = None
-    gen_tps: float | None = None
-    total_s: float | None = None
-    peak_memory_bytes: int | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    energy_j: float | None = None
-    j_per_token: float | None = None
-    energy_source: str | None = None
-    throttled: bool = False
-    """The case's energy (docs/log-format.md); ``throttled``: clocks held down, its tok/s is not comparable."""
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> Metrics:
-        """The metrics of a ``case_end`` line or a ``CaseResult``."""
-        return cls(number(raw.get("load_s")), number(raw.get("ttft_s")), whole(raw.get("prompt_tokens")),
-                   whole(raw.get("gen_tokens")), number(raw.get("prompt_tps")), number(raw.get("gen_tps")),
-                   number(raw.get("total_s")), whole(raw.get("peak_memory_bytes")), raw,
-                   number(raw.get("energy_j")), number(raw.get("j_per_token")), _text(raw.get("energy_source")) or None,
-                   raw.get("throttled") is True)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The metrics as logged."""
-        return dict(self.raw)
-
-
-def measured(status: CaseStatus, metrics: Metrics) -> bool:
-    """Whether an attempt ran to an answer with tokens (passed or failed): its time and speed count in means."""
-    return status in (CaseStatus.PASSED, CaseStatus.FAILED) and bool(metrics.gen_tokens)
-
-
 @dataclass(frozen=True, kw_only=True)
 class CaseEnd(LogLine):
     """The end of one attempt at one case: its status, output, error, metrics and (a dataset case) scores."""
@@ -195,6 +148,8 @@ class CaseEnd(LogLine):
     """A dataset case's scores, references and item (empty otherwise)."""
     judging: Judging | None = None
     """A judge case: the case whose answer it graded."""
+    turns: tuple[Turn, ...] = ()
+    """A conversation's turns in order (reports/turns.py); empty for every other kind of case."""
 
     @property
     def is_judge(self) -> bool:
@@ -214,7 +169,8 @@ class CaseEnd(LogLine):
                    output=_text(line.get("output")), metrics=Metrics.from_dict(_mapping(line.get("metrics"))),
                    started_at=number(line.get("started_at")), ended_at=number(line.get("ended_at")),
                    warmup=bool(line.get("warmup")), carried_from=None if carried is None else str(carried),
-                   scoring=CaseScores.from_line(line), judging=Judging.from_line(line))
+                   scoring=CaseScores.from_line(line), judging=Judging.from_line(line),
+                   turns=read_turns(line.get("turns")))
 
     @classmethod
     def from_result(cls, result: CaseResult) -> CaseEnd:

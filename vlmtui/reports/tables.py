@@ -9,6 +9,7 @@ from vlmtui.reports.accuracy import Accuracy, primary_accuracy
 from vlmtui.reports.model import Report, SessionRow
 from vlmtui.reports.summary import ModelSummary
 from vlmtui.reports.table import MISSING, Cell, Column, Table, format_time
+from vlmtui.reports.turns import TURNS_NOTE as TURNS_NOTE
 from vlmtui.vocab import RESULT_STATUSES, CaseStatus, counts_text
 
 REPEATS_NOTE = "Mean ± standard deviation over each case's repeats (warm-ups left out)."
@@ -122,6 +123,29 @@ def cases_table(report: Report) -> Table:
             Cell.size(m.peak_memory_bytes), Cell(row.output), Cell(row.error),
         ))
     return Table(columns, tuple(rows), "Cases")
+
+
+TURN_COLUMNS = (CASE, Column("turn", numeric=True), Column("status"),
+                *_numbers("prompt tok", "gen tok", "TTFT s", "gen tok/s", "total s"),
+                Column("prompt", limit=60, html_limit=200, title_limit=2000),
+                Column("output", limit=60, html_limit=120, title_limit=2000, code=True),
+                Column("why", limit=120, html_limit=300))
+
+
+def turns_table(report: Report) -> Table:
+    """Every turn of every conversation, in case order: its status, figures, prompt, answer and why it failed,
+    was skipped or did not run."""
+    rows = []
+    for case in report.conversations:
+        for turn in case.turns:
+            m = turn.metrics
+            rows.append((
+                Cell(case.case_id), Cell.count(turn.number), Cell(turn.status, status=turn.status),
+                Cell.count(m.prompt_tokens), Cell.count(m.gen_tokens), Cell.decimal(m.ttft_s, 3),
+                Cell.decimal(m.gen_tps, 1), Cell.decimal(m.total_s), Cell(turn.prompt), Cell(turn.output),
+                Cell(turn.why),
+            ))
+    return Table(TURN_COLUMNS, tuple(rows), "Conversations")
 
 
 def guard_table(report: Report) -> Table:
