@@ -10,10 +10,9 @@ import sys
 from pathlib import Path
 
 from vlmtui.engine.setup import GuardOverrides, Session, prepare_session
-from vlmtui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from vlmtui.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, session_exit_code
 from vlmtui.reports.records import LogError
 from vlmtui.suite.loader import SuiteError
-from vlmtui.vocab import FAILURE_STATUSES
 
 _STOP_SIGNALS = {
     signal.SIGINT: "interrupted (Ctrl-C)",
@@ -42,12 +41,6 @@ def _overrides(args: argparse.Namespace) -> GuardOverrides:
                           sample_ms=args.sample_ms)
 
 
-def _exit_code(counts: dict[str, int], stopped_by: str | None) -> int:
-    if stopped_by is not None:
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if any(counts.get(s, 0) for s in FAILURE_STATUSES) else EXIT_OK
-
-
 async def _run_headless(session: Session) -> int:
     from vlmtui.ui.headless import HeadlessPrinter
 
@@ -67,7 +60,7 @@ async def _run_headless(session: Session) -> int:
     finally:
         for signum in _STOP_SIGNALS:
             loop.remove_signal_handler(signum)
-    return _exit_code(counts, stopped_by[0] if stopped_by else None)
+    return session_exit_code(counts, interrupted=bool(stopped_by))
 
 
 def _start(args: argparse.Namespace, suite: str | Path | None) -> int:
@@ -87,7 +80,8 @@ def _start(args: argparse.Namespace, suite: str | Path | None) -> int:
         else:
             from vlmtui.ui.tui.app import run_app
 
-            code = run_app(session.scheduler, log_path=session.log.path, on_hangup=session.log.close)
+            code = run_app(session.scheduler, log_path=session.log.path, on_hangup=session.log.close,
+                           ascii_only=args.ascii, mouse=not args.no_mouse)
     finally:
         session.log.close()
     print(f"session log: {session.log.path}", file=sys.stderr)

@@ -142,7 +142,7 @@ class TestQuit:
             await until(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen), "the question")
             await pilot.press("y")
             await until(pilot, lambda: app.return_code is not None, "the app to exit")
-        assert app.return_code == 0
+        assert app.return_code == 130, "a quit that cut a case short is an interruption"
         assert app.engine_task is not None and app.engine_task.done()
         (case_id,) = app.dashboard.view.order
         assert scheduler.latest()[case_id].status == "aborted"

@@ -19,10 +19,12 @@ from textual.binding import Binding, BindingType
 
 from vlmtui.engine.controls import Engine, NullControls
 from vlmtui.engine.events import Event
-from vlmtui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from vlmtui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, session_exit_code
 from vlmtui.ui.tui.bridge import ui_fps
+from vlmtui.ui.tui.format import locale_draws_glyphs
 from vlmtui.ui.tui.screens.dashboard import DashboardScreen
 from vlmtui.ui.tui.state import SessionView
+from vlmtui.ui.tui.terminal import click_mouse_driver, set_filters
 
 HANGUP_WATCHDOG_S = 15.0
 """After a hang-up, how long the engine gets to stop cleanly before the worker is killed."""
@@ -50,8 +52,10 @@ class VlmApp(App[int]):
 
     def __init__(self, engine: Engine | None = None, *, log_path: Path | None = None,
                  clock: Callable[[], float] = time.time, fps: float | None = None,
-                 replay: Sequence[Event] = (), on_hangup: Callable[[], None] | None = None) -> None:
-        super().__init__()
+                 replay: Sequence[Event] = (), on_hangup: Callable[[], None] | None = None,
+                 ascii_only: bool = False) -> None:
+        super().__init__(driver_class=click_mouse_driver())
+        set_filters(self, ascii_only=ascii_only)
         self.engine = engine
         self.on_hangup = on_hangup
         """Called (to close the session log) just before the process exits after SIGHUP."""
@@ -98,9 +102,15 @@ class VlmApp(App[int]):
         self.quit_session("quit by the user (ctrl+q)", EXIT_OK)
 
     def quit_session(self, reason: str, code: int) -> None:
-        """Stop the engine (aborting the running case, stopping the worker), then exit with ``code``."""
+        """Stop the engine (aborting the running case, stopping the worker), then exit: with ``code`` when it is
+        not ``EXIT_OK``; else 130 when cases were still loading, running or waiting (a quit before the queue is
+        done is no success), or the finished session's own code (1 when a case failed or the engine stopped itself
+        with cases left, as when no worker could start)."""
         if self._quitting:
             return
+        engine_running = self.engine_task is not None and not self.engine_task.done()
+        if code == EXIT_OK and engine_running and not self.dashboard.view.idle:
+            code = EXIT_INTERRUPTED
         self._quitting = True
         self.dashboard.stopping = True
         self._quit(reason, code)
@@ -150,8 +160,10 @@ class VlmApp(App[int]):
     async def _quit(self, reason: str, code: int) -> None:
         await self.stop_engine(reason)
         task = self.engine_task
-        failed = task is not None and task.done() and not task.cancelled() and task.exception() is not None
-        final = EXIT_FAILED if failed and code == EXIT_OK else code
+        final = code
+        if code == EXIT_OK and task is not None:
+            failed = not task.done() or task.cancelled() or task.exception() is not None
+            final = EXIT_FAILED if failed else session_exit_code(task.result(), interrupted=False)
         self.exit(final, return_code=final)
 
     async def stop_engine(self, reason: str) -> None:
@@ -176,13 +188,17 @@ class VlmApp(App[int]):
                 signal.signal(signal.SIGHUP, self._previous_sighup)
 
 
-def run_app(engine: Engine, *, log_path: Path, on_hangup: Callable[[], None]) -> int:
-    """Run the dashboard over a prepared session until the user quits; returns the exit code (0 on ``q``)."""
-    app = VlmApp(engine, log_path=log_path, on_hangup=on_hangup)
+def run_app(engine: Engine, *, log_path: Path, on_hangup: Callable[[], None], ascii_only: bool | None = None,
+            mouse: bool = True) -> int:
+    """Run the dashboard over a prepared session until the user quits; returns the exit code
+    (``VlmApp.quit_session``)."""
+    if ascii_only is None:  # a client whose locale cannot show the glyphs (LANG=C) gets ASCII
+        ascii_only = not locale_draws_glyphs(dict(os.environ))
+    app = VlmApp(engine, log_path=log_path, on_hangup=on_hangup, ascii_only=ascii_only)
 
     async def main() -> int:
         try:
-            await app.run_async()
+            await app.run_async(mouse=mouse)
         finally:
             # Whatever ended the app (a quit, an exception), the worker does not outlive it.
             await app.stop_engine("the dashboard closed")

@@ -1,4 +1,5 @@
-"""Asks before quitting while a case runs: quitting aborts it and stops the worker."""
+"""Asks before quitting while a case runs or a model loads: quitting aborts the case (or drops the load) and
+stops the worker."""
 
 from __future__ import annotations
 
@@ -11,32 +12,50 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from vlmtui.text import one_line
+from vlmtui.ui.tui.state import SessionView
+from vlmtui.vocab import ModelState
+
+
+def quit_question(view: SessionView) -> str | None:
+    """What quitting now would cut short, in a sentence; ``None`` when nothing is running or loading.
+
+    A load counts as much as a case: it can take minutes for a 7B model, and a quit during it leaves every
+    case of the queue unrun (exit 130)."""
+    if view.running is not None:
+        return (f"{one_line(view.running, 60)} is running; quitting aborts it and stops the worker (and any "
+                "server it started). Its attempt is logged as aborted.")
+    loading = next((m.model for m in view.models.values() if m.state == ModelState.LOADING), None)
+    if loading is not None:
+        waiting = sum(1 for row in view.cases.values() if row.queued)
+        return (f"{one_line(loading, 60)} is loading; quitting drops the load and stops the worker, and "
+                f"{waiting} queued case{'' if waiting == 1 else 's'} will not run.")
+    return None
 
 
 class ConfirmQuitScreen(ModalScreen[bool]):
-    """``y`` quits (the running case is aborted, the worker stopped); ``n`` or escape goes back."""
+    """``y`` quits (the running case is aborted or the load dropped, the worker stopped); ``n`` or escape goes
+    back."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Quit", tooltip="Abort the running case, stop the worker and quit."),
+        Binding("y", "answer(True)", "Quit", tooltip="Abort the running case or load, stop the worker and quit."),
         Binding("n,escape", "answer(False)", "Stay", tooltip="Go back to the dashboard; nothing stops."),
     ]
     """
     | Key(s) | Description |
     | :- | :- |
-    | y | Abort the running case, stop the worker (and any managed server) and quit. |
+    | y | Abort the running case (or drop the load), stop the worker (and any managed server) and quit. |
     | n, escape | Go back to the dashboard. |
     """
 
-    def __init__(self, running_case: str) -> None:
+    def __init__(self, question: str) -> None:
         super().__init__()
-        self.running_case = running_case
+        self.question = question
+        """What quitting would cut short (``quit_question``)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Label("Quit vlmtui?", id="dialog-title")
-            yield Static(f"{one_line(self.running_case, 60)} is running; quitting aborts it and stops the "
-                         "worker (and any server it started). Its attempt is logged as aborted.",
-                         id="dialog-body", markup=False)
+            yield Static(self.question, id="dialog-body", markup=False)
             yield Label("[b]y[/] quit   [b]n[/] stay", id="dialog-keys")
 
     def action_answer(self, quit_now: bool) -> None:

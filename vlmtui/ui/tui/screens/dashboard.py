@@ -45,7 +45,7 @@ from vlmtui.ui.tui.presenter import (
     summary_row,
 )
 from vlmtui.ui.tui.screens.case_detail import CaseDetailScreen
-from vlmtui.ui.tui.screens.confirm_quit import ConfirmQuitScreen
+from vlmtui.ui.tui.screens.confirm_quit import ConfirmQuitScreen, quit_question
 from vlmtui.ui.tui.screens.filter import FilterScreen
 from vlmtui.ui.tui.screens.help import HelpScreen
 from vlmtui.ui.tui.state import SessionView
@@ -291,10 +291,10 @@ class DashboardScreen(Screen[None]):
         self.app.push_screen(HelpScreen(key_help(self.BINDINGS)))
 
     def action_quit_session(self) -> None:
-        """Quit; while a case runs, ask first."""
-        running = self.view.running
-        if self.controls.live and running is not None:
-            self.app.push_screen(ConfirmQuitScreen(running), self._confirmed_quit)
+        """Quit; while a case runs or a model loads, ask first."""
+        question = quit_question(self.view)
+        if self.controls.live and question is not None:
+            self.app.push_screen(ConfirmQuitScreen(question), self._confirmed_quit)
         else:
             self._confirmed_quit(True)
 
