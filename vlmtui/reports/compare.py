@@ -344,6 +344,9 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
             )
         out.append(Text(""))
         out.append(table)
+    from vlmtui.reports.compare_turns import turn_renderables  # here: it builds on this module's deltas
+
+    out += turn_renderables(comparison.a, comparison.b)
     if comparison.flips:
         out += [Text(""), _flips_table(comparison.flips)]
     for label, rows in (("Only in A", comparison.only_a), ("Only in B", comparison.only_b)):
