@@ -9,8 +9,18 @@ from collections import deque
 from asyncio_throttle.throttler import Throttler
 from textual.message_pump import MessagePump
 
-from vlmtui.engine.events import CaseStarted, Event, MemoryUpdate, TokenReceived
+from vlmtui.engine.events import (
+    CaseStarted,
+    Event,
+    MemoryUpdate,
+    SessionStarted,
+    TokenReceived,
+    TurnFinished,
+    TurnStarted,
+)
+from vlmtui.ui.tui.conversation import outcome_line, prompt_line, turn_from_event
 from vlmtui.ui.tui.messages import EngineEvent, MemorySampled, TokensStreamed
+from vlmtui.ui.tui.state import turn_prompts
 
 DEFAULT_FPS = 15.0
 """UI updates a second for streamed text and gauges on a local terminal."""
@@ -48,6 +58,9 @@ class EngineBridge:
         self._stream_text = ""
         self._stream_parts: list[str] = []
         self._stream_dirty = False
+        self._turn_started: int | None = None
+        self._turn_totals: dict[str, int] = {}
+        """Planned turns per conversation (from ``SessionStarted``), for ``turn 2/3``."""
         self._memory: MemoryUpdate | None = None
         self._memory_dirty = False
         self._history: deque[tuple[float, float]] = deque()
@@ -85,11 +98,36 @@ class EngineBridge:
         self._flush_stream()
         if isinstance(event, CaseStarted):
             self._reset_stream(event.case_id)
+        elif isinstance(event, TurnStarted | TurnFinished):
+            self._stream_turn(event)
+        elif isinstance(event, SessionStarted):
+            self._turn_totals.update((str(case["case_id"]), len(turn_prompts(case.get("turns"))))
+                                     for case in event.cases)
         self._target.post_message(EngineEvent(event))
+
+    def _stream_turn(self, event: TurnStarted | TurnFinished) -> None:
+        """A turn's prompt goes into the stream above its answer, its outcome under it, at once (a few a case)."""
+        if event.case_id != self._stream_case:
+            self._reset_stream(event.case_id)
+        total = self._turn_totals.get(event.case_id) or None
+        first = not self._stream_text
+        if isinstance(event, TurnStarted):
+            self._turn_started = event.index
+            piece = prompt_line(event.index, event.prompt, total, first=first)
+        else:
+            turn = turn_from_event(event.turn, event.index)
+            # A skipped or not-run turn never started: its prompt comes with its outcome.
+            piece = "" if self._turn_started == event.index else prompt_line(turn.index, turn.prompt, total,
+                                                                             first=first)
+            piece += outcome_line(turn, total)
+            self._turn_started = None
+        self._stream_parts.append(piece)
+        self._stream_dirty = True
+        self._flush_stream()
 
     def _reset_stream(self, case_id: str) -> None:
         self._stream_case, self._stream_text, self._stream_parts = case_id, "", []
-        self._stream_dirty = False
+        self._stream_dirty, self._turn_started = False, None
 
     def _flush_stream(self) -> None:
         if self._stream_dirty and self._stream_case is not None:

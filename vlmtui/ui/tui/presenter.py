@@ -8,7 +8,9 @@ from textual.notifications import SeverityLevel
 
 from vlmtui.engine.events import Event, GuardEvent, ModelLoadFailed, Notice, WorkerExited
 from vlmtui.reports.summary import ModelSummary
+from vlmtui.reports.turns import read_turns
 from vlmtui.text import one_line
+from vlmtui.ui.tui.conversation import transcript
 from vlmtui.ui.tui.format import size
 from vlmtui.ui.tui.state import SessionView
 from vlmtui.ui.tui.widgets.output import OutputContent, metric_pairs
@@ -88,7 +90,8 @@ def output_content(view: SessionView, selected: str | None, stream: tuple[str, s
         return OutputContent(row.case_id, CaseStatus.PENDING, row.attempt, note="waiting in the queue")
     if row.queued:
         note = f"attempt {row.attempt} is queued; showing attempt {latest.attempt}"
-    output = latest.output
+    # A conversation shows every turn's prompt above its answer, as it streamed.
+    output = transcript(read_turns(latest.turns), row.turn_total) if latest.turns else latest.output
     if len(output) > FINISHED_OUTPUT_CHARS:
         output = output[:FINISHED_OUTPUT_CHARS] + f"… ({len(output)} characters: enter shows all)"
     return OutputContent(row.case_id, latest.status, latest.attempt, output, latest.error,

@@ -7,6 +7,7 @@ the same events a replay or the live scheduler emits, so snapshots and the real 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from vlmtui.engine.events import (
     BudgetChanged,
@@ -24,6 +25,8 @@ from vlmtui.engine.events import (
     ResultsCarried,
     SessionFinished,
     SessionStarted,
+    TurnFinished,
+    TurnStarted,
 )
 from vlmtui.reports.case_scores import NO_SCORES, CaseScores
 from vlmtui.reports.records import CaseEnd
@@ -59,6 +62,42 @@ class CaseView:
     next_attempt: int = 1
     judges: list[CaseResult] = field(default_factory=list)
     """Judge cases that graded this case's answer (``judged_case_id``), in the order they ended."""
+    turn_prompts: tuple[str, ...] = ()
+    """A conversation's planned prompts (the plan's ``turns``); empty for other cases."""
+    turn_index: int | None = None
+    """The running conversation's turn (0-based), from ``TurnStarted``; None between turns and cases."""
+    live_turns: list[dict[str, Any]] = field(default_factory=list)
+    """The running attempt's finished turns (``TurnFinished``), until its ``case_end`` brings them all."""
+
+    @property
+    def turn_total(self) -> int | None:
+        """How many turns the conversation has (planned, else as many as the latest attempt logged)."""
+        if self.turn_prompts:
+            return len(self.turn_prompts)
+        latest = self.latest
+        return len(latest.turns) if latest is not None and latest.turns else None
+
+    @property
+    def progress(self) -> str:
+        """``turn 2/4`` while a conversation runs, ``3/3 turns passed`` once it ended; else ``""``."""
+        total = self.turn_total
+        if self.running and (self.turn_index is not None or self.live_turns):
+            current = self.turn_index if self.turn_index is not None else len(self.live_turns)
+            return f"turn {current + 1}/{total}" if total else f"turn {current + 1}"
+        latest = self.latest
+        if latest is not None and latest.turns and not self.queued:
+            passed = sum(turn.get("status") == CaseStatus.PASSED for turn in latest.turns)
+            return f"{passed}/{len(latest.turns)} turns passed"
+        return ""
+
+    @property
+    def shown_prompt(self) -> str:
+        """The queue's prompt cell: a conversation's progress before its prompt."""
+        progress = self.progress
+        prompt = self.prompt
+        if self.running and self.turn_index is not None and self.turn_index < len(self.turn_prompts):
+            prompt = self.turn_prompts[self.turn_index]
+        return f"{progress} · {prompt}" if progress else prompt
 
     @property
     def latest(self) -> CaseResult | None:
@@ -165,8 +204,11 @@ class SessionView:
             row = self.cases.get(event.case_id)
             if row is not None:
                 row.queued, row.running, row.started_at, row.next_attempt = False, True, event.t, event.attempt
+                row.turn_index, row.live_turns = None, []
                 self.running = row.case_id
                 return row.case_id
+        elif isinstance(event, TurnStarted | TurnFinished):
+            return self._turn(event)
         elif isinstance(event, CaseFinished):
             return self._finish(event.result)
         elif isinstance(event, ModelLoading):
@@ -215,6 +257,7 @@ class SessionView:
             row = self._add_case(case["case_id"], case["model"], case.get("backend", ""), case.get("image"),
                                  case.get("prompt", ""), case.get("kind", "image"), bool(case.get("warmup")))
             self.models[row.model].trust_remote_code = bool(case.get("trust_remote_code"))
+            row.turn_prompts = turn_prompts(case.get("turns"))
             if not known:
                 row.queued = True
 
@@ -240,9 +283,22 @@ class SessionView:
         if judged is not None:
             judged.judges.append(result)
         row.running = row.queued = False
+        row.turn_index, row.live_turns = None, []
         row.next_attempt = result.attempt + 1
         if self.running == result.case_id:
             self.running = None
+        return row.case_id
+
+    def _turn(self, event: TurnStarted | TurnFinished) -> str | None:
+        """A conversation's turn began or ended: the row's progress moves on."""
+        row = self.cases.get(event.case_id)
+        if row is None or not row.running:
+            return None
+        if isinstance(event, TurnStarted):
+            row.turn_index = event.index
+        else:
+            row.live_turns.append(event.turn)
+            row.turn_index = None
         return row.case_id
 
     def _unload_others(self, model: str) -> None:
@@ -297,3 +353,10 @@ class SessionView:
     def visible(self, query: str) -> list[str]:
         """The case ids the filter keeps, in plan order."""
         return [cid for cid in self.order if self.matches(cid, query)] if query.strip() else list(self.order)
+
+
+def turn_prompts(planned: object) -> tuple[str, ...]:
+    """A planned conversation's prompts: ``turns`` as strings or ``{text = …}`` tables; anything else, none."""
+    if not isinstance(planned, list):
+        return ()
+    return tuple(str(t.get("text", "")) if isinstance(t, dict) else str(t) for t in planned)

@@ -15,8 +15,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from vlmtui.reports.case_scores import value_text
+from vlmtui.reports.turns import read_turns
 from vlmtui.scoring.judge import format_references
 from vlmtui.text import printable
+from vlmtui.ui.tui.conversation import describe_turns
 from vlmtui.ui.tui.format import rate, seconds, size, status_label, status_mark
 from vlmtui.ui.tui.state import CaseView
 
@@ -31,7 +33,11 @@ def describe_case(row: CaseView, streamed: str = "", *, trust_remote_code: bool 
     if trust_remote_code:
         head.add_row("", Text("trust_remote_code = true: this model runs code from its repository", style="yellow"))
     head.add_row("image", Text(row.image or "— (text only)"))
-    head.add_row("prompt", Text(printable(row.prompt)))
+    if row.turn_total:
+        head.add_row("turns", Text(f"{row.turn_total}, each sent with the whole conversation before it"
+                                   + ("; the image with turn 1" if row.image else "")))
+    else:
+        head.add_row("prompt", Text(printable(row.prompt)))
     head.add_row("status", Text(status_label(row.status, row.attempt), style=status_mark(row.status)[1]))
     attempts = Table(title="attempts", title_justify="left", box=None, header_style="bold", pad_edge=False)
     for name in ("#", "status", "total s", "ttft s", "tok/s", "tokens", "peak", "error"):
@@ -45,11 +51,15 @@ def describe_case(row: CaseView, streamed: str = "", *, trust_remote_code: bool 
     parts: list[RenderableType] = [head, Text(), attempts]
     latest = row.latest
     if row.running:
-        parts += [Text("\noutput so far", style="bold"), Text(printable(streamed))]
+        heading = "conversation so far" if row.turn_total else "output so far"
+        parts += [Text(f"\n{heading}", style="bold"), Text(printable(streamed))]
     elif latest is not None:
         scores = row.scores
         heading = "answer" if scores.scored else "output"
-        parts += [Text(f"\n{heading}", style="bold"), Text(printable(latest.output) or "(none)")]
+        if latest.turns:
+            parts += describe_turns(read_turns(latest.turns), row.turn_total)
+        else:
+            parts += [Text(f"\n{heading}", style="bold"), Text(printable(latest.output) or "(none)")]
         if scores.scored or scores.dataset or latest.judged_case_id:
             parts += describe_scores(row)
         if latest.error:

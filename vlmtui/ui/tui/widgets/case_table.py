@@ -48,7 +48,7 @@ def row_cells(row: CaseView, widths: dict[str, int], now: float) -> tuple[Text, 
     if row.running and row.started_at is not None:
         total = max(now - row.started_at, 0.0)
     emphasis = "bold" if row.running else ""
-    prompt = ("(warm-up) " if row.warmup else "") + row.prompt
+    prompt = ("(warm-up) " if row.warmup else "") + row.shown_prompt
     cells = {
         "status": Text(status_label(status, row.attempt), style=style),
         "model": Text(middle(row.model, widths["model"]), style=f"{emphasis} cyan" if row.running else ""),
