@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from vlmtui.engine.case_energy import CaseEnergy
@@ -22,17 +23,30 @@ from vlmtui.memory.preflight import check_fit, model_footprint
 from vlmtui.memory.system import probe_pressure, probe_process_rss, probe_system
 from vlmtui.memory.telemetry import TelemetrySampler
 from vlmtui.suite.loader import GuardConfig
-from vlmtui.vocab import GuardAction
+from vlmtui.vocab import GuardAction, GuardLevel
 from vlmtui.wire import protocol as p
 from vlmtui.wire.spec import ModelSpec
+
+IDLE_SAMPLE_MS = 1000
+"""Default sampling interval while idle (``VLMTUI_IDLE_SAMPLE_MS`` overrides it)."""
+
+
+def idle_sample_ms_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """``VLMTUI_IDLE_SAMPLE_MS`` if it is a whole number of ms, else ``IDLE_SAMPLE_MS``."""
+    raw = (os.environ if environ is None else environ).get("VLMTUI_IDLE_SAMPLE_MS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else IDLE_SAMPLE_MS
 
 
 class GuardLoop:
     """The budget, the guard over it, and the loop that samples memory and acts on the guard's decisions."""
 
     def __init__(self, config: GuardConfig, budget: Budget, session: WorkerSession,
-                 emit: Callable[[Event], None], telemetry: TelemetrySampler | None = None) -> None:
+                 emit: Callable[[Event], None], telemetry: TelemetrySampler | None = None,
+                 idle_sample_ms: int | None = None) -> None:
         self.config = config
+        self.idle_sample_ms = max(idle_sample_ms if idle_sample_ms is not None else idle_sample_ms_from_env(),
+                                  config.sample_ms)
+        """The sampling interval while no case runs and no model loads (the queue done or paused)."""
         self.budget = budget
         self.guard = Guard.from_config(budget, config)
         self.last_update: MemoryUpdate | None = None
@@ -141,12 +155,28 @@ class GuardLoop:
         )
         return reading, update
 
+    @property
+    def idle(self) -> bool:
+        """No case runs and no model loads: nothing the worker does can raise its memory."""
+        session = self._session
+        return session.running is None and session.loading is None and self.guard.level.label == GuardLevel.OK
+
     async def watch(self) -> None:
-        """Start the telemetry sampler; sample, emit and act every ``sample_ms`` until cancelled; stop it."""
+        """Start the telemetry sampler; sample, emit and act every ``sample_ms`` until cancelled (every
+        ``idle_sample_ms`` while idle); stop it.
+
+        While idle the loop still wakes every ``sample_ms`` but samples only once ``idle_sample_ms`` has
+        passed, so a case that starts is watched at the full rate from its first interval. A dashboard
+        left open on a finished queue then gets one sample a second (it drew four before; issue 17)."""
         interval = self.config.sample_ms / 1000
         await self._start_telemetry()
+        last = -float("inf")
         try:
             while True:
+                if self.idle and time.monotonic() - last < self.idle_sample_ms / 1000 - interval / 2:
+                    await asyncio.sleep(interval)
+                    continue
+                last = time.monotonic()
                 reading, update = await asyncio.to_thread(self._reading)
                 decision = self.guard.observe(reading) if self._session.pid else None
                 if decision is not None:

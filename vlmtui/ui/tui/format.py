@@ -80,3 +80,35 @@ def size_pair(used: float | None, total: float | None) -> str:
             unit, scale = name, factor
             break
     return f"{used / scale:.1f}/{total / scale:.1f} {unit}"
+
+
+ASCII_GLYPHS: dict[str, str] = {
+    # status, guard and run-state marks (vocab), one cell each
+    "✓": "+", "✗": "x", "☠": "X", "■": "#", "–": "-", "▶": ">", "·": ".", "●": "*", "◌": "o", "‖": "|",
+    "⚠": "!", "…": "~", "×": "x", "␣": "_", "⏎": "<", "↑": "^", "↓": "v", "←": "<", "→": ">", "°": "o",
+    # gauges: eighths of a cell, full cells and the marks drawn on a bar
+    "▏": "-", "▎": "-", "▍": "-", "▌": "=", "▋": "=", "▊": "=", "▉": "#", "█": "#", "▐": "|", "▕": "|",
+    # sparklines and history: eighths of a cell's height
+    "▁": "_", "▂": "_", "▃": ".", "▄": "-", "▅": "=", "▆": "+", "▇": "*",
+    # borders, rules and scrollbars
+    "─": "-", "━": "-", "│": "|", "┃": "|", "╌": "-", "╍": "-", "┄": "-", "╴": "-", "╶": "-", "╸": "-", "╺": "-",
+    "┌": "+", "┐": "+", "└": "+", "┘": "+", "├": "+", "┤": "+", "┬": "+", "┴": "+", "┼": "+",
+    "╭": "+", "╮": "+", "╯": "+", "╰": "+", "▔": "-", "▀": "-", "▬": "=",
+}
+"""What ``--ascii`` draws for each glyph the dashboard (and Textual's borders and footer) use; anything else
+outside ASCII becomes ``?`` per cell, so columns stay aligned."""
+
+def locale_draws_glyphs(environ: dict[str, str]) -> bool:
+    """Whether the terminal's locale can show the glyphs: the first of LC_ALL, LC_CTYPE, LANG that is set names
+    a UTF-8 charset. Python itself turns a plain C locale into LC_CTYPE=C.UTF-8 (PEP 538) though the terminal
+    behind it is unchanged, so that value alone does not count when LANG says C or POSIX."""
+    lang = environ.get("LANG", "")
+    for name in ("LC_ALL", "LC_CTYPE", "LANG"):
+        value = environ.get(name, "")
+        if not value:
+            continue
+        if name == "LC_CTYPE" and value == "C.UTF-8" and lang in ("", "C", "POSIX") and not environ.get("LC_ALL"):
+            continue  # coerced by Python (PEP 538), not the client's choice
+        charset = value.partition(".")[2].partition("@")[0].lower().replace("-", "")
+        return charset in ("utf8",)
+    return False

@@ -26,13 +26,16 @@ class SessionHeader(Widget):
     backend: reactive[str] = reactive("")
     """Backend and device of the loaded model (``transformers · cpu float32``)."""
     elapsed: reactive[float] = reactive(0.0)
-    """Seconds since the session started."""
+    """Seconds since the session started, whole: the line is drawn again only when the clock shows a new second."""
     counts: reactive[tuple[tuple[str, int], ...]] = reactive(())
     """Cases by status, as ``(status, n)`` pairs."""
     guard_level: reactive[str] = reactive(GuardLevel.OK)
     """The memory guard's level (a ``vocab.GuardLevel``)."""
     run_state: reactive[str] = reactive(RunState.STARTING)
     """What the session is doing (a ``vocab.RunState``)."""
+
+    def validate_elapsed(self, elapsed: float) -> float:
+        return float(int(max(elapsed, 0.0)))
 
     def render(self) -> Text:
         counts = Text()

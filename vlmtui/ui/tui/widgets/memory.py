@@ -18,6 +18,7 @@ from textual.widgets import Label, Sparkline
 
 from vlmtui.engine.events import GuardEvent, MemoryUpdate
 from vlmtui.ui.tui.format import FRAMEWORK_LABELS, PRESSURE_NAMES, size, size_pair
+from vlmtui.ui.tui.widgets.history import MARK_STYLES, MemoryHistory
 from vlmtui.ui.tui.widgets.telemetry import telemetry_text
 from vlmtui.vocab import GuardLevel, level_look
 
@@ -25,8 +26,6 @@ SYSTEM_WARN_PCT = 80.0
 """Unified memory (or swap) use above which its gauge turns yellow."""
 SYSTEM_HIGH_PCT = 92.0
 """… and red."""
-MARK_STYLES = ("yellow", "dark_orange", "red")
-"""Colours of the warn, cleanup and abort marks."""
 MIN_BAR_WITH_NOTE = 16
 """Cells a bar keeps before its gauge drops the note after the numbers."""
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -86,10 +85,21 @@ class Gauge(Widget):
     }
     """
 
-    reading: reactive[GaugeReading | None] = reactive(None)
-    """The numbers to draw; None draws an empty, unlabelled bar."""
+    reading: reactive[GaugeReading | None] = reactive(None, repaint=False)
+    """The numbers to draw; None draws an empty, unlabelled bar. Redrawn only when the line drawn changes:
+    a new sample that moves neither the bar's eighths nor the figures sends nothing to the terminal."""
+
+    _drawn: Text | None = None
+
+    def watch_reading(self) -> None:
+        if self.is_mounted and self._line() != self._drawn:
+            self.refresh()
 
     def render(self) -> Text:
+        self._drawn = self._line()
+        return self._drawn
+
+    def _line(self) -> Text:
         reading = self.reading or GaugeReading("", None, None)
         value = size_pair(reading.used, reading.total) if reading.total else size(reading.used)
         label = f"{reading.label:<5.5}"
@@ -106,7 +116,8 @@ class Gauge(Widget):
 
 
 class StatusLine(Widget):
-    """Styled text, one line unless its CSS gives it more."""
+    """Styled text, one line unless its CSS gives it more; redrawn only when the text changes (``Text`` compares
+    its characters and styles)."""
 
     DEFAULT_CSS = """
     StatusLine {
@@ -127,32 +138,32 @@ class MemoryPanel(Vertical):
 
     BORDER_TITLE = "memory"
 
-    sample: reactive[MemoryUpdate | None] = reactive(None)
+    sample: reactive[MemoryUpdate | None] = reactive(None, repaint=False)
     """The newest memory sample."""
-    history: reactive[tuple[float, ...]] = reactive(())
+    history: reactive[tuple[float, ...]] = reactive((), repaint=False)
     """Guarded bytes over the last minute, oldest first."""
-    gpu_history: reactive[tuple[float, ...]] = reactive(())
+    gpu_history: reactive[tuple[float, ...]] = reactive((), repaint=False)
     """GPU utilisation (%) over the last minute, where the sampler measures it."""
-    power_history: reactive[tuple[float, ...]] = reactive(())
+    power_history: reactive[tuple[float, ...]] = reactive((), repaint=False)
     """GPU power (W) over the last minute, where the sampler measures it."""
-    thresholds: reactive[tuple[float, float, float]] = reactive((75.0, 85.0, 95.0))
+    thresholds: reactive[tuple[float, float, float]] = reactive((75.0, 85.0, 95.0), repaint=False)
     """warn, cleanup and abort in percent of the budget."""
-    last_guard: reactive[GuardEvent | None] = reactive(None)
+    last_guard: reactive[GuardEvent | None] = reactive(None, repaint=False)
     """The guard's latest action (cleanup, abort, recover…), shown under the gauges."""
-    budget_source: reactive[str] = reactive("")
+    budget_source: reactive[str] = reactive("", repaint=False)
     """Where the budget comes from (``metal recommended working set``, ``explicit 12GiB``…)."""
 
-    ram: reactive[GaugeReading | None] = reactive(None)
+    ram: reactive[GaugeReading | None] = reactive(None, repaint=False)
     """Unified (system) memory: used of total."""
-    swap: reactive[GaugeReading | None] = reactive(None)
+    swap: reactive[GaugeReading | None] = reactive(None, repaint=False)
     """Swap used of total."""
-    framework: reactive[GaugeReading | None] = reactive(None)
+    framework: reactive[GaugeReading | None] = reactive(None, repaint=False)
     """The guarded quantity (MLX active+cache, MPS, CUDA, or the worker's RSS) against the budget."""
-    status: reactive[Text] = reactive(Text(""))
+    status: reactive[Text] = reactive(Text(""), repaint=False)
     """Pressure level, guard level and the last guard action."""
-    telemetry: reactive[Text] = reactive(Text(""))
+    telemetry: reactive[Text] = reactive(Text(""), repaint=False)
     """GPU %, watts, temperature and throttling, or why they are n/a (docs/telemetry.md)."""
-    notes: reactive[Text] = reactive(Text(""))
+    notes: reactive[Text] = reactive(Text(""), repaint=False)
     """The budget and where it comes from, the worker's RSS, the minute's peak, the guard's last reason."""
 
     def compose(self) -> ComposeResult:
@@ -162,8 +173,7 @@ class MemoryPanel(Vertical):
         yield StatusLine(id="memory-status").data_bind(text=MemoryPanel.status)
         yield StatusLine(id="telemetry-status").data_bind(text=MemoryPanel.telemetry)
         with Horizontal(id="memory-trend"):
-            yield Label("60 s ", id="sparkline-label")
-            yield Sparkline(id="memory-sparkline").data_bind(data=MemoryPanel.history)
+            yield MemoryHistory(id="memory-history")
         with Horizontal(id="gpu-trend", classes="telemetry-trend"):
             yield Label("GPU %", classes="trend-label")
             yield Sparkline(id="gpu-sparkline").data_bind(data=MemoryPanel.gpu_history)
@@ -171,6 +181,29 @@ class MemoryPanel(Vertical):
             yield Label("W    ", classes="trend-label")
             yield Sparkline(id="power-sparkline").data_bind(data=MemoryPanel.power_history)
         yield StatusLine(id="memory-notes").data_bind(text=MemoryPanel.notes)
+
+    frozen: reactive[bool] = reactive(False, repaint=False)
+    """The run has ended: the history stops where it is (the gauges stay live)."""
+
+    trend: reactive[tuple[tuple[float, float], ...]] = reactive((), repaint=False)
+    """The guarded bytes of the last minute with the time of each sample, for the history chart."""
+
+    def watch_sample(self, sample: MemoryUpdate | None) -> None:
+        if sample is not None:
+            for chart in self.query(MemoryHistory):
+                chart.budget = float(sample.budget_bytes or 0)
+
+    def watch_trend(self, trend: tuple[tuple[float, float], ...]) -> None:
+        for chart in self.query(MemoryHistory):
+            chart.show(trend)
+
+    def watch_thresholds(self, thresholds: tuple[float, float, float]) -> None:
+        for chart in self.query(MemoryHistory):
+            chart.thresholds = thresholds
+
+    def watch_frozen(self, frozen: bool) -> None:
+        for chart in self.query(MemoryHistory):
+            chart.frozen = frozen
 
     def compute_ram(self) -> GaugeReading | None:
         if self.sample is None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
+from textual.geometry import Region
 from textual.reactive import reactive
 from textual.widget import Widget
 
@@ -86,21 +87,53 @@ class OutputPane(Widget):
     }
     """
 
-    content: reactive[OutputContent | None] = reactive(None)
-    """The case shown, or None before anything ran."""
+    content: reactive[OutputContent | None] = reactive(None, repaint=False)
+    """The case shown, or None before anything ran. Only the lines that change are drawn again: a token
+    appended to the last line sends that line, not the box (issue 17: 93 KB/s while streaming at 80×24)."""
+
+    _drawn: list[Text] | None = None
+    line_redraws = 0
+    """Lines sent again since mount (tests count them)."""
+
+    def append(self, text: str) -> None:
+        """Add streamed text to the case shown (a case that streams; one is made if nothing is shown)."""
+        content = self.content or OutputContent(case_id="", status="running", streaming=True)
+        self.content = replace(content, text=content.text + text)
+
+    def clear(self) -> None:
+        """Show nothing (``waiting for the first case…``)."""
+        self.content = None
 
     def watch_content(self, content: OutputContent | None) -> None:
-        if content is None:
-            self.border_subtitle = ""
-        else:
-            self.border_subtitle = f"{status_mark(content.status)[0]} {content.case_id}"
+        subtitle = "" if content is None else f"{status_mark(content.status)[0]} {content.case_id}"
+        if self.border_subtitle != subtitle:
+            self.border_subtitle = subtitle
+        if not self.is_mounted:
+            return
+        lines = self._lines()
+        drawn = self._drawn
+        if drawn is None or len(drawn) != len(lines):
+            self.refresh()
+            return
+        width = self.content_size.width
+        changed = [Region(0, y, width, 1) for y, (old, new) in enumerate(zip(drawn, lines, strict=True)) if old != new]
+        if changed:
+            self.line_redraws += len(changed)
+            self.refresh(*changed)
+
+    def on_resize(self) -> None:
+        self._drawn = None
 
     def render(self) -> Text:
+        self._drawn = self._lines()
+        return Text("\n", no_wrap=True, overflow="crop").join(self._drawn)
+
+    def _lines(self) -> list[Text]:
         width, height = max(self.content_size.width, 1), max(self.content_size.height, 1)
         console = self.app.console
         content = self.content
         if content is None:
-            return Text("waiting for the first case…", style="bright_black")
+            return [Text("waiting for the first case…", style="bright_black")]
         head = [line for text in head_lines(content, width) for line in text.wrap(console, width)]
         body = body_text(content)
         body_lines = list(body.wrap(console, width)) if body.plain else []
@@ -111,4 +144,4 @@ class OutputPane(Widget):
             more = Text("… (enter shows all)", style="italic bright_black")
             body_lines = [*body_lines[: max(room - 1, 0)], more]
         lines = (head + body_lines)[:height]
-        return Text("\n", no_wrap=True, overflow="crop").join(lines)
+        return lines + [Text()] * (height - len(lines))

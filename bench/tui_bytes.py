@@ -1,0 +1,205 @@
+"""What the dashboard costs a terminal: bytes/s written and CPU of the vlmtui process, per phase, in tmux.
+
+A tiny-model suite (the demo's first transformers and mlx-vlm models over the sample images, more tokens a
+case so that text streams for a while) runs under ``vlmtui run`` in a detached tmux session of a given
+size on a private tmux server. ``tmux pipe-pane`` appends everything the app writes to the terminal to a
+file; its size is polled, and the vlmtui process's CPU time read from /proc/<pid>/stat. Phases:
+
+- ``paused``: space pressed once the first case starts; once that case has ended the queue is paused
+  (cases left, nothing running) and is measured for ``--phase-s``;
+- ``streaming``: space again; from then until every case has ended in the session log;
+- ``idle``: ``--settle-s`` after the last case ended, for ``--phase-s`` (the queue done, nobody typing).
+
+Also: the first frame (exec → the queue's border title in the terminal output), and which mouse modes the
+app switched on (1000 click, 1002 drag, 1003 any motion). ``q`` quits; the exit code must be 0.
+
+    python bench/tui_bytes.py [--sizes 80x24 120x40] [--phase-s 10] [--tokens 96] [--label after]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, save
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+POLL_S = 0.05
+FIRST_FRAME_MARK = b"queue \xc2\xb7 "
+"""The queue's border title (``queue · N cases``): written once the dashboard has been drawn."""
+MOUSE_MODES = {"1000": "click", "1002": "drag", "1003": "any-motion", "1006": "sgr"}
+TARGETS = {"streaming_kbps": 20.0, "idle_kbps": 1.0, "idle_cpu_pct": 1.0, "first_frame_s": 0.3}
+SUITE = """name = "tui-bytes"
+images = [{images}]
+prompts = ["Describe this image in one sentence."]
+text_prompts = ["What is the capital of France?"]
+max_tokens = {tokens}
+temperature = 0.0
+
+[guard]
+budget = "auto"
+sample_ms = 250
+
+[[models]]
+id = "smolvlm-tiny-hf"
+backend = "transformers"
+path = "tiny:idefics3"
+
+[[models]]
+id = "smolvlm-tiny-mlx"
+backend = "mlx-vlm"
+path = "tiny:idefics3"
+"""
+
+
+class Pane:
+    """One vlmtui run in its own tmux server, its terminal output piped into a file."""
+
+    def __init__(self, tmp: Path, cols: int, rows: int, extra_args: list[str]) -> None:
+        self.tmp, self.cols, self.rows = tmp, cols, rows
+        self.socket = f"vlmtui-bytes-{os.getpid()}-{cols}x{rows}"
+        self.out = tmp / f"pane-{cols}x{rows}.bin"
+        self.log = tmp / f"session-{cols}x{rows}.jsonl"
+        self.t0_file = tmp / f"t0-{cols}x{rows}"
+        self.extra_args = extra_args
+        self.pid = 0
+
+    def tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True,
+                              text=True).stdout
+
+    def start(self, suite: Path) -> None:
+        env = {"HF_HUB_OFFLINE": "1", "VLMTUI_DATA_DIR": str(self.tmp / "data"),
+               "VLMTUI_CACHE_DIR": os.environ.get("VLMTUI_CACHE_DIR", "/tmp/vlmtui-dev-cache")}
+        argv = [sys.executable, "-m", "vlmtui", "run", str(suite), "--log", str(self.log), *self.extra_args]
+        # The app is started only once the pipe is in place (it waits for a file), so no byte goes unseen.
+        go = self.tmp / f"go-{self.cols}x{self.rows}"
+        command = (f"while [ ! -e {go} ]; do sleep 0.01; done; date +%s.%N > {self.t0_file}; "
+                   f"cd {shlex.quote(str(ROOT))} && exec env "
+                   + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv))
+        conf = self.tmp / "tmux.conf"
+        conf.write_text("set -g status off\n")
+        self.tmux("-f", str(conf), "new-session", "-d", "-s", "bench", "-x", str(self.cols),
+                  "-y", str(self.rows), command)
+        self.tmux("pipe-pane", "-t", "bench", "-o", f"cat >> {shlex.quote(str(self.out))}")
+        self.pid = int(self.tmux("display-message", "-p", "-t", "bench", "#{pane_pid}").strip())
+        go.touch()
+
+    def keys(self, *keys: str) -> None:
+        self.tmux("send-keys", "-t", "bench", *keys)
+
+    def bytes(self) -> int:
+        try:
+            return self.out.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def cpu_s(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def alive(self) -> bool:
+        return Path(f"/proc/{self.pid}").exists()
+
+    def events(self) -> list[str]:
+        try:
+            text = self.log.read_text()
+        except FileNotFoundError:
+            return []
+        return re.findall(r'"event": "(\w+)"', text)
+
+    def stop(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+def wait_for(condition: Any, timeout: float, what: str, pane: Pane) -> float:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what} ({pane.cols}x{pane.rows})")
+        if not pane.alive():
+            raise RuntimeError(f"vlmtui exited while waiting for {what}")
+        time.sleep(POLL_S)
+    return time.monotonic()
+
+
+def measure(pane: Pane, seconds: float | None, until: Any = None) -> dict[str, float]:
+    """Bytes/s and % of a core over ``seconds``, or until ``until()`` is true."""
+    b0, c0, t0 = pane.bytes(), pane.cpu_s(), time.monotonic()
+    while (time.monotonic() - t0 < seconds) if seconds is not None else not until():
+        time.sleep(POLL_S)
+    b1, c1, t1 = pane.bytes(), pane.cpu_s(), time.monotonic()
+    span = t1 - t0
+    return {"seconds": round(span, 2), "bytes": b1 - b0, "kbps": round((b1 - b0) / span / 1000, 2),
+            "cpu_pct": round(100 * (c1 - c0) / span, 2)}
+
+
+def run_size(tmp: Path, suite: Path, cols: int, rows: int, args: argparse.Namespace) -> dict[str, Any]:
+    pane = Pane(tmp, cols, rows, args.extra)
+    total = len(list((ROOT / "sample_images").iterdir())) * 2 + 2
+    try:
+        pane.start(suite)
+        first = wait_for(lambda: FIRST_FRAME_MARK in pane.out.read_bytes() if pane.out.exists() else False,
+                         60, "the first frame", pane)
+        t0 = float(pane.t0_file.read_text())
+        first_frame_s = time.time() - (time.monotonic() - first) - t0
+        wait_for(lambda: "case_start" in pane.events(), 180, "the first case", pane)
+        pane.keys("Space")
+        wait_for(lambda: "case_end" in pane.events(), 180, "the first case's end", pane)
+        time.sleep(args.settle_s)
+        paused = measure(pane, args.phase_s)
+        pane.keys("Space")
+        streaming = measure(pane, None, until=lambda: pane.events().count("case_end") >= total or not pane.alive())
+        time.sleep(args.settle_s)
+        idle = measure(pane, args.phase_s)
+        head = pane.out.read_bytes()
+        modes = sorted({MOUSE_MODES.get(m.decode(), m.decode()) for m in re.findall(rb"\x1b\[\?(100[0-6])h", head)})
+        pane.keys("q")
+        wait_for(lambda: not pane.alive(), 60, "the quit", pane)
+        result = {"size": f"{cols}x{rows}", "first_frame_s": round(first_frame_s, 3), "paused": paused,
+                  "streaming": streaming, "idle": idle, "mouse_modes": modes, "cases": total,
+                  "events": {e: pane.events().count(e) for e in ("case_end", "memory")}}
+        print(f"{cols}x{rows}: first frame {first_frame_s:.2f} s · streaming {streaming['kbps']} KB/s "
+              f"{streaming['cpu_pct']} % · idle {idle['kbps']} KB/s {idle['cpu_pct']} % · paused "
+              f"{paused['kbps']} KB/s {paused['cpu_pct']} % · mouse {','.join(modes) or 'off'}", flush=True)
+        return result
+    finally:
+        pane.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["80x24", "120x40"])
+    parser.add_argument("--phase-s", type=float, default=10.0)
+    parser.add_argument("--settle-s", type=float, default=2.0)
+    parser.add_argument("--tokens", type=int, default=96)
+    parser.add_argument("--label", default="", help="saved as tui-bytes-<label>-<date>.json")
+    parser.add_argument("extra", nargs="*", help="more vlmtui arguments (after --), e.g. -- --no-mouse")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="vlmtui-bytes-") as name:
+        tmp = Path(name)
+        images = ", ".join(f'"{p}"' for p in sorted((ROOT / "sample_images").iterdir()))
+        suite = tmp / "suite.toml"
+        suite.write_text(SUITE.format(images=images, tokens=args.tokens))
+        load = os.getloadavg()
+        runs = [run_size(tmp, suite, *map(int, size.split("x")), args) for size in args.sizes]
+    name = "tui-bytes" + (f"-{args.label}" if args.label else "")
+    path = save(name, {"targets": TARGETS, "phase_s": args.phase_s, "tokens": args.tokens,
+                       "extra_args": args.extra, "loadavg_at_start": load, "runs": runs,
+                       "term": "tmux 3.3a default (screen)"})
+    print(f"saved {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
