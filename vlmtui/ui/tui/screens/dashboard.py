@@ -13,8 +13,7 @@ from textual.binding import BindingType
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable
 
 from vlmtui.engine.controls import Controls
 from vlmtui.engine.events import (
@@ -34,7 +33,7 @@ from vlmtui.ui.tui.actions import (
     toggle_pause,
 )
 from vlmtui.ui.tui.bridge import EngineBridge
-from vlmtui.ui.tui.keys import DASHBOARD_KEYS, key_help
+from vlmtui.ui.tui.keys import DASHBOARD_KEYS, FOOTER_PRIORITY, key_help
 from vlmtui.ui.tui.messages import EngineEvent, MemorySampled, TokensStreamed
 from vlmtui.ui.tui.presenter import (
     Stopwatch,
@@ -48,16 +47,18 @@ from vlmtui.ui.tui.screens.case_detail import CaseDetailScreen
 from vlmtui.ui.tui.screens.confirm_quit import ConfirmQuitScreen, quit_question
 from vlmtui.ui.tui.screens.filter import FilterScreen
 from vlmtui.ui.tui.screens.help import HelpScreen
+from vlmtui.ui.tui.screens.panes import DashboardPanes
 from vlmtui.ui.tui.state import SessionView
 from vlmtui.ui.tui.widgets.case_table import CaseTable
 from vlmtui.ui.tui.widgets.header import SessionHeader
+from vlmtui.ui.tui.widgets.key_bar import KeyBar
 from vlmtui.ui.tui.widgets.memory import MemoryPanel
 from vlmtui.ui.tui.widgets.output import OutputContent, OutputPane
 from vlmtui.ui.tui.widgets.summary import ModelSummaryTable, SummaryRow
 from vlmtui.vocab import RunState
 
 
-class DashboardScreen(Screen[None]):
+class DashboardScreen(DashboardPanes):
     """Everything about the session on one screen; every action is a key."""
 
     BINDINGS: ClassVar[list[BindingType]] = DASHBOARD_KEYS
@@ -104,7 +105,7 @@ class DashboardScreen(Screen[None]):
             # Set directly, not bound to the screen: a memory sample redraws this panel alone.
             yield MemoryPanel(id="memory")
         yield ModelSummaryTable(id="summary").data_bind(rows=screen.summary_rows)
-        yield Footer(show_command_palette=False, compact=True)
+        yield KeyBar(DASHBOARD_KEYS, FOOTER_PRIORITY, id="keys")
 
     @property
     def header(self) -> SessionHeader:
@@ -133,6 +134,7 @@ class DashboardScreen(Screen[None]):
         self.run_worker(self.bridge.pump(), name="ui-throttle", group="bridge", exit_on_error=False)
 
     def on_resize(self) -> None:
+        self.call_after_refresh(self.fit_panes)
         self.call_after_refresh(self.refresh_view)
 
     # ------------------------------------------------------------------ engine messages
@@ -143,6 +145,7 @@ class DashboardScreen(Screen[None]):
         self.refresh_view()
         if isinstance(event, CaseStarted) and self.table.following:
             self.table.select_case(event.case_id)
+        self.after_event(isinstance(event, CaseFinished))
         if changed is not None or isinstance(event, CaseFinished):
             self.refresh_output()
         self._announce(event)

@@ -14,8 +14,9 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from vlmtui.reports.case_scores import JUDGE_KIND, value_text
-from vlmtui.text import middle, one_line
+from vlmtui.text import one_line
 from vlmtui.ui.tui.format import rate, seconds, size, status_label, status_mark
+from vlmtui.ui.tui.names import end_cut, name_labels
 from vlmtui.ui.tui.state import CaseView
 
 FIXED_COLUMNS = (("status", 10), ("total s", 7), ("tok/s", 5), ("peak", 9))
@@ -25,21 +26,42 @@ SCORE_WIDTH = 5
 RIGHT_ALIGNED = frozenset({"total s", "tok/s", "peak", "score"})
 COLUMN_ORDER = ("status", "model", "image", "prompt", "total s", "tok/s", "peak")
 SCORED_ORDER = (*COLUMN_ORDER, "score")
+MIN_PROMPT = 10
+"""Cells the prompt keeps before it gives way altogether (the output pane and ``v`` still show it)."""
+MIN_NAME = 6
+"""Cells a model or image name keeps however narrow the terminal."""
+DROPPED_WHEN_NARROW = ("prompt", "total s")
+"""Columns left out, in this order, when the names would otherwise get less than they need (60 columns)."""
 
 
-def column_widths(width: int, cell_padding: int = 1, *, scored: bool = False) -> dict[str, int]:
-    """Widths that fill ``width`` cells: fixed columns as they are, model/image/prompt share the rest."""
+def column_widths(width: int, cell_padding: int = 1, *, scored: bool = False, model_need: int = 12,
+                  image_need: int = 10) -> dict[str, int]:
+    """Widths that fill ``width`` cells, in column order: fixed columns as they are; the model and image names
+    get what they need (``*_need``, the longest), the model up to a third of the width, before the prompt
+    takes the rest; where the names would not fit, the prompt and then the total time are left out."""
+    order = list(SCORED_ORDER if scored else COLUMN_ORDER)
     fixed = dict(FIXED_COLUMNS) | ({"score": SCORE_WIDTH} if scored else {})
-    flex = width - 2 * cell_padding * len(SCORED_ORDER if scored else COLUMN_ORDER) - sum(fixed.values())
-    flex = max(flex, 20)
-    model = max(int(flex * 0.45), 8)
-    image = max(int(flex * 0.28), 6)
-    prompt = max(flex - model - image, 6)
-    return {**fixed, "model": model, "image": image, "prompt": prompt}
+    model_cap = max(width // 3, MIN_NAME)
+    model_want, image_want = min(max(model_need, MIN_NAME), model_cap), min(max(image_need, MIN_NAME), 20)
+    for dropped in (None, *DROPPED_WHEN_NARROW):
+        if dropped is not None:
+            order.remove(dropped)
+        flex = width - 2 * cell_padding * len(order) - sum(fixed.get(name, 0) for name in order)
+        prompt_room = MIN_PROMPT if "prompt" in order else 0
+        if flex >= model_want + MIN_NAME + prompt_room:
+            break
+    flex = max(flex, MIN_NAME * 2)
+    model = max(min(model_want, flex - MIN_NAME - prompt_room), MIN_NAME)
+    image = max(min(image_want, flex - model - prompt_room), MIN_NAME)
+    if not prompt_room:  # no prompt column: the image takes what the model leaves
+        image = max(flex - model, MIN_NAME)
+    widths = {"model": model, "image": image, "prompt": max(flex - model - image, MIN_PROMPT)}
+    return {name: fixed.get(name) or widths[name] for name in order}
 
 
-def row_cells(row: CaseView, widths: dict[str, int], now: float) -> tuple[Text, ...]:
-    """The cells of one case: its status (with attempt count), names, and the latest attempt's numbers."""
+def row_cells(row: CaseView, widths: dict[str, int], now: float, model_label: str | None = None) -> tuple[Text, ...]:
+    """The cells of one case, in the order of ``widths``: its status (with attempt count), names, and the latest
+    attempt's numbers; ``model_label`` is the model's name as it fits (``names.name_labels``)."""
     status = row.status
     _, style = status_mark(status)
     latest = row.latest
@@ -51,19 +73,19 @@ def row_cells(row: CaseView, widths: dict[str, int], now: float) -> tuple[Text, 
     prompt = ("(warm-up) " if row.warmup else "") + row.shown_prompt
     cells = {
         "status": Text(status_label(status, row.attempt), style=style),
-        "model": Text(middle(row.model, widths["model"]), style=f"{emphasis} cyan" if row.running else ""),
-        "image": Text(one_line(row.image_name, widths["image"]), style=emphasis or ("italic" if not row.image
+        "model": Text(model_label or end_cut(row.model, widths["model"]),
+                      style=f"{emphasis} cyan" if row.running else ""),
+        "image": Text(end_cut(row.image_name, widths["image"]), style=emphasis or ("italic" if not row.image
                                                                                 else "")),
-        "prompt": Text(one_line(prompt, widths["prompt"]), style=emphasis or "bright_black"),
+        "prompt": Text(one_line(prompt, widths.get("prompt", 0)), style=emphasis or "bright_black"),
         "total s": Text(seconds(total) if total is not None else "", style=emphasis, justify="right"),
         "tok/s": Text(rate(metrics.get("gen_tps")) if metrics.get("gen_tps") else "", justify="right"),
         "peak": Text(size(metrics.get("peak_memory_bytes")) if metrics.get("peak_memory_bytes") else "",
                      justify="right"),
     }
-    if "score" not in widths:
-        return tuple(cells[name] for name in COLUMN_ORDER)
-    cells["score"] = Text("") if row.running or row.queued else score_cell(row)
-    return tuple(cells[name] for name in SCORED_ORDER)
+    if "score" in widths:
+        cells["score"] = Text("") if row.running or row.queued else score_cell(row)
+    return tuple(cells[name] for name in widths)
 
 
 def score_cell(row: CaseView) -> Text:
@@ -87,12 +109,16 @@ class CaseTable(DataTable[Text]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False, tooltip="Select the next case."),
         Binding("k", "cursor_up", "Up", show=False, tooltip="Select the previous case."),
+        Binding("g,home", "scroll_top", "First", show=False, tooltip="Select the first case."),
+        Binding("G,end", "scroll_bottom", "Last", show=False, tooltip="Select the last case."),
     ]
     """
     | Key(s) | Description |
     | :- | :- |
     | j | Select the next case (as ↓ does). |
     | k | Select the previous case (as ↑ does). |
+    | g, home | Select the first case. |
+    | G, end | Select the last case. |
     """
 
     @dataclass
@@ -112,21 +138,27 @@ class CaseTable(DataTable[Text]):
         self._user_move = False
         self._scored = False
         """Whether the score column shows: from the first scored case on."""
+        self._labels: dict[str, str] = {}
+        """Each model's name as it fits its column."""
 
     # ------------------------------------------------------------------ what to show
 
     def sync(self, rows: Sequence[CaseView], now: float) -> None:
         """Show ``rows`` (already filtered), updating only what changed."""
         self._scored = self._scored or any(_has_scores(row) for row in rows)
-        widths = column_widths(max(self.size.width - 1, 40), self.cell_padding, scored=self._scored)
+        models = {row.model for row in rows}
+        widths = column_widths(max(self.size.width - 1, 40), self.cell_padding, scored=self._scored,
+                               model_need=max(map(len, models), default=0),
+                               image_need=max((len(row.image_name) for row in rows), default=0))
         ids = [row.case_id for row in rows]
-        if widths != self._widths:
+        if widths != self._widths or not models <= self._labels.keys():
+            self._labels = name_labels(models, widths["model"])
             self._rebuild_columns(widths)
         if ids != self._shown:
             self._rebuild_rows(rows, now)
             return
         for row in rows:
-            cells = row_cells(row, self._widths, now)
+            cells = row_cells(row, self._widths, now, self._labels.get(row.model))
             old = self._cells.get(row.case_id)
             if old == cells:
                 continue
@@ -148,7 +180,7 @@ class CaseTable(DataTable[Text]):
         self.clear()
         self._cells = {}
         for row in rows:
-            cells = row_cells(row, self._widths, now)
+            cells = row_cells(row, self._widths, now, self._labels.get(row.model))
             self._cells[row.case_id] = cells
             self.add_row(*cells, key=row.case_id)
         self._shown = [row.case_id for row in rows]
@@ -157,7 +189,7 @@ class CaseTable(DataTable[Text]):
 
     @property
     def _order(self) -> tuple[str, ...]:
-        return SCORED_ORDER if "score" in self._widths else COLUMN_ORDER
+        return tuple(self._widths)
 
     @property
     def selected_case(self) -> str | None:
@@ -166,9 +198,15 @@ class CaseTable(DataTable[Text]):
             return None
         return self._shown[self.cursor_row]
 
-    def select_case(self, case_id: str) -> None:
-        """Move the cursor to a case (not a user move: following stays as it is)."""
+    @property
+    def shown_cases(self) -> list[str]:
+        """The case ids in the table, top to bottom."""
+        return list(self._shown)
+
+    def select_case(self, case_id: str, *, by_user: bool = False) -> None:
+        """Move the cursor to a case; unless ``by_user`` (a key such as ``n``), following stays as it is."""
         if case_id in self._shown and self.selected_case != case_id:
+            self._user_move = by_user
             self.move_cursor(row=self._shown.index(case_id), animate=False, scroll=True)
 
     # ------------------------------------------------------------------ who moved the cursor

@@ -1,0 +1,125 @@
+"""The queue first (issue 17): at 80×24 the queue lists at least 10 cases, names get their width before
+prompts, 60×20 stays usable, and ``m``/``z`` fold the other panes away. Drawn from recorded events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from tests.tui.replay import finished_session, running_session
+from tests.tui.test_snapshots import replay_app, settle
+from vlmtui.ui.tui.names import name_labels
+from vlmtui.ui.tui.screens.dashboard import DashboardScreen
+from vlmtui.ui.tui.widgets.case_table import column_widths
+from vlmtui.ui.tui.widgets.key_bar import KeyBar
+
+MORE_SIZES = [pytest.param((100, 30), id="100x30"), pytest.param((60, 20), id="60x20")]
+"""The sizes test_snapshots.py does not draw (it has 80×24 and 120×40)."""
+
+
+def dashboard_of(pilot: Pilot[Any]) -> DashboardScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, DashboardScreen)
+    return screen
+
+
+class TestSizes:
+    @pytest.mark.parametrize("size", MORE_SIZES)
+    def test_finished(self, snap_compare: Callable[..., bool], size: tuple[int, int]) -> None:
+        assert snap_compare(replay_app(finished_session()), terminal_size=size, run_before=settle)
+
+    @pytest.mark.parametrize("size", MORE_SIZES)
+    def test_running(self, snap_compare: Callable[..., bool], size: tuple[int, int]) -> None:
+        assert snap_compare(replay_app(running_session()), terminal_size=size, run_before=settle)
+
+    def test_m_shows_the_models_table_at_80x24(self, snap_compare: Callable[..., bool]) -> None:
+        async def press_m(pilot: Pilot[Any]) -> None:
+            await settle(pilot)
+            await pilot.press("m")
+            await settle(pilot)
+
+        assert snap_compare(replay_app(finished_session()), terminal_size=(80, 24), run_before=press_m)
+
+    def test_z_zooms_the_output_at_80x24(self, snap_compare: Callable[..., bool]) -> None:
+        async def press_z_twice(pilot: Pilot[Any]) -> None:
+            await settle(pilot)
+            await pilot.press("z", "z")
+            await settle(pilot)
+
+        assert snap_compare(replay_app(finished_session()), terminal_size=(80, 24), run_before=press_z_twice)
+
+
+class TestQueueFirst:
+    async def test_80x24_lists_at_least_10_cases_and_m_z_fold_the_rest(self) -> None:
+        app = replay_app(finished_session())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            screen = dashboard_of(pilot)
+            table, summary = screen.table, screen.query_one("#summary")
+            rows = table.scrollable_content_region.height - 1  # less the column names
+            assert rows >= 10 and table.row_count == 12, f"the queue lists {rows} rows"
+            assert not summary.display, "the models table gives its rows to the queue at 24 rows"
+            await pilot.press("m")
+            await settle(pilot)
+            assert summary.display and summary.region.height >= 5
+            await pilot.press("m", "z")
+            await settle(pilot)
+            assert not summary.display and not screen.query_one("#lower").display
+            assert table.scrollable_content_region.height - 1 >= 18, "zoomed: the queue takes the screen"
+            await pilot.press("z")
+            await settle(pilot)
+            assert not table.display and screen.output_pane.region.width == 80, "then the output alone"
+            await pilot.press("z")
+            await settle(pilot)
+            assert table.display and screen.query_one("#lower").display and table.has_focus
+
+    async def test_models_table_shown_where_the_queue_keeps_10_rows(self) -> None:
+        app = replay_app(finished_session())
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            screen = dashboard_of(pilot)
+            assert screen.query_one("#summary").display
+            assert screen.table.scrollable_content_region.height - 1 >= 10
+
+    async def test_60x20_keeps_help_quit_a_readable_output_and_no_bare_ellipsis(self) -> None:
+        app = replay_app(running_session())
+        async with app.run_test(size=(60, 20)) as pilot:
+            await settle(pilot)
+            screen = dashboard_of(pilot)
+            bar = screen.query_one(KeyBar)
+            shown = bar.render().plain
+            assert "? help" in shown and "q quit" in shown and len(shown) <= 60
+            assert screen.output_pane.content_region.width >= 25, "the output pane stays readable"
+            table = screen.table
+            for case_id in table.shown_cases:
+                for cell in table.get_row(case_id):
+                    assert cell.plain.strip() != "…", f"a bare … in {case_id}"
+            names = {table.get_cell(cid, "model").plain for cid in table.shown_cases}
+            assert names == {"smolvlm-500m", "moondream2", "llava-1.6-7b"}, "whole names at 60 columns"
+
+
+class TestNames:
+    def test_names_are_cut_at_the_end_and_stay_apart(self) -> None:
+        names = ["smolvlm-500m-tiny-mlx", "smolvlm-500m-tiny-server", "moondream2"]
+        assert name_labels(names, 30) == {name: name for name in names}, "whole when they fit"
+        labels = name_labels(names, 12)
+        assert labels["moondream2"] == "moondream2"
+        assert labels["smolvlm-500m-tiny-mlx"] == "smolv…mlx"
+        assert labels["smolvlm-500m-tiny-server"] == "smolv…server"
+        assert name_labels(["qwen2-vl-2b-instruct"], 10) == {"qwen2-vl-2b-instruct": "qwen2-vl-…"}
+        assert all(len(label) <= 12 for label in labels.values())
+        assert name_labels(["abc"], 1) == {"abc": "a"}, "never a bare …"
+
+    def test_names_get_their_width_before_the_prompt(self) -> None:
+        widths = column_widths(79, model_need=12, image_need=14)
+        assert widths["model"] == 12 and widths["prompt"] >= 10
+        assert sum(widths.values()) + 2 * len(widths) == 79
+        long = column_widths(79, model_need=40, image_need=14)
+        assert long["model"] == 79 // 3, "a long name gets up to a third of the width"
+        assert "prompt" not in long, "the prompt gives way first"
+        narrow = column_widths(59, model_need=12, image_need=14)
+        assert narrow["model"] == 12 and narrow["image"] >= 12 and "prompt" not in narrow
+        assert sum(narrow.values()) + 2 * len(narrow) <= 59

@@ -1,0 +1,128 @@
+"""What the dashboard's layout and view keys do: the models table and zoom (``m``, ``z``), jumps between
+failures (``n``, ``N``, and the first failure when the queue is done), and one answer in the pager, side by
+side with the other models' or on the clipboard (``o``, ``v``, ``y``)."""
+
+from __future__ import annotations
+
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from vlmtui.text import printable
+from vlmtui.ui.tui.answers import answer_text
+from vlmtui.ui.tui.screens.pager import PagerScreen, copy_text
+from vlmtui.ui.tui.screens.side_by_side import SideBySideScreen
+from vlmtui.ui.tui.state import CaseView, SessionView
+from vlmtui.ui.tui.widgets.case_table import CaseTable
+from vlmtui.vocab import FAILURE_STATUSES
+
+ZOOMS = ("", "queue", "output")
+"""What ``z`` steps through: every pane, the queue alone, the output alone."""
+MIN_QUEUE_ROWS = 10
+"""Cases the queue lists before the models table gives way (``m`` shows it anyway)."""
+CHROME_ROWS = 4
+"""Rows that are not panes: the header, the footer, the queue's border and column names."""
+
+
+class DashboardPanes(Screen[None]):
+    """The dashboard's panes and views (DashboardScreen adds the engine and the session's keys)."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (72, "-narrow"), (110, "-wide")]  # noqa: RUF012 (Textual's own)
+    """Under 72 columns the memory panel narrows so the output pane stays readable (60 columns: 30 each)."""
+
+    view: SessionView
+    _stream: tuple[str, str]
+
+    zoom: reactive[str] = reactive("")
+    """The pane shown alone (``queue``, ``output``), or ``""`` for every pane."""
+
+    def _queue(self) -> CaseTable:
+        return self.query_one("#queue", CaseTable)
+
+    def _selected(self) -> CaseView | None:
+        return self.view.cases.get(self._queue().selected_case or "")
+
+    # ------------------------------------------------------------------ layout
+
+    def fit_panes(self) -> None:
+        """Hide the models table where it would leave the queue fewer than ``MIN_QUEUE_ROWS`` rows (80×24
+        with three models: 8 rows with it, 13 without)."""
+        lower = self.query_one("#lower").outer_size.height
+        models = len(self.view.models) + 2  # its border and column names
+        self.set_class(self.size.height - CHROME_ROWS - lower - models < MIN_QUEUE_ROWS, "-crowded")
+
+    def after_event(self, finished: bool) -> None:
+        """After an engine event: the panes fitted again, and the first failure selected once the queue is done."""
+        self.fit_panes()
+        if finished:
+            self.select_first_failure()
+
+    def action_toggle_models(self) -> None:
+        """Show or hide the models table (hidden by default where the queue needs the rows)."""
+        shown = self.query_one("#summary").display
+        self.set_class(shown, "-no-models")
+        self.set_class(not shown, "-models")
+
+    def action_zoom(self) -> None:
+        """Show the queue alone, then the output alone, then every pane again."""
+        self.zoom = ZOOMS[(ZOOMS.index(self.zoom) + 1) % len(ZOOMS)]
+
+    def watch_zoom(self, zoom: str) -> None:
+        for name in ZOOMS[1:]:
+            self.set_class(zoom == name, f"-zoom-{name}")
+        if zoom != "output":
+            self._queue().focus()
+
+    # ------------------------------------------------------------------ failures
+
+    def _failure(self, step: int) -> None:
+        table = self._queue()
+        shown = table.shown_cases
+        if not shown:
+            return
+        start = table.cursor_row
+        for offset in range(1, len(shown) + 1):
+            case_id = shown[(start + step * offset) % len(shown)]
+            if self.view.cases[case_id].status in FAILURE_STATUSES:
+                table.select_case(case_id, by_user=True)
+                return
+        self.notify("no failed, crashed or aborted case in the queue", timeout=3)
+
+    def action_next_failure(self) -> None:
+        """Select the next failed, crashed or aborted case (wrapping around)."""
+        self._failure(1)
+
+    def action_previous_failure(self) -> None:
+        """Select the previous failed, crashed or aborted case (wrapping around)."""
+        self._failure(-1)
+
+    def select_first_failure(self) -> None:
+        """Once the queue is done, put the cursor on the first failure, unless the user has moved it."""
+        table = self._queue()
+        if not (self.view.idle and table.following):
+            return
+        first = next((cid for cid in table.shown_cases if self.view.cases[cid].status in FAILURE_STATUSES), None)
+        if first is not None:
+            table.select_case(first)
+
+    # ------------------------------------------------------------------ one answer
+
+    def action_pager(self) -> None:
+        """Read the selected case's answer full screen."""
+        row = self._selected()
+        if row is None:
+            return
+        latest = row.latest
+        error = latest.error if latest is not None and not row.running else ""
+        title = f"{row.case_id} · {printable(row.prompt)}"
+        self.app.push_screen(PagerScreen(title, answer_text(row, self._stream), error))
+
+    def action_side_by_side(self) -> None:
+        """Every model's answer to the selected case's image and prompt."""
+        row = self._selected()
+        self.app.push_screen(SideBySideScreen(self.view, row.case_id if row else None, lambda: self._stream))
+
+    def action_copy_output(self) -> None:
+        """Copy the selected case's answer to the clipboard (OSC 52)."""
+        row = self._selected()
+        if row is not None:
+            copy_text(self.app, answer_text(row, self._stream), row.case_id)
