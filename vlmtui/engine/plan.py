@@ -9,6 +9,10 @@ skips with ``skip_reason`` below).
 A dataset's items (``[[datasets]]``) run on every model as cases ``<model>/<dataset>/<item id>`` that carry
 their item (``CaseItem``); a ``judge:<model-id>`` metric adds one judge case per judged answer,
 ``<judge>/judge/<judged case id>``, planned last: the queue starts it once the dataset's answers are all in.
+
+A conversation (``[[conversations]]``) is one case per image per model, ``<model>/<conversation>/<image stem>``
+(text-only: ``<model>/<conversation>``), of kind ``conversation``, carrying its turns; engine/conversation.py
+runs it turn by turn in one worker. It runs once: no warm-up, no repeats.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from vlmtui.engine.model_config import read_model_type
 from vlmtui.plugins import BackendNotFound, find_backend
 from vlmtui.reports.case_scores import JUDGE_KIND
 from vlmtui.scoring.metrics import JUDGE_PREFIX
+from vlmtui.suite.conversations import Conversation, Turn
 from vlmtui.suite.dataset_tables import DatasetEntry
 from vlmtui.suite.loader import Suite
 from vlmtui.wire.capabilities import ALL, IMAGE, TEXT, capabilities_of
 from vlmtui.wire.spec import Expect, ModelSpec
+
+CONVERSATION_KIND = "conversation"
 
 
 @dataclass(frozen=True)
@@ -73,11 +80,15 @@ class Case:
     """A dataset case's item (a judge case's: the judged case's item)."""
     judging: JudgeTask | None = None
     """A judge case: the answer it grades."""
+    turns: tuple[Turn, ...] = ()
+    """A conversation's turns (``prompt`` is the first's, ``expect`` unused); empty for every other case."""
 
     @property
     def kind(self) -> str:
-        """``image``, ``text``, or ``judge`` for a case that grades another's answer."""
-        return JUDGE_KIND if self.judging is not None else self.capability
+        """``image``, ``text``, ``judge`` for a case that grades another's answer, or ``conversation``."""
+        if self.judging is not None:
+            return JUDGE_KIND
+        return CONVERSATION_KIND if self.turns else self.capability
 
     @property
     def capability(self) -> str:
@@ -165,6 +176,8 @@ def plan_cases(suite: Suite) -> list[Case]:
                                   repeat_index=rep, warmup=warm, skip_reason=skip))
         for entry in suite.datasets:
             cases.extend(_dataset_cases(entry, model, model_type, max_tokens, temperature))
+        for conversation in suite.conversations:
+            cases.extend(_conversation_cases(conversation, model, model_type, max_tokens, temperature))
     for entry in suite.datasets:
         for judge_id in entry.judges:
             judge = next(m for m in suite.models if m.id == judge_id)
@@ -184,6 +197,20 @@ def _dataset_cases(entry: DatasetEntry, model: ModelSpec, model_type: str | None
         cases.append(Case(f"{model.id}/{entry.id}/{item.id}", model, entry.prompt(item), item.image, index,
                           max_tokens, temperature, model.expect, skip_reason=skip, item=case_item))
     return cases
+
+
+def _conversation_cases(conversation: Conversation, model: ModelSpec, model_type: str | None, max_tokens: int,
+                        temperature: float) -> list[Case]:
+    """One case per image of the conversation (one text-only case without images) on this model; each turn's
+    expectations over the model's."""
+    turns = tuple(Turn(turn.text, model.expect.merged(turn.expect)) for turn in conversation.turns)
+    tokens = conversation.max_tokens or max_tokens
+    where: list[tuple[str, Path | None]] = [
+        (f"{model.id}/{conversation.id}/{image.stem}", image) for image in conversation.images
+    ] or [(f"{model.id}/{conversation.id}", None)]
+    return [Case(case_id, model, turns[0].text, image, index, tokens, temperature, turns[0].expect, turns=turns,
+                 skip_reason=skip_reason(model, TEXT if image is None else IMAGE, model_type))
+            for index, (case_id, image) in enumerate(where)]
 
 
 def _judge_cases(suite: Suite, entry: DatasetEntry, judge: ModelSpec, judged: list[Case]) -> list[Case]:

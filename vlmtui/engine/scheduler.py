@@ -20,6 +20,7 @@ from typing import Any
 from vlmtui import __version__
 from vlmtui.engine import verdict
 from vlmtui.engine.case_queue import CaseQueue, ModelRecord
+from vlmtui.engine.conversation import run_attempt
 from vlmtui.engine.events import (
     CaseFinished,
     CaseQueued,
@@ -257,17 +258,13 @@ class Scheduler:
             self._finish(verdict.ended(case, attempt, CaseStatus.SKIPPED, error=skip))
             return
         await self.guard_loop.begin_case()
-        running, reply = await self.session.run(case, attempt)
-        if reply is None:  # the worker died under the case
-            exited = self.session.take_exit()
-            result = verdict.from_exit(running, exited, self.guard_loop.last_update, self.guard_config.grace_s)
-        else:
-            result = verdict.from_reply(running, reply)
+        running, result = await run_attempt(self.session, case, attempt, self.emit, record.loaded,
+                                            lambda: self.guard_loop.last_update, self.guard_config.grace_s)
         result = await self.guard_loop.end_case(result)
         self._finish(result)
         if result.status == CaseStatus.CRASHED:
             self.emit(Notice("error", f"{case.case_id}: {result.error}; a fresh worker takes the next case"))
-        elif result.status == CaseStatus.ABORTED and running.guard_reading is not None:
+        elif result.status == CaseStatus.ABORTED and running is not None and running.guard_reading is not None:
             self._after_guard_abort(case.model)
         self.guard_loop.reset()
 

@@ -29,6 +29,7 @@ from vlmtui.engine.events import (
     Notice,
     SessionFinished,
     SessionStarted,
+    TurnFinished,
     WorkerExited,
 )
 from vlmtui.reports.records import load_log as load_log
@@ -100,6 +101,8 @@ class SessionLog:
             if event.t - self._last_memory >= self._memory_every_s:
                 self._last_memory = event.t
                 self.write("memory", event.to_dict())
+        elif isinstance(event, TurnFinished):  # a conversation's turn, kept should the session die before case_end
+            self.write("turn_end", asdict(event))
         elif isinstance(event, GuardEvent):
             self.write("guard", asdict(event), sync=True)
         elif isinstance(event, ModelLoading):

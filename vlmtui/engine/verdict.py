@@ -16,14 +16,16 @@ from vlmtui.wire import protocol as p
 
 
 def ended(case: Case, attempt: int, status: CaseStatus, *, started_at: float | None = None, error: str = "",
-          output: str = "", metrics: dict[str, Any] | None = None, detail: str = "") -> CaseResult:
-    """The result of one attempt, ending now; a dataset case's scored (``grading``)."""
+          output: str = "", metrics: dict[str, Any] | None = None, detail: str = "",
+          turns: list[dict[str, Any]] | None = None) -> CaseResult:
+    """The result of one attempt, ending now; a dataset case's scored (``grading``); a conversation's with its
+    ``turns``."""
     now = time.time()
     return grading.graded(case, CaseResult(
         case_id=case.case_id, attempt=attempt, model=case.model.id, backend=case.model.backend,
         image=str(case.image) if case.image else None, prompt=case.prompt, kind=case.kind,
         status=status, error=error, output=output, metrics=metrics or {},
-        started_at=started_at or now, ended_at=now, warmup=case.warmup, detail=detail,
+        started_at=started_at or now, ended_at=now, warmup=case.warmup, detail=detail, turns=turns or [],
     ))
 
 

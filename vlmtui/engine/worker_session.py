@@ -165,17 +165,23 @@ class WorkerSession:
                            tail, by_guard=True)
         return LoadCut(f"while loading {model.id}: {exited.description}", CaseStatus.CRASHED, tail)
 
-    async def run(self, case: Case, attempt: int) -> tuple[RunningCase, p.Result | None]:
-        """Run one case on the loaded model: the case as it ran, and the worker's result (None if it died)."""
+    async def run(self, case: Case, attempt: int, *, prompt: str | None = None,
+                  history: Sequence[dict[str, str]] = (), announce: bool = True) -> tuple[RunningCase, p.Result | None]:
+        """Run one case on the loaded model: the case as it ran, and the worker's result (None if it died).
+
+        A conversation's turn (engine/conversation.py) sends its own ``prompt`` after the ``history``; only its
+        first turn ``announce``s the case."""
         assert self.worker is not None
         running = RunningCase(case, attempt, time.time(), asyncio.get_running_loop().create_future())
         self.running = running
         # The worker gets the case first, so writing the log line overlaps with its work.
         self.worker.send(p.Run(
-            case_id=case.case_id, prompt=case.prompt, image=str(case.image) if case.image else None,
-            max_tokens=case.max_tokens, temperature=case.temperature,
+            case_id=case.case_id, prompt=case.prompt if prompt is None else prompt,
+            image=str(case.image) if case.image else None, max_tokens=case.max_tokens,
+            temperature=case.temperature, history=list(history),
         ))
-        self._emit(CaseStarted(case.case_id, attempt, case.model.id, running.started_at))
+        if announce:
+            self._emit(CaseStarted(case.case_id, attempt, case.model.id, running.started_at))
         try:
             reply = await running.future
         finally:

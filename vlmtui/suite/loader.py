@@ -15,6 +15,7 @@ from typing import Any
 from vlmtui.plugins import BackendNotFound, Option, backends, find_backend
 from vlmtui.suite.checks import SuiteError as SuiteError  # re-exported: callers catch it from here
 from vlmtui.suite.checks import Where, number, str_list, typed, unknown
+from vlmtui.suite.conversations import Conversation, parse_conversations
 from vlmtui.suite.dataset_tables import DatasetEntry, parse_datasets
 from vlmtui.units import parse_size
 from vlmtui.wire.source import ModelSource
@@ -68,6 +69,8 @@ class Suite:
     guard: GuardConfig = field(default_factory=GuardConfig)
     datasets: tuple[DatasetEntry, ...] = ()
     """The ``[[datasets]]``: every selected item runs on every model and is scored (docs/scoring.md)."""
+    conversations: tuple[Conversation, ...] = ()
+    """The ``[[conversations]]``: multi-turn cases, one per image (or one text-only) per model."""
 
 
 # ----------------------------------------------------------------------------- validation
@@ -75,7 +78,7 @@ class Suite:
 
 _TOP_KEYS = {
     "name", "images", "prompts", "text_prompts", "max_tokens", "temperature", "repeat", "warmup",
-    "guard", "models", "expect", "datasets",
+    "guard", "models", "expect", "datasets", "conversations",
 }
 _GUARD_KEYS = set(GuardConfig.__dataclass_fields__)
 _MODEL_KEYS = set(ModelSpec.__dataclass_fields__) | {"options"}
@@ -132,15 +135,16 @@ def _prompts(where: Where, value: Any, key: str, base: Expect) -> tuple[Prompt, 
     return tuple(prompts)
 
 
-def _images(where: Where, value: Any, base_dir: Path) -> tuple[Path, ...]:
-    patterns = str_list(where, value, "images")
+def _images(where: Where, value: Any, base_dir: Path, table: str | None = None, index: int = 0) -> tuple[Path, ...]:
+    patterns = str_list(where, value, "images", table, index)
     found: list[Path] = []
     for pattern in patterns:
         full = pattern if Path(pattern).is_absolute() else str(base_dir / pattern)
         matches = sorted(Path(p) for p in glob.glob(full, recursive=True))
         matches = [p for p in matches if p.is_file()]
         if not matches:
-            raise where.error(f"{pattern!r} matches no file (globs are relative to the suite file)", "images")
+            raise where.error(f"{pattern!r} matches no file (globs are relative to the suite file)", "images",
+                              table, index)
         found.extend(p.resolve() for p in matches if p.resolve() not in found)
     return tuple(found)
 
@@ -278,8 +282,13 @@ def parse_suite(text: str, path: Path, *, resolve_path: Callable[[str], str] | N
     if images and not prompts:
         raise where.error("images are listed but there is no image prompt", "images")
     datasets = parse_datasets(where, data["datasets"], [m.id for m in models]) if "datasets" in data else ()
-    if not prompts and not text_prompts and not datasets:
-        raise where.error("a suite needs prompts (with images), text_prompts or [[datasets]]", "prompts")
+    conversations = parse_conversations(
+        where, data["conversations"], base_expect, _expect,
+        lambda w, value, table, index: _images(w, value, path.parent, table, index), {d.id for d in datasets},
+    ) if "conversations" in data else ()
+    if not prompts and not text_prompts and not datasets and not conversations:
+        raise where.error("a suite needs prompts (with images), text_prompts, [[datasets]] or [[conversations]]",
+                          "prompts")
     return Suite(
         name=name,
         path=path,
@@ -293,6 +302,7 @@ def parse_suite(text: str, path: Path, *, resolve_path: Callable[[str], str] | N
         warmup=number(where, data, "warmup", 0, lo=0, hi=10_000, integer=True),
         guard=_guard(where, data["guard"]) if "guard" in data else GuardConfig(),
         datasets=datasets,
+        conversations=conversations,
     )
 
 

@@ -13,9 +13,10 @@ from typing import Any, ClassVar
 
 from vlmtui.vocab import Outcome
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """Bumped when a message's meaning changes; a worker speaking another version is refused (2: aborts aimed
-only at their case or the idle model, SIGTERM handled, ``Exiting``)."""
+only at their case or the idle model, SIGTERM handled, ``Exiting``; 3: ``Run.history`` for conversations,
+``Loaded.no_history``)."""
 
 
 # ----------------------------------------------------------------------------- parent -> worker
@@ -44,6 +45,9 @@ class Run:
     image: str | None = None
     max_tokens: int = 64
     temperature: float = 0.0
+    history: list[dict[str, str]] = field(default_factory=list)
+    """A conversation's earlier turns, ``{"prompt", "output"}`` each, oldest first; ``prompt`` follows them.
+    ``image`` belongs to the first user message (the first turn's), not to ``prompt``."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,9 @@ class Loaded:
     """The loaded config's ``model_type`` (``""`` where there is none, as for a server's model)."""
     capabilities: list[str] = field(default_factory=list)
     """What the loaded model can be asked, ``image`` and/or ``text`` (wire/capabilities.py); empty: not known."""
+    no_history: str = ""
+    """Why the loaded model cannot take a conversation's earlier turns (``""``: it can); its conversations'
+    follow-up turns are skipped with this reason."""
 
 
 @dataclass(frozen=True)

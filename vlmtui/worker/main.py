@@ -11,6 +11,7 @@ it holds wired Metal memory can leave that memory wired until reboot, a clean ex
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 import queue
@@ -30,6 +31,7 @@ from vlmtui.worker.backends import backend_class
 from vlmtui.worker.backends.base import (
     Backend,
     BackendError,
+    Exchange,
     GenerationRequest,
     GenerationStats,
     OutOfMemoryError,
@@ -63,6 +65,8 @@ class Worker:
         """The backend whose ``load`` runs now: the sampler probes it, so a load is guarded too."""
         self._spec: ModelSpec | None = None
         self._load_s = 0.0
+        self._no_history = ""
+        """Why the loaded model cannot take a conversation's history (``Loaded.no_history``); ``""``: it can."""
         self._interrupts = CaseInterrupts(self._commands.put)
         self._said_exiting = False
         self._sample_s = 0.25
@@ -203,7 +207,10 @@ class Worker:
         # so a guard cleanup costs milliseconds, not a 0.2 s pause between tokens (bench/guard_latency.py).
         gc.collect()
         gc.freeze()
-        self.send(loaded_message(spec, backend, info, self._load_s, capped=bool(command.memory_limit_bytes)))
+        self._no_history = info.no_history or (
+            "" if backend.supports_history else f"the {spec.backend} backend does not send a conversation's history")
+        loaded = loaded_message(spec, backend, info, self._load_s, capped=bool(command.memory_limit_bytes))
+        self.send(dataclasses.replace(loaded, no_history=self._no_history))
 
     def _between_tokens(self, case_id: str) -> None:
         """Act on a pending cleanup or abort; called after each streamed chunk."""
@@ -227,6 +234,10 @@ class Worker:
         if backend is None or spec is None:
             self.send(p.Result(case_id=case_id, outcome=Outcome.FAILED, error="no model is loaded in the worker"))
             return
+        if command.history and self._no_history:
+            # Never answer a follow-up without its history: the engine skips these turns; this guards the wire.
+            self.send(p.Result(case_id=case_id, outcome=Outcome.FAILED, error=self._no_history))
+            return
         metrics: dict[str, float | int | str | None] = {"load_s": round(self._load_s, 4)}
         self._case_peak = 0
         started = time.perf_counter()
@@ -244,6 +255,8 @@ class Worker:
                 case_id=case_id, prompt=command.prompt, image=image, max_tokens=command.max_tokens,
                 temperature=command.temperature,
                 should_stop=lambda: self._interrupts.should_stop(case_id),
+                history=tuple(Exchange(str(turn.get("prompt", "")), str(turn.get("output", "")))
+                              for turn in command.history),
             )
             gen_started = time.perf_counter()
             stats = backend.generate(request, stream.emit)

@@ -44,8 +44,17 @@ class OutOfMemoryError(BackendError):
 
 
 @dataclass(frozen=True)
+class Exchange:
+    """One earlier turn of a conversation: what the user asked and what the model answered."""
+
+    prompt: str
+    output: str
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
-    """One case as the backend sees it: a prompt and, for image cases, a prepared RGB image."""
+    """One case (or one turn of a conversation) as the backend sees it: a prompt, the conversation's earlier
+    turns, and, for image cases, a prepared RGB image that belongs to the first user message."""
 
     case_id: str
     prompt: str
@@ -54,6 +63,19 @@ class GenerationRequest:
     temperature: float
     should_stop: Callable[[], bool]
     """True once the worker wants generation to stop (abort, shutdown); check it between tokens."""
+    history: tuple[Exchange, ...] = ()
+    """A conversation's earlier turns, oldest first; ``prompt`` follows them. The image goes with the first
+    user message only (the history's first prompt when there is one)."""
+
+    def messages(self) -> list[tuple[str, str, bool]]:
+        """The conversation as ``(role, text, carries_the_image)``: user/assistant pairs, then this prompt."""
+        turns: list[tuple[str, str, bool]] = []
+        for exchange in self.history:
+            turns += [("user", exchange.prompt, False), ("assistant", exchange.output, False)]
+        turns.append(("user", self.prompt, False))
+        if self.image is not None:
+            turns[0] = (turns[0][0], turns[0][1], True)
+        return turns
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,9 @@ class LoadInfo:
     notes: list[str] = field(default_factory=list)
     model_type: str = ""
     """The loaded config's ``model_type``: what the model can be asked follows from it (wire/capabilities.py)."""
+    no_history: str = ""
+    """Why this model cannot take a conversation's earlier turns (its prompt format has no chat roles);
+    ``""`` when it can. A conversation's follow-up turns are then skipped with this reason."""
 
 
 class Backend(ABC):
@@ -98,6 +123,9 @@ class Backend(ABC):
     """Whether ``emit`` is called per token (otherwise once, with the whole output)."""
     supports_memory_limit: ClassVar[bool] = False
     """Whether ``set_memory_limit`` makes over-allocation a catchable error (it is called either way)."""
+    supports_history: ClassVar[bool] = False
+    """Whether ``generate`` sends ``request.history`` to the model (a conversation's follow-up turns); a
+    backend that leaves it False gets its follow-up turns skipped, never answered without their history."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

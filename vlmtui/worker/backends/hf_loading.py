@@ -141,9 +141,9 @@ def chat_inputs(processor: Any, request: GenerationRequest, where: str, limit: i
 
             image = image.copy()
             image.thumbnail((limit, limit), Image.Resampling.LANCZOS)
-    content: list[dict[str, str]] = [{"type": "image"}] if image is not None else []
-    content.append({"type": "text", "text": request.prompt})
-    messages = [{"role": "user", "content": content}]
+    # A conversation's history goes through the model's own chat template; the image is in turn 1 only.
+    messages = [{"role": role, "content": [*([{"type": "image"}] if pic else []), {"type": "text", "text": text}]}
+                for role, text, pic in request.messages()]
     try:
         text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     except ValueError as exc:

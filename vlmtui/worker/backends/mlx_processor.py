@@ -1,5 +1,6 @@
 """Fitting mlx-vlm's processors to the suite and to this transformers: tiling, image size, Moondream's
-crops, and the tokenizer options transformers 5 image processors reject (Blaizzy/mlx-vlm#870).
+crops, the tokenizer options transformers 5 image processors reject (Blaizzy/mlx-vlm#870), and a
+conversation's history as mlx-vlm's chat template takes it.
 
 mlx_vlm is imported inside the functions that need it (worker process only).
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from vlmtui.worker.backends.base import BackendError
+from vlmtui.worker.backends.base import BackendError, GenerationRequest
 
 TEXT_ONLY_KWARGS = frozenset({
     "padding", "padding_side", "truncation", "max_length", "pad_to_multiple_of", "add_special_tokens",
@@ -18,6 +19,8 @@ TEXT_ONLY_KWARGS = frozenset({
 })
 """Tokenizer options an image processor never takes; dropped when it does not declare them."""
 
+LAST_MESSAGE_ONLY = frozenset({"paligemma", "florence2", "falcon_ocr"})
+"""Model types whose prompt mlx-vlm 0.7.10's ``apply_chat_template`` cuts to the last message."""
 _REJECTED_KWARG = re.compile(r"\b(\w*Kwargs)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
 
 
@@ -119,3 +122,23 @@ def apply_image_options(processor: Any, splitting: bool | None, limit: int | Non
         image_processor.size = {"longest_edge": capped}
         notes.append(f"images scaled to at most {capped} px on the longest edge")
     return notes
+
+
+def history_refusal(model_type: str) -> str:
+    """Why mlx-vlm cannot give ``model_type`` a conversation's history, or ``""``: a prompt-only message format
+    (Moondream2, Florence-2) renders every turn as the user's, and some types keep only the last message."""
+    from mlx_vlm.prompt_utils import MODEL_CONFIG, MessageFormat
+
+    if MODEL_CONFIG.get(model_type) == MessageFormat.PROMPT_ONLY or model_type in LAST_MESSAGE_ONLY:
+        return (f"{model_type} takes a single prompt in mlx-vlm {package_version('mlx-vlm')} (no chat roles): "
+                "a follow-up turn cannot carry the conversation's history")
+    return ""
+
+
+def chat_prompt(request: GenerationRequest) -> str | list[dict[str, Any]]:
+    """The prompt for ``apply_chat_template``: the text alone, or a conversation's messages with the image marked
+    in the first user message (mlx-vlm puts unmarked images on the last user message)."""
+    if not request.history:
+        return request.prompt
+    return [{"role": role, "content": [{"type": "image"}, {"type": "text", "text": text}] if with_image else text}
+            for role, text, with_image in request.messages()]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,9 @@ from vlmtui.worker.backends.base import (
 )
 from vlmtui.worker.backends.mlx_processor import (
     apply_image_options,
+    chat_prompt,
     explain_error,
+    history_refusal,
     moondream_processor,
     package_version,
     shield_image_processor,
@@ -157,6 +160,9 @@ class MlxVlmBackend(Backend):
     """A vision-language model loaded and run by ``mlx_vlm``."""
 
     declaration = MLX_VLM
+    supports_history = True
+    """The history goes through mlx-vlm's ``apply_chat_template`` as a messages list and is prefilled again every
+    turn (``stream_generate`` starts a fresh prompt cache each call); a prompt-only model type has none."""
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -211,6 +217,7 @@ class MlxVlmBackend(Backend):
             },
             notes=notes,
             model_type=self.model_type,
+            no_history=history_refusal(self.model_type),
         )
 
     def resolve_path(self) -> Path:
@@ -296,13 +303,17 @@ class MlxVlmBackend(Backend):
         kwargs: dict[str, Any] = {"max_tokens": request.max_tokens, "temperature": request.temperature}
         if self.options["prefill_step_size"] is not None:
             kwargs["prefill_step_size"] = self.options["prefill_step_size"]
-        prompt: Any = apply_chat_template(processor, model.config, request.prompt, num_images=len(images or ()))
+        prompt: Any = apply_chat_template(processor, model.config, chat_prompt(request), num_images=len(images or ()))
         stream = stream_generate(model, processor, prompt, image=images, **kwargs)
         last: Any = None
+        started, first = time.perf_counter(), None
         try:
             # Only the library's steps are translated; whatever emit raises goes out untouched.
             while (result := _next_result(stream)) is not None:
                 last = result
+                # Each step is one token, its text possibly held back by the detokenizer (tiny moondream2's
+                # whole answer came in the last step: TTFT measured on text equalled the total time).
+                first = time.perf_counter() if first is None else first
                 if result.text:
                     emit(result.text)
                 if request.should_stop():
@@ -312,7 +323,7 @@ class MlxVlmBackend(Backend):
             raise
         _close_stream(stream, stopping=False)
         if last is None:
-            return GenerationStats(peak_memory_bytes=int(mx.get_peak_memory()))
+            return GenerationStats(peak_memory_bytes=int(mx.get_peak_memory()), extra={"peak_kind": "mlx-active"})
         return GenerationStats(
             prompt_tokens=int(last.prompt_tokens),
             gen_tokens=int(last.generation_tokens),
@@ -320,6 +331,8 @@ class MlxVlmBackend(Backend):
             gen_tps=float(last.generation_tps),
             # stream_generate reports mx.get_peak_memory() / 1e9; read the byte count itself.
             peak_memory_bytes=int(mx.get_peak_memory()),
+            ttft_s=first - started if first is not None else None,
+            extra={"peak_kind": "mlx-active"},  # MLX's peak of active (not cached) memory in this window
         )
 
     # ------------------------------------------------------------------ memory

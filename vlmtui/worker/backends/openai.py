@@ -63,10 +63,29 @@ def pick_model(models: list[dict[str, Any]], served_model: str | None, path: str
     return (loaded or ids or [path])[0]
 
 
+def chat_messages(request: GenerationRequest) -> list[ChatCompletionMessageParam]:
+    """The messages array: a conversation's user/assistant turns, then this prompt; the image (a data URL) in the
+    first user message only. The server prefills the whole array again each turn unless it caches prefixes."""
+    messages: list[ChatCompletionMessageParam] = []
+    for role, text, with_image in request.messages():
+        if role == "assistant":
+            messages.append({"role": "assistant", "content": text})
+        elif with_image and request.image is not None:
+            parts: list[ChatCompletionContentPartParam] = [
+                {"type": "image_url", "image_url": {"url": image_data_url(request.image)}},
+                {"type": "text", "text": text},
+            ]
+            messages.append({"role": "user", "content": parts})
+        else:
+            messages.append({"role": "user", "content": text})
+    return messages
+
+
 class OpenAIBackend(Backend):
     """A model served over the OpenAI chat-completions API."""
 
     declaration = OPENAI
+    supports_history = True
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -164,15 +183,7 @@ class OpenAIBackend(Backend):
         """Stream one chat completion, emitting each non-empty content delta."""
         if self._client is None or self.model_name is None:
             raise BackendError("the openai backend has no server: load() first")
-        content: str | list[ChatCompletionContentPartParam]
-        if request.image is not None:
-            content = [
-                {"type": "image_url", "image_url": {"url": image_data_url(request.image)}},
-                {"type": "text", "text": request.prompt},
-            ]
-        else:
-            content = request.prompt
-        messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": content}]
+        messages = chat_messages(request)
         started = time.perf_counter()
         stream = self._open_stream(messages, request)
         first: float | None = None
