@@ -35,6 +35,9 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                         help="rerun the failed, crashed and aborted cases of a session log")
     parser.add_argument("--skip-missing", action="store_true",
                         help="run without the dataset items whose image is missing (else: exit 2 before any load)")
+    parser.add_argument("--ascii", action="store_true", default=None,
+                        help="draw gauges, charts and marks in ASCII (automatic when the locale is not UTF-8)")
+    parser.add_argument("--no-mouse", action="store_true", help="no mouse reports from the terminal at all")
     _guard_options(parser)
 
 
@@ -97,4 +100,3 @@ def entry() -> None:
 
 if __name__ == "__main__":
     entry()
-

@@ -34,6 +34,7 @@ from vlmtui.engine.events import (
 )
 from vlmtui.reports.records import load_log as load_log
 from vlmtui.text import clean
+from vlmtui.vocab import GuardLevel
 
 SCHEMA_VERSION = 1
 
@@ -49,7 +50,7 @@ def default_log_path(suite_name: str) -> Path:
 class SessionLog:
     """A scheduler subscriber that appends every event worth keeping to a JSONL file."""
 
-    def __init__(self, path: str | Path, *, memory_every_s: float = 1.0) -> None:
+    def __init__(self, path: str | Path, *, memory_every_s: float = 1.0, idle_memory_every_s: float = 10.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         torn = _ends_torn(self.path)
@@ -58,6 +59,10 @@ class SessionLog:
             # A kill -9 mid-write left half a line: end it, or the resumed session_start would be glued on.
             self._file.write("\n")
         self._memory_every_s = memory_every_s
+        self._idle_memory_every_s = max(idle_memory_every_s, memory_every_s)
+        """Between cases and loads (a finished queue left open for hours) one memory line per this many
+        seconds, unless the guard's level is raised: 360 lines an hour instead of 3600."""
+        self._busy = False
         self._last_memory = 0.0
         self.session_id = ""
         self._carried: list[dict[str, Any]] = []
@@ -94,11 +99,14 @@ class SessionLog:
                 self.write("case_end", {**payload, "carried_from": self._carried_from},
                            sync=i == len(self._carried))
         elif isinstance(event, CaseStarted):
+            self._busy = True
             self.write("case_start", asdict(event))  # flushed; only a case's end is worth an fsync
         elif isinstance(event, CaseFinished):
+            self._busy = False
             self.write("case_end", {"t": event.result.ended_at, **event.result.to_dict()}, sync=True)
         elif isinstance(event, MemoryUpdate):
-            if event.t - self._last_memory >= self._memory_every_s:
+            quiet = not self._busy and event.level == GuardLevel.OK
+            if event.t - self._last_memory >= (self._idle_memory_every_s if quiet else self._memory_every_s):
                 self._last_memory = event.t
                 self.write("memory", event.to_dict())
         elif isinstance(event, TurnFinished):  # a conversation's turn, kept should the session die before case_end
@@ -106,10 +114,13 @@ class SessionLog:
         elif isinstance(event, GuardEvent):
             self.write("guard", asdict(event), sync=True)
         elif isinstance(event, ModelLoading):
+            self._busy = True
             self.write("model_load", asdict(event))
         elif isinstance(event, ModelLoaded):
+            self._busy = False
             self.write("model_loaded", asdict(event))
         elif isinstance(event, ModelLoadFailed):
+            self._busy = False
             self.write("model_load_failed", asdict(event), sync=True)
         elif isinstance(event, WorkerExited):
             self.write("worker_exit", asdict(event), sync=True)

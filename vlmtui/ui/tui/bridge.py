@@ -146,7 +146,8 @@ class EngineBridge:
             self.posted += 1
             self._target.post_message(MemorySampled(self._memory, tuple(v for _, v in self._history),
                                                     tuple(v for _, v in self._gpu_history),
-                                                    tuple(v for _, v in self._power_history)))
+                                                    tuple(v for _, v in self._power_history),
+                                                    tuple(t for t, _ in self._history)))
 
     async def pump(self) -> None:
         """Send pending updates, throttled, until ``close``."""

@@ -42,6 +42,8 @@ class MemorySampled(Message):
     """GPU utilisation (%) over the same minute, where the telemetry measures it."""
     power_history: tuple[float, ...] = ()
     """GPU power (W) over the same minute."""
+    history_times: tuple[float, ...] = ()
+    """When each of ``history``'s samples was taken (the memory chart's columns are slices of the clock)."""
 
     def can_replace(self, message: Message) -> bool:
         """A newer sample supersedes this one (it carries the history too)."""

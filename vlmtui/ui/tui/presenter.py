@@ -81,9 +81,11 @@ def output_content(view: SessionView, selected: str | None, stream: tuple[str, s
         text = stream[1] if stream[0] == row.case_id else ""
         # Only the tail that can be on screen: re-wrapping all of a long answer 20 times a
         # second would stall the loop the engine runs on (enter shows everything).
+        # The cut moves a whole ``tail`` at a time: cut afresh for each token, every wrapped line would shift
+        # and the pane would send all its lines again instead of the last one (issue 17).
         tail = max(pane_cells * 2, 800)
-        if len(text) > tail:
-            text = "…" + text[-tail:]
+        if len(text) > 2 * tail:
+            text = "…" + text[(len(text) // tail - 1) * tail:]
         return OutputContent(row.case_id, CaseStatus.RUNNING, row.attempt, text, streaming=True, note=note)
     latest = row.latest
     if latest is None:

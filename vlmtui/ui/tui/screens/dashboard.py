@@ -170,6 +170,7 @@ class DashboardScreen(DashboardPanes):
         self.view.apply(message.sample)
         panel = self.memory_panel
         panel.sample, panel.history = message.sample, message.history
+        panel.trend = tuple(zip(message.history_times, message.history, strict=False))
         panel.gpu_history, panel.power_history = message.gpu_history, message.power_history
         self.header.guard_level = message.sample.level
 
@@ -186,6 +187,8 @@ class DashboardScreen(DashboardPanes):
         header.counts = tuple(view.counts().items())
         self.memory_panel.thresholds, self.memory_panel.budget_source = view.thresholds, view.budget_source
         self.run_state = run_state(view, stopping=self.stopping)
+        # A finished run's history stays as it ended: nothing in it moves, so nothing is sent (issue 17).
+        self.memory_panel.frozen = self.run_state in (RunState.DONE, RunState.STOPPED)
         self._tick_elapsed(now)
         self.summary_rows = tuple(summary_row(view, summary) for summary in view.summaries())
 
