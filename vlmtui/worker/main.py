@@ -40,7 +40,14 @@ from vlmtui.worker.backends.base import (
 from vlmtui.worker.demo.tiny import TinyModelError
 from vlmtui.worker.images import ImageError, open_image
 from vlmtui.worker.interrupts import CaseAborted, CaseInterrupts
-from vlmtui.worker.measure import TokenStream, case_metrics, framework_sample, guarded_bytes, loaded_message
+from vlmtui.worker.measure import (
+    CasePeak,
+    TokenStream,
+    case_metrics,
+    framework_sample,
+    guarded_bytes,
+    loaded_message,
+)
 
 IDLE_POLL_S = 0.1
 """How often an idle worker looks up from its queue: a SIGTERM's handler runs only when the main thread does."""
@@ -70,7 +77,7 @@ class Worker:
         self._interrupts = CaseInterrupts(self._commands.put)
         self._said_exiting = False
         self._sample_s = 0.25
-        self._case_peak = 0
+        self._case_peak = CasePeak()
         self._process = psutil.Process()
 
     # ------------------------------------------------------------------ plumbing
@@ -129,9 +136,8 @@ class Worker:
     def _memory_sample(self) -> p.Memory:
         rss = self._process.memory_info().rss
         framework = framework_sample(self._backend, self._loading_backend)
-        guarded = framework.guarded_bytes if framework else rss
         if self._interrupts.running is not None:
-            self._case_peak = max(self._case_peak, guarded)
+            self._case_peak.observe(framework, rss)
         return p.Memory(t=time.time(), rss_bytes=rss, framework=framework.to_dict() if framework else None)
 
     # ------------------------------------------------------------------ commands
@@ -239,7 +245,7 @@ class Worker:
             self.send(p.Result(case_id=case_id, outcome=Outcome.FAILED, error=self._no_history))
             return
         metrics: dict[str, float | int | str | None] = {"load_s": round(self._load_s, 4)}
-        self._case_peak = 0
+        self._case_peak.reset()
         started = time.perf_counter()
         gen_started = started
         stream = TokenStream(lambda text: self.send(p.Token(case_id=case_id, text=text)),

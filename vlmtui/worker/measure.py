@@ -80,33 +80,83 @@ def tree_rss(pid: int) -> int | None:
     return total
 
 
+SAMPLED_PEAK_KINDS = {"mlx": "mlx-active+cache", "torch-cuda": "cuda-reserved", "torch-mps": "mps-driver",
+                      "server-rss": "server-rss"}
+"""What a sampled peak measured, by the framework sample it came from (``rss``: the worker's own RSS)."""
+
+
+class CasePeak:
+    """The largest guarded figure the sampler saw during one case, and what that figure measures."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.kind = "rss"
+
+    def reset(self) -> None:
+        """Start a new case."""
+        self.bytes, self.kind = 0, "rss"
+
+    def observe(self, framework: FrameworkSample | None, rss: int) -> None:
+        """Take one sample: the framework's guarded figure where there is one, else the worker's RSS."""
+        guarded = framework.guarded_bytes if framework else rss
+        if guarded >= self.bytes:
+            self.bytes = guarded
+            self.kind = SAMPLED_PEAK_KINDS.get(framework.framework, framework.framework) if framework else "rss"
+
+
+def _rate(tokens: int | None, seconds: float | None) -> float | None:
+    return round(tokens / seconds, 2) if tokens and seconds and seconds > 0 else None
+
+
 def case_metrics(
-    stats: GenerationStats, times: list[float], gen_started: float, total_s: float, sampled_peak: int
+    stats: GenerationStats, times: list[float], gen_started: float, total_s: float, sampled_peak: CasePeak
 ) -> dict[str, Any]:
-    """Per-case metrics: the backend's own numbers where it has them, else measured from the stream."""
-    chunks = len(times)
+    """Per-case metrics, each measuring what its name says, or ``None`` when it cannot be known here.
+
+    ``ttft_s``: generation start to the first *token* (the backend's clock; the first streamed chunk only
+    when the backend keeps none: a detokenizer may hold text back, moondream2's until the end).
+    ``gen_tps``: the decode rate, tokens after the first over the time after the first; never computed from
+    the arrival times of a client's stream, which a server may deliver in one burst (``None`` for fewer than
+    two tokens).
+    ``e2e_tps``: generated tokens over the whole generate call (prefill, image, transfer included).
+    ``peak_memory_bytes`` with ``peak_kind``: the backend's own peak and its kind, else the sampled one.
+    """
     ttft = stats.ttft_s if stats.ttft_s is not None else times[0] - gen_started if times else None
-    gen_tokens = stats.gen_tokens if stats.gen_tokens is not None else chunks
+    gen_s = (times[-1] if times else gen_started) - gen_started
+    if ttft is not None and (ttft < 0 or ttft > total_s):
+        ttft = None  # a first token outside the case cannot be right
+    gen_tokens = stats.gen_tokens if stats.gen_tokens is not None else len(times)
     gen_tps = stats.gen_tps
-    if gen_tps is None and chunks > 1:
+    if gen_tps is None and stats.metrics_source != "client" and len(times) > 1 and gen_tokens == len(times):
+        # An in-process backend that emits each token as it is made, and keeps no clock of its own.
         span = times[-1] - times[0]
-        gen_tps = (chunks - 1) / span if span > 0 else None
+        gen_tps = (len(times) - 1) / span if span > 0 else None
+    if not gen_tokens or gen_tokens < 2:
+        gen_tps = None  # a rate needs an interval: one token has none
     prompt_tps = stats.prompt_tps
     if prompt_tps is None and stats.prompt_tokens and ttft:
         prompt_tps = stats.prompt_tokens / ttft
-    peak = stats.peak_memory_bytes if stats.peak_memory_bytes else (sampled_peak or None)
+    extra = dict(stats.extra)
+    backend_kind = extra.pop("peak_kind", None)
+    if stats.peak_memory_bytes:
+        peak, kind = stats.peak_memory_bytes, str(backend_kind or "backend")
+    elif sampled_peak.bytes:
+        peak, kind = sampled_peak.bytes, sampled_peak.kind
+    else:
+        peak, kind = None, None
     return {
         "ttft_s": round(ttft, 5) if ttft is not None else None,
         "prompt_tokens": stats.prompt_tokens,
         "gen_tokens": gen_tokens,
         "prompt_tps": round(prompt_tps, 2) if prompt_tps else None,
         "gen_tps": round(gen_tps, 2) if gen_tps else None,
+        "e2e_tps": _rate(gen_tokens, gen_s) if times else None,
         "total_s": round(total_s, 5),
         "peak_memory_bytes": peak,
+        "peak_kind": kind,
         **({"metrics_source": stats.metrics_source} if stats.metrics_source else {}),
-        **stats.extra,
+        **extra,
     }
-
 
 
 TOKEN_BATCH_S = 0.016
