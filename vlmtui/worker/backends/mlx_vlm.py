@@ -32,6 +32,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -305,10 +306,14 @@ class MlxVlmBackend(Backend):
         prompt: Any = apply_chat_template(processor, model.config, chat_prompt(request), num_images=len(images or ()))
         stream = stream_generate(model, processor, prompt, image=images, **kwargs)
         last: Any = None
+        started, first = time.perf_counter(), None
         try:
             # Only the library's steps are translated; whatever emit raises goes out untouched.
             while (result := _next_result(stream)) is not None:
                 last = result
+                # Each step is one token, its text possibly held back by the detokenizer (tiny moondream2's
+                # whole answer came in the last step: TTFT measured on text equalled the total time).
+                first = time.perf_counter() if first is None else first
                 if result.text:
                     emit(result.text)
                 if request.should_stop():
@@ -318,7 +323,7 @@ class MlxVlmBackend(Backend):
             raise
         _close_stream(stream, stopping=False)
         if last is None:
-            return GenerationStats(peak_memory_bytes=int(mx.get_peak_memory()))
+            return GenerationStats(peak_memory_bytes=int(mx.get_peak_memory()), extra={"peak_kind": "mlx-active"})
         return GenerationStats(
             prompt_tokens=int(last.prompt_tokens),
             gen_tokens=int(last.generation_tokens),
@@ -326,6 +331,8 @@ class MlxVlmBackend(Backend):
             gen_tps=float(last.generation_tps),
             # stream_generate reports mx.get_peak_memory() / 1e9; read the byte count itself.
             peak_memory_bytes=int(mx.get_peak_memory()),
+            ttft_s=first - started if first is not None else None,
+            extra={"peak_kind": "mlx-active"},  # MLX's peak of active (not cached) memory in this window
         )
 
     # ------------------------------------------------------------------ memory

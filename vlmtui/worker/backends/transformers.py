@@ -38,15 +38,23 @@ from vlmtui.worker.sources import cached_hub_id, model_dir
 
 
 def _stats(prompt_tokens: int, gen_tokens: int, started: float, first: float | None, last: float | None,
-           peak: int | None) -> GenerationStats:
-    """Token counts and rates: prefill ends at the first token, decoding runs from first to last."""
+           peak: int | None, device: str = "cpu") -> GenerationStats:
+    """Token counts and rates: prefill ends at the first token, decoding runs from first to last.
+
+    TTFT is the first token's time on the model's clock: TextIteratorStreamer holds text back to a word
+    boundary, so the first streamed chunk comes later. ``peak``: CUDA's max allocated, or the MPS driver's
+    tracked peak; on cpu none (the worker's sampled RSS stands in).
+    """
     prompt_tps = gen_tps = None
     if first is not None and first > started:
         prompt_tps = prompt_tokens / (first - started)
     if first is not None and last is not None and gen_tokens > 1 and last > first:
         gen_tps = (gen_tokens - 1) / (last - first)
+    kind = "cuda-allocated" if device.startswith("cuda") else "mps-driver" if device == "mps" else None
     return GenerationStats(prompt_tokens=prompt_tokens, gen_tokens=gen_tokens, prompt_tps=prompt_tps,
-                           gen_tps=gen_tps, peak_memory_bytes=peak)
+                           gen_tps=gen_tps, peak_memory_bytes=peak,
+                           ttft_s=first - started if first is not None and first > started else None,
+                           extra={"peak_kind": kind} if kind and peak else {})
 
 
 class TransformersBackend(Backend):
@@ -210,7 +218,8 @@ class TransformersBackend(Backend):
                     f"out of memory generating on {self.device}: {first_line(error)}"
                 ) from error
             raise error
-        return _stats(prompt_tokens, clock.count, started, clock.first, clock.last, self._peak_bytes())
+        return _stats(prompt_tokens, clock.count, started, clock.first, clock.last, self._peak_bytes(),
+                      self._device().name)
 
     # ------------------------------------------------------------------------------ memory
 
