@@ -12,7 +12,15 @@ from typing import Any, cast
 from textual.message_pump import MessagePump
 from textual.pilot import Pilot
 
-from tests.conversation_replay import ABORTED, PROMPTS, SKIPPED, case_id, finished_session, streaming_session
+from tests.conversation_replay import (
+    ABORTED,
+    GUARD,
+    PROMPTS,
+    SKIPPED,
+    case_id,
+    finished_session,
+    streaming_session,
+)
 from tests.tui.test_bridge import Collector
 from tests.tui.test_snapshots import replay_app, settle
 from vlmtui.engine.events import Event
@@ -66,14 +74,14 @@ def test_a_prompt_goes_out_before_the_event_that_starts_its_turn() -> None:
     assert isinstance(before, TokensStreamed) and before.text.endswith(f"› 2/3 {PROMPTS[1]}\n")
 
 
-def test_skipped_and_not_run_turns_stream_their_prompt_with_their_reason() -> None:
+def test_skipped_turns_stream_their_prompt_with_their_reason() -> None:
     events = [e for e in finished_session()[0] if type(e).__name__ != "CaseFinished"]
     collector = Collector()
     bridge = EngineBridge(cast(MessagePump, collector), 15)
     for event in events:
         bridge(event)
     moondream = [m.text for m in collector.messages if isinstance(m, TokensStreamed) and m.case_id == MOONDREAM][-1]
-    assert f"› 2/3 {PROMPTS[1]}\n\n– turn 2/3 skip — {SKIPPED}" in moondream
+    assert f"› 2/3 {PROMPTS[1]}\n– turn 2/3 skip — {SKIPPED}\n\n› 3/3 {PROMPTS[2]}\n– turn 3/3 skip" in moondream
 
 
 def test_the_queue_shows_the_turn_a_conversation_is_in_then_how_its_turns_went() -> None:
@@ -87,7 +95,7 @@ def test_the_queue_shows_the_turn_a_conversation_is_in_then_how_its_turns_went()
     assert done.cases[LAKE].live_turns == [] and done.cases[LAKE].turn_index is None
 
 
-def test_the_details_show_the_whole_conversation(tmp_path: Any) -> None:
+def test_the_details_show_the_whole_conversation() -> None:
     from rich.console import Console
 
     view = _view(finished_session()[0])
@@ -96,8 +104,9 @@ def test_the_details_show_the_whole_conversation(tmp_path: Any) -> None:
     text = console.export_text()
     assert "turns  3, each sent with the whole conversation before it; the image with turn 1" in text
     order = [text.index(s) for s in (f"› turn 1/3  {PROMPTS[0]}", "A red bicycle", "✓ passed", "ttft 0.21 s",
-                                     "prompt 1120 tok", f"› turn 2/3  {PROMPTS[1]}", "· not run", ABORTED,
-                                     f"› turn 3/3  {PROMPTS[2]}")]
+                                     "prompt 1120 tok", f"› turn 2/3  {PROMPTS[1]}", "Red, white and",
+                                     "■ aborted", "36.0 tok/s", GUARD, f"› turn 3/3  {PROMPTS[2]}", "· not run",
+                                     ABORTED)]
     assert order == sorted(order)
     console = Console(width=100, record=True, color_system=None)
     console.print(describe_case(view.cases[LAKE]))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conversation_replay import ABORTED, SKIPPED, case_id, write_log
+from tests.conversation_replay import ABORTED, GUARD, SKIPPED, case_id, write_log
 from vlmtui.reports.model import build_report
 from vlmtui.reports.records import load_log
 from vlmtui.reports.report import render_report
@@ -31,9 +31,11 @@ def test_turns_are_typed_records_in_order(log: Path) -> None:
     assert [t.number for t in failed] == [1, 2, 3]
     assert failed[1].passed is False and failed[1].reasons == ("expected the output to match (?i)red|blue",)
     assert failed[1].metrics.prompt_tokens == 1151 and failed[1].metrics.gen_tps == 38.5
-    # Not run after the guard's abort (written "not_run"), skipped where the model cannot take history.
-    assert [t.status for t in latest[ABORTED_CASE].turns][1:] == [CaseStatus.NOT_RUN] * 2
-    assert latest[ABORTED_CASE].turns[2].why == ABORTED
+    # The turn in flight keeps the guard's abort and its partial answer, the next is not run (written "not_run");
+    # skipped where the model cannot take history.
+    aborted = latest[ABORTED_CASE].turns
+    assert [t.status for t in aborted] == [CaseStatus.PASSED, CaseStatus.ABORTED, CaseStatus.NOT_RUN]
+    assert aborted[1].output == "Red, white and" and aborted[1].why == GUARD and aborted[2].why == ABORTED
     assert [t.status for t in latest[SKIPPING].turns] == [CaseStatus.PASSED, CaseStatus.SKIPPED, CaseStatus.SKIPPED]
 
 
@@ -60,7 +62,7 @@ def test_markdown_lists_every_turn_under_its_conversation(log: Path) -> None:
     failing = next(line for line in rows if line.startswith(f"| {FAILED} | 2 |"))
     assert "failed" in failing and "1151" in failing and "38.5" in failing and "(?i)red" in failing
     assert sum(SKIPPED[:40] in line for line in rows) == 2
-    assert sum("not run" in line for line in rows) == 2
+    assert sum("not run" in line for line in rows) == 1 and sum("| aborted |" in line for line in rows) == 1
 
 
 def test_a_log_without_conversations_has_no_conversations_section(tmp_path: Path) -> None:
@@ -88,7 +90,7 @@ def test_json_report_carries_the_turns_as_logged(log: Path) -> None:
     assert case["turns"][1]["expect"] == {"passed": False, "reasons": ["expected the output to match (?i)red|blue"]}
     assert case["turns"][1]["metrics"]["prompt_tokens"] == 1151
     aborted = next(c for c in doc["cases"] if c["case_id"] == ABORTED_CASE)
-    assert [t["status"] for t in aborted["turns"]] == ["passed", "not_run", "not_run"]
+    assert [t["status"] for t in aborted["turns"]] == ["passed", "aborted", "not_run"]
 
 
 def test_the_report_model_keeps_turns_at_the_latest_attempt(log: Path) -> None:

@@ -119,7 +119,7 @@ class EngineBridge:
             # A skipped or not-run turn never started: its prompt comes with its outcome.
             piece = "" if self._turn_started == event.index else prompt_line(turn.index, turn.prompt, total,
                                                                              first=first)
-            piece += outcome_line(turn, total)
+            piece += outcome_line(turn, total, self._stream_text + piece)
             self._turn_started = None
         self._stream_parts.append(piece)
         self._stream_dirty = True

@@ -26,20 +26,20 @@ def prompt_line(index: int, prompt: str, total: int | None, *, first: bool) -> s
     return ("" if first else "\n\n") + f"{PROMPT_MARK} {of} {' '.join(prompt.split())}\n"
 
 
-def outcome_line(turn: Turn, total: int | None) -> str:
-    """The line under a turn's answer: its status, figures and why (``✓ turn 1/3 pass · 0.59 s · …``)."""
-    return "\n" + turn_line(turn, total)
+def outcome_line(turn: Turn, total: int | None, before: str) -> str:
+    """The line under a turn's answer (``✓ turn 1/3 pass · 0.59 s · …``), on a line of its own after ``before``
+    (the text so far: a turn without an answer has its outcome right under its prompt)."""
+    return ("" if before.endswith("\n") else "\n") + turn_line(turn, total)
 
 
 def transcript(turns: Sequence[Turn], total: int | None = None) -> str:
     """A finished conversation as plain text: every turn's prompt, answer and outcome, in order."""
     total = total or len(turns) or None
-    parts: list[str] = []
+    text = ""
     for i, turn in enumerate(turns):
-        parts.append(prompt_line(turn.index, turn.prompt, total, first=i == 0))
-        parts.append(turn.output)
-        parts.append(outcome_line(turn, total))
-    return "".join(parts)
+        text += prompt_line(turn.index, turn.prompt, total, first=i == 0) + turn.output
+        text += outcome_line(turn, total, text)
+    return text
 
 
 def turn_from_event(raw: Mapping[str, Any], index: int) -> Turn:
@@ -62,7 +62,7 @@ def describe_turns(turns: Sequence[Turn], total: int | None = None) -> list[Rend
         figures = Table.grid(padding=(0, 2))
         m = turn.metrics
         cells = [Text(f"{mark} {turn.status}", style=style)]
-        if turn.status in (CaseStatus.PASSED, CaseStatus.FAILED):
+        if m.total_s is not None or turn.status in (CaseStatus.PASSED, CaseStatus.FAILED):
             cells += [Text(f"{seconds(m.total_s)} s"), Text(f"ttft {seconds(m.ttft_s)} s"),
                       Text(f"{rate(m.gen_tps)} tok/s"),
                       Text(f"{m.gen_tokens if m.gen_tokens is not None else '—'} tok"),
