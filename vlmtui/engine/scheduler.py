@@ -21,6 +21,7 @@ from vlmtui import __version__
 from vlmtui.engine import verdict
 from vlmtui.engine.case_queue import CaseQueue, ModelRecord
 from vlmtui.engine.conversation import run_attempt
+from vlmtui.engine.downloads import Downloads
 from vlmtui.engine.events import (
     CaseFinished,
     CaseQueued,
@@ -90,6 +91,8 @@ class Scheduler:
                                      on_cleaned=lambda message: self.guard_loop.on_cleaned(message))
         budget = budget or resolve_budget(self.guard_config.budget, {}, probe_system().total)
         self.guard_loop = GuardLoop(self.guard_config, budget, self.session, self.emit, telemetry)
+        self.downloads = Downloads(self.emit, worker_env)
+        """A hub model's files: resolved, fit-checked and fetched before its load (issue 18)."""
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Receive every event from now on."""
@@ -193,6 +196,7 @@ class Scheduler:
         self._wake.set()
         if abort_running:
             self.session.abort(f"aborted: {reason}")
+            self.downloads.cancel(reason)
             # A load cannot stop between tokens and can take minutes: end it rather than wait.
             self.session.cut_load(f"aborted: {reason}", by_guard=False)
 
@@ -260,6 +264,7 @@ class Scheduler:
         await self.guard_loop.begin_case()
         running, result = await run_attempt(self.session, case, attempt, self.emit, record.loaded,
                                             lambda: self.guard_loop.last_update, self.guard_config.grace_s)
+        self.downloads.stamp(case.model.id, result.metrics)
         result = await self.guard_loop.end_case(result)
         self._finish(result)
         if result.status == CaseStatus.CRASHED:
@@ -278,7 +283,12 @@ class Scheduler:
 
     async def _switch_model(self, model: ModelSpec, record: ModelRecord) -> None:
         await self.session.unload()
-        reason = await asyncio.to_thread(self.guard_loop.preflight, model)
+        fetched = await self.downloads.prepare(model, self.guard_loop.budget.bytes)
+        if fetched.error is not None:
+            record.load_error, record.load_status = fetched.error, fetched.status
+            self.emit(ModelLoadFailed(model.id, fetched.error, ""))
+            return
+        reason = fetched.skip_reason or await asyncio.to_thread(self.guard_loop.preflight, model)
         if reason is not None:
             record.skip_reason = reason
             self.emit(Notice("warning", f"{model.id}: {reason}"))

@@ -20,6 +20,8 @@ import platformdirs
 from vlmtui.engine.events import (
     CaseFinished,
     CaseStarted,
+    DownloadFinished,
+    DownloadProgress,
     Event,
     GuardEvent,
     MemoryUpdate,
@@ -64,6 +66,7 @@ class SessionLog:
         seconds, unless the guard's level is raised: 360 lines an hour instead of 3600."""
         self._busy = False
         self._last_memory = 0.0
+        self._last_download = 0.0
         self.session_id = ""
         self._carried: list[dict[str, Any]] = []
         self._carried_from = ""
@@ -124,6 +127,13 @@ class SessionLog:
             self.write("model_load_failed", asdict(event), sync=True)
         elif isinstance(event, WorkerExited):
             self.write("worker_exit", asdict(event), sync=True)
+        elif isinstance(event, DownloadProgress):
+            # At most one line a second (the hub helper reports 4): enough to see a slow link from a hang.
+            if event.t - self._last_download >= self._memory_every_s or event.downloaded == 0:
+                self._last_download = event.t
+                self.write("download_progress", asdict(event))
+        elif isinstance(event, DownloadFinished):
+            self.write("download", asdict(event), sync=True)
         elif isinstance(event, Notice):
             self.write("notice", asdict(event))
         elif isinstance(event, SessionFinished):

@@ -142,7 +142,7 @@ def model_footprint(model: ModelSpec) -> FootprintEstimate | None:
 # ----------------------------------------------------------------------------- which files are weights
 
 
-def _select_weights(sizes: dict[str, int], indexes: dict[str, set[str]]) -> tuple[dict[str, int], bool]:
+def select_weights(sizes: dict[str, int], indexes: dict[str, set[str]]) -> tuple[dict[str, int], bool]:
     """The weight files of one format among top-level ``sizes``, and whether all that an index names exist.
 
     ``indexes`` maps a suffix to the shard names its ``*.index.json`` lists (when one was read).
@@ -190,7 +190,7 @@ def _from_folder(folder: Path, source: str, require_complete: bool = False) -> F
             listed = _read_index(folder / name)
             if listed is not None:
                 indexes[suffix] = listed
-    chosen, complete = _select_weights(sizes, indexes)
+    chosen, complete = select_weights(sizes, indexes)
     if not chosen or (require_complete and not complete):
         return None
     return FootprintEstimate.from_weights(chosen, source, str(folder))
@@ -256,7 +256,7 @@ def _from_hub(repo_id: str, revision: str | None, timeout_s: float) -> Footprint
         for s in (info.siblings or [])
         if "/" not in s.rfilename and isinstance(s.size, int)
     }
-    chosen, _ = _select_weights(sizes, {})
+    chosen, _ = select_weights(sizes, {})
     if not chosen:
         return None
     return FootprintEstimate.from_weights(chosen, "hub metadata", f"{repo_id}@{revision or 'main'}")
