@@ -4,6 +4,7 @@ the memory guard's abort mid-conversation keeps the finished turns."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -57,7 +58,7 @@ async def run_logged(cases: list[Case], tmp_path: Path, **kwargs: Any) -> tuple[
 def assert_history_reached_the_template(result: CaseResult) -> None:
     """Each follow-up's prompt holds everything before it: the earlier prompts, answers and the template's roles."""
     turns = result.turns
-    for before, after in zip(turns, turns[1:], strict=False):
+    for before, after in itertools.pairwise(turns):
         grown = before["metrics"]["prompt_tokens"] + before["metrics"]["gen_tokens"]
         assert after["metrics"]["prompt_tokens"] > grown, (before["metrics"], after["metrics"])
 
@@ -98,7 +99,7 @@ async def test_a_conversation_runs_turn_by_turn_with_its_history(tmp_path: Path,
             current = None
     assert streamed == {t["index"]: t["output"] for t in result.turns}
     # The log keeps every turn as it ends and the whole conversation in case_end.
-    lines = [line for line in load_log_lines(tmp_path / "log.jsonl")]
+    lines = load_log_lines(tmp_path / "log.jsonl")
     assert [line["index"] for line in lines if line["event"] == "turn_end"] == [0, 1, 2]
     logged = load_log(tmp_path / "log.jsonl").latest()["smol/context/bicycle"]
     assert logged["kind"] == "conversation"
