@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -14,7 +16,17 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"vlmtui: error: {message} (see vlmtui {self.prog.split()[-1]} --help)\n")
+        words = self.prog.split()
+        command = " ".join(words[:1] + words[1:][-1:])  # "vlmtui" or "vlmtui run", never "vlmtui vlmtui"
+        choice = re.search(r"invalid choice: '([^']*)'", message)
+        if choice is not None and not words[1:]:
+            guess = difflib.get_close_matches(choice.group(1), COMMANDS, n=1, cutoff=0.5)
+            message = f"no command {choice.group(1)!r}" + (f"; did you mean 'vlmtui {guess[0]}'?" if guess else "")
+        self.exit(EXIT_USAGE, f"vlmtui: error: {message} (see {command} --help)\n")
+
+
+COMMANDS = ("run", "demo", "check", "doctor", "report", "compare", "score")
+"""The sub-commands, for the suggestion after a typo (``vlmtui rn``)."""
 
 
 def _guard_options(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +50,21 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ascii", action="store_true", default=None,
                         help="draw gauges, charts and marks in ASCII (automatic when the locale is not UTF-8)")
     parser.add_argument("--no-mouse", action="store_true", help="no mouse reports from the terminal at all")
+    parser.add_argument("--format", choices=("text", "jsonl"), default="text",
+                        help="plain output: text (one line per case, never wrapped off a terminal) or jsonl (the "
+                             "log's case_end records, one a line; everything else on stderr)")
+    parser.add_argument("--force", action="store_true",
+                        help="write --log to a file that is not this suite's log, or use a --budget larger than "
+                             "this machine's memory")
+    _model_options(parser)
     _guard_options(parser)
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--only", action="append", metavar="MODEL[,MODEL]",
+                        help="run only these models of the suite (repeatable)")
+    parser.add_argument("--skip", action="append", metavar="MODEL[,MODEL]",
+                        help="leave these models of the suite out (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(run)
     demo = sub.add_parser("demo", help="run the built-in demo suite on tiny offline models")
     _run_options(demo)
+    check = sub.add_parser("check", help="dry run: validate a suite, its images and model sources, print the plan")
+    check.add_argument("suite", help="the suite TOML file")
+    check.add_argument("--force", action="store_true", help="accept a --budget larger than this machine's memory")
+    _model_options(check)
+    _guard_options(check)
     doctor = sub.add_parser("doctor", help="what this machine can run: backends, devices, memory, budget")
     doctor.add_argument("--build-llama-server", action="store_true",
                         help="build llama.cpp's llama-server from source and cache it (11-35 minutes on 2 cores; "
@@ -63,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare two session logs case by case")
     compare.add_argument("log_a")
     compare.add_argument("log_b")
+    compare.add_argument("--format", choices=("text", "md", "json"), default="text")
+    compare.add_argument("--fail-on-regression", action="store_true",
+                         help="exit 1 when a case that passed in A fails in B, or a metric regresses past "
+                              "--threshold")
+    compare.add_argument("--threshold", type=float, default=10.0, metavar="PCT",
+                         help="how far (in %%) tok/s may drop or time and peak memory rise before it is a "
+                              "regression (default 10)")
     score = sub.add_parser("score", help="score a session log's answers again (new metrics, corrected references)")
     score.add_argument("log", help="the session log (JSONL)")
     score.add_argument("--suite", metavar="SUITE", help="take the reference answers from this suite's datasets")
@@ -81,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = {
         "run": commands.run,
         "demo": commands.demo,
+        "check": commands.check,
         "doctor": commands.doctor,
         "report": commands.report,
         "compare": commands.compare,
@@ -100,3 +139,4 @@ def entry() -> None:
 
 if __name__ == "__main__":
     entry()
+

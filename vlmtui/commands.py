@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from vlmtui.engine.selection import model_ids
 from vlmtui.engine.setup import GuardOverrides, Session, prepare_session
 from vlmtui.exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE, session_exit_code
 from vlmtui.reports.records import LogError
@@ -41,11 +42,18 @@ def _overrides(args: argparse.Namespace) -> GuardOverrides:
                           sample_ms=args.sample_ms)
 
 
-async def _run_headless(session: Session) -> int:
-    from vlmtui.ui.headless import HeadlessPrinter
+async def _run_headless(session: Session, output_format: str = "text") -> int:
+    from vlmtui.ui.headless import HeadlessPrinter, JsonlPrinter
+    from vlmtui.ui.progress_line import ProgressLine
 
     scheduler = session.scheduler
-    scheduler.subscribe(HeadlessPrinter())
+    if output_format == "jsonl":
+        scheduler.subscribe(JsonlPrinter(sys.stdout, sys.stderr))
+    else:
+        scheduler.subscribe(HeadlessPrinter())
+    if not sys.stdout.isatty() and sys.stderr.isatty():
+        # Records go to a pipe or a file; the person at the terminal still sees how far the run is.
+        scheduler.subscribe(ProgressLine(sys.stderr))
     stopped_by: list[str] = []
     loop = asyncio.get_running_loop()
 
@@ -70,13 +78,15 @@ def _start(args: argparse.Namespace, suite: str | Path | None) -> int:
         session = prepare_session(
             suite, overrides=_overrides(args), log_path=args.log, resume=args.resume,
             rerun_failed=args.rerun_failed, skip_missing=args.skip_missing,
+            only=model_ids(args.only), skip=model_ids(args.skip), force=args.force,
         )
     except (SuiteError, LogError) as exc:
         return fail(str(exc))
-    headless = args.headless or not sys.stdout.isatty() or os.environ.get("VLMTUI_HEADLESS") == "1"
+    headless = (args.headless or args.format != "text" or not sys.stdout.isatty()
+                or os.environ.get("VLMTUI_HEADLESS") == "1")
     try:
         if headless:
-            code = asyncio.run(_run_headless(session))
+            code = asyncio.run(_run_headless(session, args.format))
         else:
             from vlmtui.ui.tui.app import run_app
 
@@ -106,6 +116,19 @@ def demo(args: argparse.Namespace) -> int:
     if find_llama_server() is None:
         print(f"vlmtui: the demo's llama.cpp model is skipped: no llama-server; {how_to_get()}", file=sys.stderr)
     return _start(args, None if (args.resume or args.rerun_failed) else path)
+
+
+def check(args: argparse.Namespace) -> int:
+    """``vlmtui check SUITE``: the dry run (vlmtui/check.py); nothing is loaded."""
+    from vlmtui.check import check_suite
+
+    try:
+        return check_suite(args.suite, _overrides(args), only=model_ids(args.only), skip=model_ids(args.skip),
+                           force=args.force)
+    except SuiteError as exc:
+        return fail(str(exc))
+    except ValueError as exc:  # a budget the parser let through but no machine can size
+        return fail(f"--budget: {exc}")
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -148,20 +171,45 @@ def report(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    """``vlmtui compare LOG_A LOG_B``."""
+    """``vlmtui compare LOG_A LOG_B``: text, Markdown or JSON; the summary line last (on stderr for JSON);
+    with ``--fail-on-regression``, exit 1 when a case or a model's metric regressed (reports/compare_verdict.py)."""
+    import json
+
     from rich.console import Console, Group
 
     from vlmtui.reports.compare import compare_logs, comparison_renderables
+    from vlmtui.reports.compare_verdict import (
+        comparison_json,
+        comparison_markdown,
+        mismatch_warnings,
+        regressions,
+        summary_line,
+    )
     from vlmtui.reports.records import load_log
 
+    if args.threshold < 0:
+        return fail("--threshold must be a percentage ≥ 0")
     try:
         comparison = compare_logs(load_log(args.log_a), load_log(args.log_b))
     except LogError as exc:
         return fail(str(exc))
-    # A pipe or file gets wide tables: the output is for pasting into an incident report.
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-    console.print(Group(*comparison_renderables(comparison)))
-    return EXIT_OK
+    for warning in mismatch_warnings(comparison):
+        print(f"vlmtui: warning: {warning}", file=sys.stderr)
+    if args.format == "json":
+        _print_utf8(json.dumps(comparison_json(comparison, args.threshold), indent=2, ensure_ascii=False) + "\n")
+    elif args.format == "md":
+        _print_utf8(comparison_markdown(comparison, args.threshold))
+    else:
+        # A pipe or file gets wide tables: the output is for pasting into an incident report.
+        console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+        console.print(Group(*comparison_renderables(comparison)))
+        console.print(summary_line(comparison), soft_wrap=True)
+    if not args.fail_on_regression:
+        return EXIT_OK
+    found = regressions(comparison, args.threshold)
+    for regression in found:
+        print(f"vlmtui: regression: {regression}", file=sys.stderr)
+    return EXIT_FAILED if found else EXIT_OK
 
 
 def score(args: argparse.Namespace) -> int:

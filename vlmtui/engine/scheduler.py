@@ -81,6 +81,8 @@ class Scheduler:
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self.notices = tuple(notices)
         """Warnings for the start of the run (dataset items left out by ``--skip-missing``)."""
+        self.image_problems: dict[str, str] = {}
+        """Images found unreadable before the run (engine/image_check.py): their cases fail without a load."""
         self._subscribers: list[Subscriber] = []
         self._unpaused = asyncio.Event()
         self._unpaused.set()
@@ -250,6 +252,9 @@ class Scheduler:
     async def _run_case(self, case: Case) -> None:
         attempt = self.queue.next_attempt(case.case_id)
         record = self.queue.model(case.model.id)
+        if case.image is not None and str(case.image) in self.image_problems:
+            self._finish(verdict.ended(case, attempt, CaseStatus.FAILED, error=self.image_problems[str(case.image)]))
+            return
         skip = case.skip_reason or record.skip_reason
         if skip is None:
             if self.session.loaded != case.model.id and record.load_error is None:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vlmtui.engine.image_check import start_image_check, unreadable_note
+from vlmtui.engine.log_target import log_target
 from vlmtui.engine.plan import Case, plan_cases
 from vlmtui.engine.scheduler import Scheduler
+from vlmtui.engine.selection import select_models
 from vlmtui.engine.session_log import SessionLog, default_log_path
-from vlmtui.memory.budget import resolve_budget
+from vlmtui.memory.budget import Budget, resolve_budget
 from vlmtui.memory.system import probe_system
 from vlmtui.reports.records import CaseEnd, SessionRecords, load_log
 from vlmtui.suite.datasets import DatasetError
 from vlmtui.suite.loader import GuardConfig, Suite, SuiteError, load_suite
+from vlmtui.units import format_bytes
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,14 @@ def _left_out(suite: Suite, skip_missing: bool) -> tuple[str, ...]:
     return tuple(notes)
 
 
+def refuse_oversized_budget(budget: Budget, system_total: int, force: bool) -> None:
+    """A budget above the machine's memory (``--budget 1TB`` on 24 GB) guards nothing: a ``SuiteError``
+    unless ``force``."""
+    if budget.bytes > system_total and not force:
+        raise SuiteError(f"--budget: {budget} is more than this machine's {format_bytes(system_total)} of memory, "
+                         "so the guard would never act; lower it, or add --force")
+
+
 def _attempts_so_far(previous: SessionRecords) -> dict[str, int]:
     """Attempts already made per case: ended ones, plus the one a kill cut short (it counts too)."""
     attempts = previous.attempts()
@@ -109,10 +122,16 @@ def prepare_session(
     rerun_failed: str | Path | None = None,
     worker_argv: list[str] | None = None,
     skip_missing: bool = False,
+    only: Sequence[str] = (),
+    skip: Sequence[str] = (),
+    force: bool = False,
 ) -> Session:
     """Load and plan the suite, apply overrides, pick up a previous log, and attach the session log.
 
     A dataset item whose image is missing is a ``SuiteError`` before anything loads, unless ``skip_missing``.
+    ``only``/``skip`` pick the suite's models. The log goes only where ``log_target`` allows (a new file, a
+    directory, this suite's own log) and a budget above the machine's memory is refused, unless ``force``.
+    Every image of the plan is verified in a thread meanwhile; an unreadable one fails its cases unloaded.
     """
     previous_path = resume or rerun_failed
     previous = load_log(previous_path) if previous_path else None
@@ -120,11 +139,12 @@ def prepare_session(
         if previous is None or not previous.suite_path:
             raise SuiteError("name a suite file (or a log that records one)")
         suite_path = previous.suite_path
-    suite = load_suite(suite_path)
+    suite = select_models(load_suite(suite_path), only, skip)
     notes = _left_out(suite, skip_missing)
     guard = (overrides or GuardOverrides()).apply(suite.guard)
     suite = dataclasses.replace(suite, guard=guard)
     cases = plan_cases(suite)
+    images = start_image_check(c.image for c in cases if c.image is not None)
     to_run, finished = _select(cases, previous, rerun_failed is not None)
     system_total = probe_system().total
     try:
@@ -132,8 +152,10 @@ def prepare_session(
         budget = resolve_budget(guard.budget, {}, system_total)
     except ValueError as exc:
         raise SuiteError(f"--budget: {exc}") from None
-    path = Path(previous_path) if previous_path and log_path is None else (
-        Path(log_path) if log_path else default_log_path(suite.name))
+    refuse_oversized_budget(budget, system_total, force)
+    chosen = log_path or previous_path
+    path = default_log_path(suite.name) if not chosen else log_target(
+        chosen, suite_name=suite.name, case_ids=[c.case_id for c in cases], force=force)
     scheduler = Scheduler(
         to_run + finished,
         suite_name=suite.name,
@@ -155,4 +177,6 @@ def prepare_session(
         # Into another file: the cases not run again keep their results there too.
         log.carry([logged[c.case_id] for c in finished if c.case_id in logged], previous_path)
     scheduler.subscribe(log)
-    return Session(suite, scheduler, log, notes)
+    scheduler.image_problems = images.result()
+    scheduler.notices += unreadable_note(scheduler.image_problems)
+    return Session(suite, scheduler, log, scheduler.notices)

@@ -3,11 +3,20 @@ per-model summary (with the primary score when some case has one)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import TextIO
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from vlmtui.engine.events import (
@@ -28,7 +37,8 @@ from vlmtui.reports.records import CaseEnd
 from vlmtui.reports.summary import ModelSummary, summarise
 from vlmtui.reports.table import to_rich
 from vlmtui.reports.tables import WIDE_ENOUGH_FOR_INTERVALS, compact_summary_table
-from vlmtui.text import excerpt
+from vlmtui.reports.turns import answer_excerpt, turn_line
+from vlmtui.text import excerpt, one_line
 from vlmtui.units import format_bytes
 from vlmtui.vocab import GuardAction, RunState, counts_text, status_look
 
@@ -41,49 +51,63 @@ def summary_table(summaries: Sequence[ModelSummary], title: str = "Per-model sum
 
 
 class HeadlessPrinter:
-    """A scheduler subscriber that prints progress to the terminal (or a pipe)."""
+    """A scheduler subscriber that prints progress to the terminal (or a pipe).
+
+    On a terminal: a progress bar and lines folded to its width. To a pipe or a file: no bar, and each line
+    whole however long (a script reads one record per line; Rich would wrap at 80 columns otherwise).
+    """
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False)
+        self.live = self.console.is_terminal
+        """A terminal: draw the progress bar and fold long lines."""
+        if not self.live and console is None:
+            # Tables sized for a wide paste, never wrapped to the 80 columns Rich assumes for a pipe.
+            self.console = Console(highlight=False, width=PIPE_WIDTH, soft_wrap=True)
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            TextColumn("{task.fields[current]}"), console=self.console, transient=True,
+            TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[current]}"), console=self.console,
+            transient=True,
         )
         self._task = self.progress.add_task("cases", total=0, current="")
         self._results: dict[str, CaseEnd] = {}
 
+    def _print(self, text: str) -> None:
+        self.console.print(text, soft_wrap=not self.live, overflow="fold")
+
     def __call__(self, event: Event) -> None:
-        out = self.progress.console
+        out = self._print
         if isinstance(event, SessionStarted):
             total = sum(1 for c in event.cases if not c.get("warmup"))
             self.progress.update(self._task, total=total, description=event.suite)
-            self.progress.start()
-            out.print(f"[bold]vlmtui[/] {escape(event.suite)}: {total} cases · budget "
-                      f"{format_bytes(event.info.get('budget_bytes'))} ({event.info.get('budget_source')})")
+            if self.live:
+                self.progress.start()
+            out(f"[bold]vlmtui[/] {escape(event.suite)}: {plural(total, 'case')} · budget "
+                f"{format_bytes(event.info.get('budget_bytes'))} ({event.info.get('budget_source')})")
         elif isinstance(event, CaseQueued):
             self.progress.update(self._task, total=(self.progress.tasks[0].total or 0) + 1)
         elif isinstance(event, CaseStarted):
             self.progress.update(self._task, current=escape(event.case_id))
         elif isinstance(event, ModelLoading):
             trust = " [yellow](trust_remote_code)[/]" if event.trust_remote_code else ""
-            out.print(f"  loading [bold]{escape(event.model)}[/] ({event.backend}: {escape(event.path)}){trust}")
+            out(f"  loading [bold]{escape(event.model)}[/] ({event.backend}: {escape(event.path)}){trust}")
         elif isinstance(event, ModelLoaded):
-            out.print(f"  loaded {escape(event.model)} on {escape(event.device)} {event.dtype} "
-                      f"in {event.load_s:.2f} s")
+            out(f"  loaded {escape(event.model)} on {escape(event.device)} {event.dtype} in {event.load_s:.2f} s")
             for note in event.notes:
-                out.print(f"  [yellow]note:[/] {escape(note)}")
+                out(f"  [yellow]note:[/] {escape(note)}")
         elif isinstance(event, ModelLoadFailed):
-            out.print(f"  [red]cannot load {escape(event.model)}:[/] {escape(event.error)}")
+            out(f"  [red]cannot load {escape(event.model)}:[/] {escape(event.error)}")
         elif isinstance(event, CaseFinished):
             self._case_line(event)
         elif isinstance(event, GuardEvent):
             if event.action != GuardAction.NONE:
-                out.print(f"  [magenta]guard {event.action}[/] ({event.level}): {escape(event.reason)}")
+                out(f"  [magenta]guard {event.action}[/] ({event.level}): {escape(event.reason)}")
         elif isinstance(event, Notice):
             style = {"error": "red", "warning": "yellow"}.get(event.level, "dim")
-            out.print(f"  [{style}]{escape(event.message)}[/]")
+            out(f"  [{style}]{escape(event.message)}[/]")
         elif isinstance(event, SessionFinished):
-            self.progress.stop()
+            if self.live:
+                self.progress.stop()
             self.console.print(summary_table(summarise(self._results.values()), width=self.console.width))
             state = RunState.STOPPED if event.stopped else RunState.DONE
             self.console.print(f"{state}: {counts_text(event.counts, '')}")
@@ -109,7 +133,47 @@ class HeadlessPrinter:
         attempt = f" (attempt {result.attempt})" if result.attempt > 1 else ""
         warm = " [dim](warm-up)[/]" if result.warmup else ""
         tail = excerpt(result.error or result.output, 100)
-        self.progress.console.print(
-            f"[{look.style}]{look.mark} {result.status:<7}[/] {escape(result.case_id)}{attempt}{warm}{stats}"
-            f" [dim]│[/] {escape(tail)}", overflow="fold",
-        )
+        self._print(f"[{look.style}]{look.mark} {result.status:<7}[/] {escape(result.case_id)}{attempt}{warm}{stats}"
+                    f" [dim]│[/] {escape(tail)}")
+        for turn in record.turns:  # a conversation: one line per turn under its case
+            self._print(f"    {escape(turn_line(turn, len(record.turns)))} [dim]│[/] "
+                        f"{escape(answer_excerpt(turn, 80))}")
+
+
+class JsonlPrinter:
+    """``--format jsonl``: each ended case as one JSON line on ``stream``, exactly the log's ``case_end`` line;
+    what a person reads (loads, notices, the counts) goes to ``notes`` (stderr) as plain lines."""
+
+    def __init__(self, stream: TextIO, notes: TextIO) -> None:
+        self.stream = stream
+        self.notes = notes
+        self.session_id = ""
+
+    def _note(self, text: str) -> None:
+        self.notes.write(text + "\n")
+        self.notes.flush()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, SessionStarted):
+            self.session_id = event.session_id
+        elif isinstance(event, CaseFinished):
+            result = event.result
+            record = {"event": "case_end", "t": result.ended_at, "session_id": self.session_id, **result.to_dict()}
+            self.stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            self.stream.flush()
+        elif isinstance(event, ModelLoadFailed):
+            self._note(f"vlmtui: cannot load {event.model}: {one_line(event.error, 400)}")
+        elif isinstance(event, Notice) and event.level in ("error", "warning"):
+            self._note(f"vlmtui: {event.level}: {one_line(event.message, 400)}")
+        elif isinstance(event, SessionFinished):
+            state = RunState.STOPPED if event.stopped else RunState.DONE
+            self._note(f"vlmtui: {state}: {counts_text(event.counts, 'no cases')}")
+
+
+PIPE_WIDTH = 200
+"""Columns the summary table may take when stdout is not a terminal."""
+
+
+def plural(n: int, word: str) -> str:
+    """``1 case``, ``3 cases``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
