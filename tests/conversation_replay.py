@@ -95,12 +95,14 @@ def _case_events(case: dict[str, Any], t: float, *, stop_in_turn: int | None = N
     cid, model = str(case["case_id"]), str(case["model"])
     image = cid.rsplit("/", 1)[-1]
     status, turns, error = _turns(image, model)
-    events: list[Event] = [CaseStarted(cid, 1, model, t=t)]
+    events: list[Event] = []
     start = t
     for entry in turns:
         if entry["status"] == "not_run":  # written into the result only, after the turn the case ended in
             continue
         events.append(TurnStarted(cid, entry["index"], entry["prompt"], t=t))
+        if entry["index"] == 0:  # the engine announces the first turn, then sends it (and the case starts)
+            events.append(CaseStarted(cid, 1, model, t=t))
         if entry["status"] == "skipped":
             events.append(TurnFinished(cid, entry["index"], entry, t=t))
             continue

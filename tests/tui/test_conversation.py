@@ -23,7 +23,7 @@ from tests.conversation_replay import (
 )
 from tests.tui.test_bridge import Collector
 from tests.tui.test_snapshots import replay_app, settle
-from vlmtui.engine.events import Event
+from vlmtui.engine.events import CaseStarted, Event, TokenReceived, TurnStarted
 from vlmtui.ui.tui.app import VlmApp
 from vlmtui.ui.tui.bridge import EngineBridge
 from vlmtui.ui.tui.messages import EngineEvent, TokensStreamed
@@ -69,9 +69,33 @@ def test_a_prompt_goes_out_before_the_event_that_starts_its_turn() -> None:
     for event in streaming_session()[0]:
         bridge(event)
     started = [i for i, m in enumerate(collector.messages) if isinstance(m, EngineEvent)
-               and type(m.event).__name__ == "TurnStarted" and m.event.case_id == LAKE]
+               and isinstance(m.event, TurnStarted) and m.event.case_id == LAKE]
     before = collector.messages[started[1] - 1]
     assert isinstance(before, TokensStreamed) and before.text.endswith(f"› 2/3 {PROMPTS[1]}\n")
+
+
+def test_the_first_prompt_stays_whether_the_case_starts_before_or_after_it() -> None:
+    """The engine announces turn 1 before the case's ``CaseStarted``; the other order must read the same."""
+    events = streaming_session()[0]
+    swapped = list(events)
+    first = next(i for i, e in enumerate(swapped) if isinstance(e, TurnStarted) and e.case_id == LAKE)
+    assert isinstance(swapped[first + 1], CaseStarted)
+    swapped[first], swapped[first + 1] = swapped[first + 1], swapped[first]
+    assert _streamed(swapped) == _streamed(events)
+    assert _view(swapped).cases[LAKE].shown_prompt == _view(events).cases[LAKE].shown_prompt
+
+
+def test_a_rerun_starts_a_fresh_stream() -> None:
+    events = streaming_session()[0]
+    rerun = [CaseStarted(BICYCLE, 2, "smolvlm-500m"), TurnStarted(BICYCLE, 0, PROMPTS[0]),
+             TokenReceived(BICYCLE, "Again.")]
+    collector = Collector()
+    bridge = EngineBridge(cast(MessagePump, collector), 15)
+    for event in [*events, *rerun]:
+        bridge(event)
+    bridge.flush()
+    texts = [m.text for m in collector.messages if isinstance(m, TokensStreamed) and m.case_id == BICYCLE]
+    assert texts[-1] == f"› 1/3 {PROMPTS[0]}\nAgain."
 
 
 def test_skipped_turns_stream_their_prompt_with_their_reason() -> None:

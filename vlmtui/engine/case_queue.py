@@ -172,4 +172,6 @@ def _case_info(case: Case) -> dict[str, Any]:
         "image": str(case.image) if case.image else None, "prompt": case.prompt, "kind": case.kind,
         "warmup": case.warmup, "skip_reason": case.skip_reason,
         "trust_remote_code": case.model.trust_remote_code,
+        # A conversation's prompts: the dashboard shows "turn 2/3" and each prompt as its turn starts.
+        **({"turns": [turn.text for turn in case.turns]} if case.turns else {}),
     }

@@ -59,6 +59,9 @@ class EngineBridge:
         self._stream_parts: list[str] = []
         self._stream_dirty = False
         self._turn_started: int | None = None
+        self._first_turn_of: str | None = None
+        """The conversation whose first turn just started: the engine may announce it before its ``CaseStarted``,
+        which then must not clear the prompt from the stream."""
         self._turn_totals: dict[str, int] = {}
         """Planned turns per conversation (from ``SessionStarted``), for ``turn 2/3``."""
         self._memory: MemoryUpdate | None = None
@@ -74,6 +77,7 @@ class EngineBridge:
         if self.closed:
             return
         if isinstance(event, TokenReceived):
+            self._first_turn_of = None
             if event.case_id != self._stream_case:
                 self._reset_stream(event.case_id)
             self._stream_parts.append(event.text)
@@ -97,7 +101,9 @@ class EngineBridge:
         # Text of the case that just ended goes out before the event that ends it.
         self._flush_stream()
         if isinstance(event, CaseStarted):
-            self._reset_stream(event.case_id)
+            if self._first_turn_of != event.case_id:
+                self._reset_stream(event.case_id)
+            self._first_turn_of = None
         elif isinstance(event, TurnStarted | TurnFinished):
             self._stream_turn(event)
         elif isinstance(event, SessionStarted):
@@ -107,8 +113,9 @@ class EngineBridge:
 
     def _stream_turn(self, event: TurnStarted | TurnFinished) -> None:
         """A turn's prompt goes into the stream above its answer, its outcome under it, at once (a few a case)."""
-        if event.case_id != self._stream_case:
+        if event.case_id != self._stream_case or (isinstance(event, TurnStarted) and event.index == 0):
             self._reset_stream(event.case_id)
+        self._first_turn_of = event.case_id if isinstance(event, TurnStarted) and event.index == 0 else None
         total = self._turn_totals.get(event.case_id) or None
         first = not self._stream_text
         if isinstance(event, TurnStarted):

@@ -204,7 +204,7 @@ class SessionView:
             row = self.cases.get(event.case_id)
             if row is not None:
                 row.queued, row.running, row.started_at, row.next_attempt = False, True, event.t, event.attempt
-                row.turn_index, row.live_turns = None, []
+                row.live_turns = []  # turn_index stays: a conversation's first turn may be announced first
                 self.running = row.case_id
                 return row.case_id
         elif isinstance(event, TurnStarted | TurnFinished):
@@ -292,9 +292,11 @@ class SessionView:
     def _turn(self, event: TurnStarted | TurnFinished) -> str | None:
         """A conversation's turn began or ended: the row's progress moves on."""
         row = self.cases.get(event.case_id)
-        if row is None or not row.running:
+        if row is None:
             return None
         if isinstance(event, TurnStarted):
+            if event.index == 0:
+                row.live_turns = []
             row.turn_index = event.index
         else:
             row.live_turns.append(event.turn)
