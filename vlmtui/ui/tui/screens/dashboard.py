@@ -69,15 +69,17 @@ class DashboardScreen(DashboardPanes):
 
         reason: str
 
-    run_state: reactive[str] = reactive(RunState.STARTING)
+    # The screen draws nothing of its own: its reactives feed the widgets bound to them, which redraw
+    # themselves. With the default repaint=True each streamed token repainted the whole screen (issue 17).
+    run_state: reactive[str] = reactive(RunState.STARTING, repaint=False)
     """What the session is doing (a ``vocab.RunState``)."""
-    output: reactive[OutputContent | None] = reactive(None)
+    output: reactive[OutputContent | None] = reactive(None, repaint=False)
     """What the output pane shows."""
-    summary_rows: reactive[tuple[SummaryRow, ...]] = reactive(())
+    summary_rows: reactive[tuple[SummaryRow, ...]] = reactive((), repaint=False)
     """The per-model summary."""
-    filter_text: reactive[str] = reactive("")
+    filter_text: reactive[str] = reactive("", repaint=False)
     """Words every shown case must match (status, model or id); empty shows all."""
-    stopping: reactive[bool] = reactive(False)
+    stopping: reactive[bool] = reactive(False, repaint=False)
     """Set while quitting: the worker is being stopped."""
 
     def __init__(self, view: SessionView, *, controls: Controls, log_path: Path | None,

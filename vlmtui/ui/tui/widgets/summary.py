@@ -62,8 +62,13 @@ class ModelSummaryTable(Widget):
     }
     """
 
-    rows: reactive[tuple[SummaryRow, ...]] = reactive((), layout=True)
-    """The models, in plan order."""
+    rows: reactive[tuple[SummaryRow, ...]] = reactive(())
+    """The models, in plan order. A new count or time redraws the table; only a new number of rows changes
+    its height (a layout pass for every finished case before)."""
+
+    def watch_rows(self, old: tuple[SummaryRow, ...], new: tuple[SummaryRow, ...]) -> None:
+        if len(old) != len(new):
+            self.refresh(layout=True)
 
     def render(self) -> Table:
         table = Table(box=None, pad_edge=False, expand=True, show_edge=False, padding=(0, 1),
