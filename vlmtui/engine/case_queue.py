@@ -19,6 +19,7 @@ from vlmtui.engine.events import CaseResult
 from vlmtui.engine.plan import Case, skip_reason
 from vlmtui.vocab import FAILURE_STATUSES, CaseStatus
 from vlmtui.wire import protocol as p
+from vlmtui.wire.spec import ModelSpec
 
 
 @dataclass
@@ -90,6 +91,18 @@ class CaseQueue:
         case = self.cases[case_id]
         judged = case.judging.judged_case_id if case.judging is not None else None
         return case if judged is None else grading.prepared(case, self._latest(judged))
+
+    def next_model(self, current: str) -> ModelSpec | None:
+        """The model that loads after ``current`` once ``current`` has no ready case left (None while it has one,
+        or when the next cannot load): its worker can start and import its framework while ``current`` runs."""
+        ready = [self.cases[case_id] for case_id in self._ready()]
+        if any(case.model.id == current for case in ready):
+            return None
+        upcoming = next((case.model for case in ready if case.skip_reason is None), None)
+        record = self._models.get(upcoming.id) if upcoming is not None else None
+        if upcoming is None or (record is not None and (record.load_error or record.skip_reason)):
+            return None
+        return upcoming
 
     def _latest(self, case_id: str) -> CaseResult | None:
         attempts = self.results.get(case_id)

@@ -229,6 +229,8 @@ class Scheduler:
                 case = None if self._stopping else self.queue.take(self.session.loaded)
                 if case is None:
                     continue
+                if (upcoming := self.queue.next_model(case.model.id)) is not None:  # its import hides behind this case
+                    self.session.spares.warm(upcoming.backend, case.model.backend)
                 try:
                     await self._run_case(case)
                 except WorkerRefused as exc:
@@ -298,7 +300,9 @@ class Scheduler:
             record.skip_reason = reason
             self.emit(Notice("warning", f"{model.id}: {reason}"))
             return
-        await self.session.ensure_worker()  # a refused worker stops the session before any load begins
+        # The spare warmed for this backend takes over once the last worker has gone; a refused worker stops
+        # the session before any load begins.
+        await self.session.ensure_worker(model.backend)
         self.emit(ModelLoading(model.id, model.backend, model.path, model.trust_remote_code))
         limit = self.guard_loop.abort_bytes
         self.guard_loop.reset()

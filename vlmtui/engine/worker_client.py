@@ -163,6 +163,10 @@ class WorkerClient:
                 f"protocol {p.PROTOCOL_VERSION}, so it belongs to another installation; run the worker from "
                 "the environment vlmtui runs in")
 
+    def hand_over(self, on_event: Callable[[p.Event], None], on_exit: Callable[[int | None], None]) -> None:
+        """Send this worker's events and death to new owners from now on (a spare worker taken into use)."""
+        self._on_event, self._on_exit = on_event, on_exit
+
     def _executable(self) -> str:
         return (self.hello.executable if self.hello is not None else "") or self._argv[0]
 

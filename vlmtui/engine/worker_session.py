@@ -15,6 +15,7 @@ from typing import Any
 
 from vlmtui.engine.events import CaseStarted, Event, Notice, TokenReceived, WorkerExited
 from vlmtui.engine.plan import Case
+from vlmtui.engine.spare_worker import Spares
 from vlmtui.engine.worker_client import WorkerClient, WorkerRefused, describe_exit, terminate_pid
 from vlmtui.suite.loader import GuardConfig
 from vlmtui.vocab import CaseStatus
@@ -75,6 +76,7 @@ class WorkerSession:
         self._reply_types: tuple[type[p.Event], ...] = ()
         self._last_exit: WorkerExited | None = None
         self._last_framework: tuple[float, dict[str, Any]] | None = None
+        self.spares = Spares(emit, argv, env, config.term_grace_s)  # the next model's worker, warming
 
     @property
     def pid(self) -> int | None:
@@ -93,23 +95,20 @@ class WorkerSession:
 
     # ------------------------------------------------------------------ requests
 
-    async def ensure_worker(self) -> WorkerClient:
-        """The worker to send to: the current one, or a fresh one once the old one is gone (raises
-        ``WorkerRefused``)."""
+    async def ensure_worker(self, backend: str | None = None) -> WorkerClient:
+        """The worker to send to: the current one, else (once it is gone) the spare for ``backend`` or a fresh one."""
         old = self.worker
-        if old is not None and old.usable:
+        spare = self.spares.claim(backend)
+        if old is not None and old.usable and spare is None:
             return old
-        if old is not None and old.alive:
-            # A worker on its way out still holds its memory: the next one starts after it has gone.
-            old.terminate()
-            await old.exited.wait()
-        worker = WorkerClient(self._on_event, self._on_exit, self._argv, self._env,
-                              term_grace_s=self._config.term_grace_s)
-        self.worker = worker
-        self.loaded = None
-        self._last_framework = None  # a dead worker's last sample is not the new worker's memory
+        taken = await self.spares.succeed(old, spare, self._on_event, self._on_exit)
+        worker = taken or WorkerClient(self._on_event, self._on_exit, self._argv, self._env,
+                                       term_grace_s=self._config.term_grace_s)
+        # A dead worker's last sample is not the new worker's memory.
+        self.worker, self.loaded, self._last_framework, self.spares.imported = worker, None, None, set()
         try:
-            await worker.start()
+            if taken is None:
+                await worker.start()
         except WorkerRefused:
             self.worker = None
             raise
@@ -147,6 +146,7 @@ class WorkerSession:
         cut = self._load_abort is not None or self._load_stop is not None
         if isinstance(reply, p.Loaded) and not cut:
             self.loaded = model.id
+            self.spares.imported.add(model.backend)
             return reply
         if isinstance(reply, p.LoadFailed) and not cut:
             return reply
@@ -244,6 +244,7 @@ class WorkerSession:
         worker, self.worker, self.loaded = self.worker, None, None
         if worker is not None:
             await worker.stop()
+        await self.spares.close()
 
     def end_now(self) -> None:
         """SIGTERM the worker, SIGKILL it ``term_grace_s`` later; blocks, so a thread may call it while the
@@ -251,6 +252,7 @@ class WorkerSession:
         pid = self.pid
         if pid is not None:
             terminate_pid(pid, self._config.term_grace_s)
+        self.spares.end_now()
 
     # ------------------------------------------------------------------ what the worker says
 

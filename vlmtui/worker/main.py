@@ -48,6 +48,7 @@ from vlmtui.worker.measure import (
     guarded_bytes,
     loaded_message,
 )
+from vlmtui.worker.warm import start_warming
 
 IDLE_POLL_S = 0.1
 """How often an idle worker looks up from its queue: a SIGTERM's handler runs only when the main thread does."""
@@ -147,6 +148,7 @@ class Worker:
         self.send(p.Hello(pid=os.getpid(), python=sys.version.split()[0], executable=sys.executable))
         threading.Thread(target=self._read_commands, args=(stdin,), daemon=True, name="commands").start()
         threading.Thread(target=self._sample_loop, daemon=True, name="sampler").start()
+        start_warming(self.send)  # a worker started ahead of its model imports its framework now
         try:
             while not self._interrupts.terminating:
                 try:

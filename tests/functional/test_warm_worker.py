@@ -1,0 +1,112 @@
+"""The next model's worker imports its framework while the current model's last case runs, and loads nothing
+until the current worker has unloaded and gone (issue 17): through the real worker, with a fault model first
+and a tiny transformers model second."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import psutil
+
+from tests.conftest import ROOT, SAMPLE_IMAGES
+from tests.functional.helpers import model_spec, scheduler_for
+from vlmtui.engine.events import CaseFinished, CaseStarted, Event, MemoryUpdate, ModelLoaded, ModelLoading, Notice
+from vlmtui.engine.plan import Case
+from vlmtui.engine.scheduler import Scheduler
+from vlmtui.suite.loader import GuardConfig
+from vlmtui.wire.spec import Expect, ModelSpec
+
+FAULT_WORKER = [sys.executable, "-m", "tests.fixtures.fault_worker"]
+EATER = ModelSpec(id="eater", backend="fault", path="fault:0.1:50")
+TINY = model_spec(id="tiny-hf", backend="transformers", path="tiny:idefics3")
+
+
+def _cases() -> list[Case]:
+    image = SAMPLE_IMAGES / "bicycle.jpg"
+    return [Case("eater/a", EATER, "eat", None, 0, 3, 0.0, Expect()),
+            # 4000 tokens at 50 ms: far longer than any import; the test ends it once the warm-up is seen.
+            Case("eater/long", EATER, "eat", None, 0, 4000, 0.0, Expect()),
+            Case("tiny-hf/bicycle", TINY, "Describe this image.", image, 0, 8, 0.0, Expect())]
+
+
+class Watch:
+    """What the test sees, in order; aborts the long case once the next worker says it is warm."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self.events: list[Event] = []
+        self.eater_pid: int | None = None
+        self.eater_alive_at_tiny_load: bool | None = None
+        self.warm_pids: set[int] = set()
+        self.tiny_pid: int | None = None
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+        session = self.scheduler.session
+        if isinstance(event, CaseStarted) and event.case_id == "eater/long":
+            self.eater_pid = session.pid
+        if isinstance(event, Notice) and "warmed transformers" in event.message:
+            spare = session.spares.spare  # the process that warmed, followed to the load
+            if spare is not None and spare.client.pid is not None:
+                self.warm_pids.add(spare.client.pid)
+            self.scheduler.abort_current("the overlap is seen")
+        if isinstance(event, ModelLoading) and event.model == "tiny-hf":
+            self.eater_alive_at_tiny_load = self.eater_pid is not None and psutil.pid_exists(self.eater_pid)
+        if isinstance(event, ModelLoaded) and event.model == "tiny-hf":
+            self.tiny_pid = session.pid
+
+    def index(self, kind: type, **match: Any) -> int:
+        return next(i for i, e in enumerate(self.events)
+                    if isinstance(e, kind) and all(getattr(e, k) == v for k, v in match.items()))
+
+    def warmed(self) -> int:
+        return next(i for i, e in enumerate(self.events)
+                    if isinstance(e, Notice) and "warmed transformers" in e.message)
+
+
+async def test_the_next_models_import_overlaps_the_last_case_and_waits_for_the_unload() -> None:
+    guard = GuardConfig(budget="8GiB", sample_ms=100, grace_s=30.0)
+    scheduler, _ = scheduler_for(_cases(), guard=guard, worker_argv=FAULT_WORKER,
+                                 worker_env={**os.environ, "PYTHONPATH": str(ROOT)})
+    watch = Watch(scheduler)
+    scheduler.subscribe(watch)
+    counts = await scheduler.run()
+
+    assert counts == {"passed": 2, "aborted": 1}, [(e.result.case_id, e.result.error) for e in watch.events
+                                                    if isinstance(e, CaseFinished)]
+    warmed = watch.warmed()  # "next worker: warmed transformers: imported torch, … in 9.1 s"
+    print(watch.events[warmed])
+    # The import ran while the eater's last case ran: between its start and its end.
+    assert watch.index(CaseStarted, case_id="eater/long") < warmed
+    long_end = next(i for i, e in enumerate(watch.events)
+                    if isinstance(e, CaseFinished) and e.result.case_id == "eater/long")
+    assert warmed < long_end < watch.index(ModelLoading, model="tiny-hf")
+    # The warmed worker is the one that loaded the model, and only after the eater's worker had gone: no
+    # memory sample can see two models resident.
+    assert watch.eater_alive_at_tiny_load is False, "the last model's worker had exited before the next load"
+    assert watch.tiny_pid in watch.warm_pids
+    tiny_start = watch.index(ModelLoading, model="tiny-hf")
+    assert [e for e in watch.events[tiny_start:] if isinstance(e, MemoryUpdate) and e.worker_rss], "sampled"
+    assert scheduler.latest()["tiny-hf/bicycle"].status == "passed"
+
+
+async def test_a_model_of_the_same_backend_reuses_the_worker() -> None:
+    other = ModelSpec(id="eater2", backend="fault", path="fault:0.1:5")
+    cases = [Case("eater/a", EATER, "eat", None, 0, 3, 0.0, Expect()),
+             Case("eater2/a", other, "eat", None, 0, 3, 0.0, Expect())]
+    scheduler, recorder = scheduler_for(cases, worker_argv=FAULT_WORKER,
+                                        worker_env={**os.environ, "PYTHONPATH": str(ROOT)})
+    pids: list[int | None] = []
+    scheduler.subscribe(lambda e: pids.append(scheduler.session.pid) if isinstance(e, CaseStarted) else None)
+    assert await scheduler.run() == {"passed": 2}
+    assert len(set(pids)) == 1, "its framework is imported there: no second worker"
+    assert not [n for n in recorder.of(Notice) if "next worker" in n.message]
+
+
+def test_engine_and_worker_name_the_same_variable() -> None:
+    from vlmtui.engine.spare_worker import WARM_ENV as ENGINE_SIDE
+    from vlmtui.worker.warm import WARM_ENV as WORKER_SIDE
+
+    assert ENGINE_SIDE == WORKER_SIDE  # the engine may not import the worker: two constants, one name
