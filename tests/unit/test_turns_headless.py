@@ -24,5 +24,6 @@ def test_each_turn_gets_a_line_under_its_conversation() -> None:
     assert "38.5 tok/s" in turns[1] and "expected the output to match (?i)red|blue" in turns[1]
     assert turns[1].endswith("│ Green and grey.")
     text = "\n".join(lines)
-    assert f"· turn 3/3 not run — {ABORTED}" in text and f"– turn 3/3 skip — {SKIPPED}" in text
+    assert f"· turn 3/3 not run — {ABORTED.removeprefix('not run: ')}" in text
+    assert f"– turn 3/3 skip — {SKIPPED}" in text
     assert PROMPTS[0] not in text  # prompts stay in the log and the reports; a line says how the turn went

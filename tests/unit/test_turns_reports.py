@@ -35,7 +35,8 @@ def test_turns_are_typed_records_in_order(log: Path) -> None:
     # skipped where the model cannot take history.
     aborted = latest[ABORTED_CASE].turns
     assert [t.status for t in aborted] == [CaseStatus.PASSED, CaseStatus.ABORTED, CaseStatus.NOT_RUN]
-    assert aborted[1].output == "Red, white and" and aborted[1].why == GUARD and aborted[2].why == ABORTED
+    assert aborted[1].output == "Red, white and" and aborted[1].why == GUARD and aborted[2].reason == ABORTED
+    assert aborted[2].why == "the conversation ended at turn 2 (aborted)"  # not "not run — not run: …"
     assert [t.status for t in latest[SKIPPING].turns] == [CaseStatus.PASSED, CaseStatus.SKIPPED, CaseStatus.SKIPPED]
 
 

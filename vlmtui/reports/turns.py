@@ -51,8 +51,11 @@ class Turn:
 
     @property
     def why(self) -> str:
-        """The expectation's reasons, else the skip or not-run reason, as one line."""
-        return "; ".join(self.reasons) or self.reason
+        """The expectation's reasons, else the skip or not-run reason, as one line (without a leading
+        ``not run:`` that would repeat the status beside it)."""
+        why = "; ".join(self.reasons) or self.reason
+        word = self.status.value + ":"
+        return why[len(word):].lstrip() if why.lower().startswith(word) else why
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], position: int) -> Turn:

@@ -72,7 +72,7 @@ def describe_turns(turns: Sequence[Turn], total: int | None = None) -> list[Rend
             figures.add_column()
         figures.add_row(*cells)
         parts.append(figures)
-        for reason in turn.reasons or ((turn.reason,) if turn.reason else ()):
+        for reason in turn.reasons or ((turn.why,) if turn.why else ()):
             parts.append(Text(printable(reason), style="red" if turn.status == CaseStatus.FAILED
                               else "bright_black"))
     return parts
