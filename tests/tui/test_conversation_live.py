@@ -15,6 +15,8 @@ from vlmtui.engine.events import Event, TurnStarted
 from vlmtui.engine.plan import plan_cases
 from vlmtui.engine.scheduler import Scheduler
 from vlmtui.engine.session_log import SessionLog
+from vlmtui.reports.records import load_log
+from vlmtui.reports.report import render_report
 from vlmtui.reports.turns import read_turns
 from vlmtui.suite.loader import load_suite
 from vlmtui.ui.tui.app import VlmApp
@@ -78,3 +80,10 @@ async def test_a_conversation_streams_turn_by_turn_and_reads_the_same_after(tmp_
     # The queue's prompt cell moved through the turns (each seen as its TurnStarted came in; the view lags by
     # the one event the dashboard had not yet drawn, so the last is the turn before).
     assert any(p.startswith("turn 2/3 · ") for p in progress), progress
+    # The log the run wrote lists the same turns in the report, with the prompt tokens growing with the history.
+    logged = load_log(log.path).latest()["smol/context/bicycle"].turns
+    assert [t.output for t in logged] == [t.output for t in turns]
+    prompt_tokens = [t.metrics.prompt_tokens or 0 for t in logged]
+    assert prompt_tokens == sorted(prompt_tokens) and prompt_tokens[0] < prompt_tokens[2], prompt_tokens
+    md = render_report(load_log(log.path), "md")
+    assert md.count("| smol/context/bicycle | ") == 1 + 3  # the case, and its three turns under Conversations
