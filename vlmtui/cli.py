@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a suite file")
     run.add_argument("suite", nargs="?", help="the suite TOML file (optional with --rerun-failed/--resume)")
     _run_options(run)
+    run.add_argument("--download-only", action="store_true",
+                     help="fetch the suite's hub models (after the fit check) and load nothing, so a run can start "
+                          "later offline")
     demo = sub.add_parser("demo", help="run the built-in demo suite on tiny offline models")
     _run_options(demo)
     check = sub.add_parser("check", help="dry run: validate a suite, its images and model sources, print the plan")
@@ -83,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(check)
     _guard_options(check)
     doctor = sub.add_parser("doctor", help="what this machine can run: backends, devices, memory, budget")
+    doctor.add_argument("suite", nargs="?", help="a suite file: each model's size, whether the Hugging Face cache "
+                                                 "holds it, and what is left to download")
     doctor.add_argument("--build-llama-server", action="store_true",
                         help="build llama.cpp's llama-server from source and cache it (11-35 minutes on 2 cores; "
                              "at once when it is cached)")

@@ -102,7 +102,21 @@ def run(args: argparse.Namespace) -> int:
     """``vlmtui run SUITE``."""
     if args.suite is None and not (args.resume or args.rerun_failed):
         return fail("name a suite file: vlmtui run SUITE.toml")
+    if args.download_only:
+        return _download_only(args)
     return _start(args, args.suite)
+
+
+def _download_only(args: argparse.Namespace) -> int:
+    """``vlmtui run --download-only SUITE`` (vlmtui/download_only.py)."""
+    from vlmtui.download_only import download_only
+
+    if args.suite is None:
+        return fail("--download-only needs a suite file: vlmtui run --download-only SUITE.toml")
+    try:
+        return download_only(args.suite, _overrides(args), only=model_ids(args.only), skip=model_ids(args.skip))
+    except SuiteError as exc:
+        return fail(str(exc))
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -133,10 +147,12 @@ def check(args: argparse.Namespace) -> int:
 
 def doctor(args: argparse.Namespace) -> int:
     """``vlmtui doctor`` (``--build-llama-server``: build and cache llama.cpp's server first)."""
-    from vlmtui.doctor import build_llama_server, print_doctor
+    from vlmtui.doctor import build_llama_server, print_cache_report, print_doctor
     from vlmtui.llamacpp_build import LlamaBuildError
 
     try:
+        if args.suite:
+            return print_cache_report(args.suite, _overrides(args))
         return build_llama_server() if args.build_llama_server else print_doctor(_overrides(args))
     except LlamaBuildError as exc:
         return fail(str(exc), EXIT_FAILED)

@@ -1,4 +1,5 @@
-"""``vlmtui doctor``: what this machine can run — backends, llama-server, devices, memory sources, the budget.
+"""``vlmtui doctor``: what this machine can run — backends, llama-server, devices, memory sources, the budget;
+``vlmtui doctor SUITE``: what the suite's models weigh and what is left to download from the hub.
 
 The backends are every registered plug-in (vlmtui.plugins), each with the packages it declares; they
 are imported by ``vlmtui.worker.probe`` in a throwaway process, never here.
@@ -20,6 +21,7 @@ from vlmtui import __version__
 from vlmtui.engine.setup import GuardOverrides
 from vlmtui.llamacpp import find_llama_server, how_to_get, llama_server_gpus, llama_server_version
 from vlmtui.memory.budget import resolve_budget
+from vlmtui.memory.preflight import PreflightVerdict, hub_cache_dir
 from vlmtui.memory.system import probe_pressure, probe_system, probe_wired_limit_mb
 from vlmtui.memory.telemetry import describe_telemetry
 from vlmtui.suite.loader import GuardConfig, SuiteError
@@ -161,3 +163,61 @@ def print_doctor(overrides: GuardOverrides, console: Console | None = None) -> i
                   f"abort {format_bytes(limits.abort_bytes)} ({guard.abort:g}%)")
     usable = any(info["ok"] for info in found["backends"].values())
     return 0 if usable else 1
+
+
+def print_cache_report(suite_path: str, overrides: GuardOverrides, console: Console | None = None) -> int:
+    """``vlmtui doctor SUITE``: each model's size, whether the Hugging Face cache holds it, what is left to download
+    and whether it fits the budget; the hub is asked by the hub helper (engine/downloads.py), never here."""
+    import asyncio
+
+    from vlmtui.engine.downloads import Downloads
+    from vlmtui.memory.preflight import check_fit, estimate_footprint
+    from vlmtui.suite.loader import load_suite
+
+    console = console or Console(highlight=False)
+    suite = load_suite(suite_path)
+    guard = overrides.apply(suite.guard)
+    try:
+        budget = resolve_budget(guard.budget, {}, probe_system().total)
+    except ValueError as exc:
+        raise SuiteError(f"--budget: {exc}") from None
+    downloads = Downloads(lambda event: None)
+    table = Table(title=f"Models of {suite_path} · budget {budget}", title_justify="left")
+    for column in ("model", "source", "size", "cached", "to download", "fit"):
+        table.add_column(column)
+    to_fetch, fetching = 0, 0
+    for model in suite.models:
+        source = model.source
+        if not source.is_hub:
+            estimate = None if source.is_tiny else estimate_footprint(source, allow_network=False)
+            where = "tiny model, built here" if source.is_tiny else "local"
+            size = format_bytes(estimate.weights_bytes) if estimate else "—"
+            fit = check_fit(estimate, budget.bytes, 0) if estimate else None
+            table.add_row(escape(model.id), escape(str(source)), size, where, "—", _fit_text(fit))
+            continue
+        resolved = asyncio.run(downloads.resolve(model))
+        if resolved.error is not None:
+            table.add_row(escape(model.id), escape(str(source)), "—", "—", "—", f"[red]{escape(resolved.error)}[/]")
+            continue
+        plan = resolved.plan
+        files, missing = plan["files"], int(plan["missing_bytes"])
+        held = sum(1 for f in files if f["cached"])
+        if model.backend == "openai":
+            cached, missing = "llama-server's own cache", 0
+        else:
+            cached = "[green]yes[/]" if not missing else f"{held} of {len(files)} files"
+        to_fetch += missing
+        fetching += bool(missing)
+        table.add_row(escape(model.id), escape(f"{source.name}@{plan['revision']}"),
+                      format_bytes(plan["total_bytes"]), cached, format_bytes(missing),
+                      _fit_text(check_fit(resolved.estimate, budget.bytes, 0)))
+    console.print(table)
+    console.print(f"[bold]To download[/]: {format_bytes(to_fetch)} for {fetching} of {len(suite.models)} model(s)"
+                  f" into {escape(str(hub_cache_dir()))}")
+    return 0
+
+
+def _fit_text(verdict: PreflightVerdict | None) -> str:
+    if verdict is None:
+        return "—"
+    return f"[green]fits[/] ({verdict.reason})" if verdict.fits else f"[red]does not fit[/] ({verdict.reason})"
