@@ -57,7 +57,8 @@ def test_a_case_without_a_dataset_writes_no_scoring_fields() -> None:
     assert not set(SCORING_FIELDS) & set(plain.to_dict()), "logs of suites without datasets are unchanged"
     assert CaseScores.from_result(plain).scored is False
     dataset_case = scored_result("m", ITEMS[0], "red", 1.0)
-    assert set(SCORING_FIELDS) - set(dataset_case.to_dict()) == {"judged_case_id", "judged_attempt", "score_errors"}
+    assert set(SCORING_FIELDS) - set(dataset_case.to_dict()) == {"judged_case_id", "judged_attempt", "score_errors",
+                                                                 "turns"}
 
 
 def test_wrong_types_read_as_unknown_and_the_first_metric_is_primary() -> None:
