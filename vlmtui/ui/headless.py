@@ -23,6 +23,8 @@ from vlmtui.engine.events import (
     CaseFinished,
     CaseQueued,
     CaseStarted,
+    DownloadFinished,
+    DownloadProgress,
     Event,
     GuardEvent,
     ModelLoaded,
@@ -39,6 +41,7 @@ from vlmtui.reports.table import to_rich
 from vlmtui.reports.tables import WIDE_ENOUGH_FOR_INTERVALS, compact_summary_table
 from vlmtui.reports.turns import answer_excerpt, turn_line
 from vlmtui.text import excerpt, one_line
+from vlmtui.ui.download_bar import download_line, download_status
 from vlmtui.units import format_bytes
 from vlmtui.vocab import GuardAction, RunState, counts_text, status_look
 
@@ -102,6 +105,11 @@ class HeadlessPrinter:
         elif isinstance(event, GuardEvent):
             if event.action != GuardAction.NONE:
                 out(f"  [magenta]guard {event.action}[/] ({event.level}): {escape(event.reason)}")
+        elif isinstance(event, DownloadProgress):  # a hub download before a load: bytes, rate, ETA on the bar
+            self.progress.update(self._task, current=escape(download_status(event)))
+        elif isinstance(event, DownloadFinished):
+            self.progress.update(self._task, current="")
+            out(download_line(event))
         elif isinstance(event, Notice):
             style = {"error": "red", "warning": "yellow"}.get(event.level, "dim")
             out(f"  [{style}]{escape(event.message)}[/]")

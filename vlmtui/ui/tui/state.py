@@ -15,6 +15,8 @@ from vlmtui.engine.events import (
     CaseQueued,
     CaseResult,
     CaseStarted,
+    DownloadFinished,
+    DownloadProgress,
     Event,
     GuardEvent,
     MemoryUpdate,
@@ -31,6 +33,7 @@ from vlmtui.engine.events import (
 from vlmtui.reports.case_scores import NO_SCORES, CaseScores
 from vlmtui.reports.records import CaseEnd
 from vlmtui.reports.summary import ModelSummary, summarise
+from vlmtui.ui.download_bar import download_brief
 from vlmtui.vocab import (
     FAILURE_STATUSES,
     LIVE_STATUSES,
@@ -153,6 +156,8 @@ class ModelView:
     load_s: float | None = None
     error: str = ""
     trust_remote_code: bool = False
+    download: str = ""
+    """The hub download before its load, while it runs (``download 45% · 380 KiB/s · ETA 2 s``)."""
 
 
 @dataclass
@@ -211,6 +216,12 @@ class SessionView:
             return self._turn(event)
         elif isinstance(event, CaseFinished):
             return self._finish(event.result)
+        elif isinstance(event, DownloadProgress):  # a hub model's files, fetched before its load (issue 18)
+            model = self.models.setdefault(event.model, ModelView(event.model, ""))
+            model.state, model.download = ModelState.LOADING, download_brief(event)
+            self.current_model = event.model
+        elif isinstance(event, DownloadFinished):
+            self.models.setdefault(event.model, ModelView(event.model, "")).download = ""
         elif isinstance(event, ModelLoading):
             model = self.models.setdefault(event.model, ModelView(event.model, event.backend))
             model.state, model.error = ModelState.LOADING, ""
@@ -322,6 +333,8 @@ class SessionView:
     def backend_device(self) -> str:
         """``transformers · cpu float32``: the current model's backend and device (or the suite's backends)."""
         model = self.models.get(self.current_model or "")
+        if model is not None and model.download:
+            return f"{model.backend} · {model.download}" if model.backend else model.download
         if model is not None:
             where = " ".join(part for part in (model.device, model.dtype) if part)
             return f"{model.backend} · {where}" if where else model.backend

@@ -42,6 +42,8 @@ class SummaryRow:
     """The primary score (mean, 95 % interval from n ≥ 10); None for a model without scored cases."""
     j_per_token: float | None = None
     """Mean joules per generated token (docs/telemetry.md); None where nothing measured power."""
+    download: str = ""
+    """The model's hub download while it runs, shown after its name."""
 
 
 def joules(value: float | None) -> str:
@@ -100,6 +102,8 @@ class ModelSummaryTable(Widget):
                 name.append(" (remote code)", style="yellow")
             elif row.trust_remote_code:
                 name.append(" ⚠", style="yellow")
+            if row.download:
+                name.append(f" {row.download}", style="cyan")
             table.add_row(name, *(Text(str(n), style="" if n else "bright_black") for n in row.counts),
                           seconds(row.mean_s), rate(row.tok_s), *((joules(row.j_per_token),) if energy else ()),
                           size(row.peak_bytes), *scores[i:i + 1])
