@@ -14,6 +14,7 @@ from rich.console import JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from vlmtui.peak_kind import format_peak
 from vlmtui.reports.model import CaseRow, Report, build_report
 from vlmtui.reports.records import SessionRecords
 from vlmtui.reports.table import format_time
@@ -31,11 +32,13 @@ class Delta:
 
     a: float | None
     b: float | None
+    comparable: bool = True
+    """False when ``a`` and ``b`` measured different things (peaks of different kinds): no change is made up."""
 
     @property
     def change(self) -> float | None:
-        """``b - a``, None when either is unknown."""
-        return None if self.a is None or self.b is None else self.b - self.a
+        """``b - a``, None when either is unknown or they are not comparable."""
+        return None if self.a is None or self.b is None or not self.comparable else self.b - self.a
 
     @property
     def pct(self) -> float | None:
@@ -56,6 +59,8 @@ class CaseChange:
     gen_tps: Delta
     peak_memory: Delta
     error_b: str = ""
+    peak_kinds: tuple[str | None, str | None] = (None, None)
+    """What each peak measured (vlmtui/peak_kind.py)."""
     j_per_token: Delta = Delta(None, None)
     """Joules per generated token (docs/telemetry.md), where the log measured energy."""
 
@@ -81,6 +86,7 @@ class ModelChange:
     total_s: Delta
     gen_tps: Delta
     peak_memory: Delta
+    peak_kinds: tuple[str | None, str | None] = (None, None)
     accuracy: Delta = Delta(None, None)
     """The primary score's mean (``accuracy.primary_accuracy``)."""
     j_per_token: Delta = Delta(None, None)
@@ -159,7 +165,9 @@ def compare_logs(a: SessionRecords, b: SessionRecords) -> Comparison:
             case_id=case_id, model=rb.model or ra.model, status_a=ra.status, status_b=rb.status,
             total_s=Delta(ra.metrics.total_s, rb.metrics.total_s),
             gen_tps=Delta(ra.metrics.gen_tps, rb.metrics.gen_tps),
-            peak_memory=Delta(_bytes(ra.metrics.peak_memory_bytes), _bytes(rb.metrics.peak_memory_bytes)),
+            peak_memory=peak_delta(ra.metrics.peak_memory_bytes, kind_a := ra.metrics.raw.get("peak_kind"),
+                                   rb.metrics.peak_memory_bytes, kind_b := rb.metrics.raw.get("peak_kind")),
+            peak_kinds=(kind_a, kind_b),
             error_b=rb.error if rb.status != CaseStatus.PASSED else "",
             j_per_token=Delta(ra.metrics.j_per_token, rb.metrics.j_per_token),
         ))
@@ -179,10 +187,9 @@ def compare_logs(a: SessionRecords, b: SessionRecords) -> Comparison:
             counts_b=_counts(report_b, model) if sb else {},
             total_s=Delta(sa.mean_total_s if sa else None, sb.mean_total_s if sb else None),
             gen_tps=Delta(sa.mean_gen_tps if sa else None, sb.mean_gen_tps if sb else None),
-            peak_memory=Delta(
-                float(sa.peak_memory_bytes) if sa and sa.peak_memory_bytes else None,
-                float(sb.peak_memory_bytes) if sb and sb.peak_memory_bytes else None,
-            ),
+            peak_memory=peak_delta(sa.peak_memory_bytes if sa else None, sa.peak_kind if sa else None,
+                                   sb.peak_memory_bytes if sb else None, sb.peak_kind if sb else None),
+            peak_kinds=(sa.peak_kind if sa else None, sb.peak_kind if sb else None),
             accuracy=Delta(acc_a.summary.mean if acc_a else None, acc_b.summary.mean if acc_b else None),
             metric_a=acc_a.metric if acc_a else "", metric_b=acc_b.metric if acc_b else "",
             j_per_token=Delta(sa.mean_j_per_token if sa else None, sb.mean_j_per_token if sb else None),
@@ -245,6 +252,17 @@ def _flips_table(flips: list[Flip]) -> Table:
         now = Text("▲ right", style="green") if flip.now_right else Text("▼ wrong", style="bold red")
         table.add_row(Text(flip.case_id), Text(flip.item), f"{flip.score_a:.2f} → {flip.score_b:.2f}", now)
     return table
+
+
+def peak_delta(a: int | None, kind_a: str | None, b: int | None, kind_b: str | None) -> Delta:
+    """Two peaks; not comparable when both say what they measured and it differs (process RSS against MLX's
+    active memory is no change of 400 MiB)."""
+    return Delta(_bytes(a), _bytes(b), comparable=not (kind_a and kind_b and kind_a != kind_b))
+
+
+def _peak_pair(delta: Delta, kinds: tuple[str | None, str | None]) -> str:
+    """``409.0 MiB RSS → 1.6 MiB MLX``."""
+    return f"{format_peak(delta.a, kinds[0])} → {format_peak(delta.b, kinds[1])}"
 
 
 def _pair(delta: Delta, unit: str) -> str:
@@ -317,7 +335,7 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
             Text(m.model), counts_text(m.counts_a, "—"), counts_text(m.counts_b, "—"),
             _pair(m.total_s, "s"), delta_text(m.total_s, "s", higher_is_better=False),
             _pair(m.gen_tps, "tok/s"), delta_text(m.gen_tps, "tok/s", higher_is_better=True),
-            _pair(m.peak_memory, "bytes"), delta_text(m.peak_memory, "bytes", higher_is_better=False),
+            _peak_pair(m.peak_memory, m.peak_kinds), delta_text(m.peak_memory, "bytes", higher_is_better=False),
             *((_pair(m.j_per_token, "J/tok"), delta_text(m.j_per_token, "J/tok", higher_is_better=False))
               if energy else ()),
             *((_accuracy_pair(m), accuracy_delta_text(m.accuracy)) if scored else ()),
@@ -338,7 +356,7 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
                 Text(c.case_id), status_text(c.status_a, c.status_b),
                 _pair(c.total_s, "s"), delta_text(c.total_s, "s", higher_is_better=False),
                 _pair(c.gen_tps, "tok/s"), delta_text(c.gen_tps, "tok/s", higher_is_better=True),
-                _pair(c.peak_memory, "bytes"), delta_text(c.peak_memory, "bytes", higher_is_better=False),
+                _peak_pair(c.peak_memory, c.peak_kinds), delta_text(c.peak_memory, "bytes", higher_is_better=False),
                 *((_pair(c.j_per_token, "J/tok"), delta_text(c.j_per_token, "J/tok", higher_is_better=False))
                   if energy else ()),
             )

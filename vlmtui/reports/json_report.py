@@ -30,6 +30,7 @@ def render_json(report: Report) -> str:
             "total_s": s.total_stat.to_dict(), "gen_tps": s.gen_tps_stat.to_dict(),
             "energy_j": s.energy_j, "j_per_token": s.j_per_token_stat.to_dict(), "throttled_cases": s.throttled,
             "peak_memory_bytes": s.peak_memory_bytes,
+            "peak_kind": s.peak_kind,
             **_scores(s),
         } for s in report.models],
         "repeats": [r.to_dict() for r in report.repeats],

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vlmtui.peak_kind import merged_kind
 from vlmtui.reports.accuracy import Accuracy, by_group, by_metric, primary_accuracy
 from vlmtui.reports.case_scores import CaseScores, joined_scores
 from vlmtui.reports.records import CaseEnd, measured
@@ -60,6 +61,8 @@ class ModelSummary:
     throttled: int = 0
     """Cases whose clocks were held down (their tok/s is not comparable)."""
     peak_memory_bytes: int | None = None
+    peak_kind: str | None = None
+    """What the peaks measured (vlmtui/peak_kind.py): one kind, ``mixed``, or None when the log does not say."""
     scoring: list[CaseScores] = field(default_factory=list)
     """The scores of each scored case (a judge's grades joined in; judge cases left out)."""
 
@@ -141,6 +144,7 @@ def summarise(results: Iterable[CaseEnd]) -> list[ModelSummary]:
                 summary.throttled += metrics.throttled
             if metrics.peak_memory_bytes:
                 summary.peak_memory_bytes = max(summary.peak_memory_bytes or 0, metrics.peak_memory_bytes)
+                summary.peak_kind = merged_kind((summary.peak_kind, metrics.raw.get("peak_kind")))
             if joined[result.case_id].scored and not result.is_judge:
                 summary.scoring.append(joined[result.case_id])
         summaries.append(summary)

@@ -18,11 +18,11 @@ from rich import box
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from vlmtui.peak_kind import format_peak
 from vlmtui.reports.accuracy import Accuracy
 from vlmtui.reports.case_scores import value_text
 from vlmtui.reports.summary import Stat
 from vlmtui.text import clean, excerpt
-from vlmtui.units import format_bytes
 from vlmtui.vocab import CaseStatus
 
 MISSING = "—"
@@ -51,9 +51,9 @@ class Cell:
         return cls(MISSING if value is None else str(value), None if value is None else float(value))
 
     @classmethod
-    def size(cls, value: float | None) -> Cell:
-        """``1.4 GiB``; ``—`` for unknown."""
-        return cls(format_bytes(value), value)
+    def size(cls, value: float | None, kind: str | None = None) -> Cell:
+        """``1.4 GiB``; with a peak's ``kind``, what it measured (``409.0 MiB RSS``); ``—`` for unknown."""
+        return cls(format_peak(value, kind), value)
 
     @classmethod
     def stat(cls, stat: Stat, digits: int = 2) -> Cell:

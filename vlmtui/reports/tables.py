@@ -87,7 +87,7 @@ def summary_table(report: Report) -> Table:
         *((Cell.count(report.not_run.get(s.model, 0)),) if has_not_run else ()),
         Cell.stat(s.total_stat, 2), replace(Cell.stat(s.gen_tps_stat, 1), note=_throttled_note(s.throttled)),
         *((Cell.stat(s.j_per_token_stat, 3), Cell.decimal(s.energy_j, 1)) if energy else ()),
-        Cell.size(s.peak_memory_bytes),
+        Cell.size(s.peak_memory_bytes, s.peak_kind),
     ) for s in report.models)
     return Table(columns, rows, "Per-model summary")
 
@@ -120,7 +120,7 @@ def cases_table(report: Report) -> Table:
             Cell.count(m.gen_tokens), replace(Cell.decimal(m.gen_tps, 1), note=_throttled_note(m.throttled)),
             Cell.decimal(m.total_s),
             *((Cell.decimal(m.energy_j, 1), Cell.decimal(m.j_per_token, 3)) if energy else ()),
-            Cell.size(m.peak_memory_bytes), Cell(row.output), Cell(row.error),
+            Cell.size(m.peak_memory_bytes, m.raw.get("peak_kind")), Cell(row.output), Cell(row.error),
         ))
     return Table(columns, tuple(rows), "Cases")
 
@@ -188,7 +188,7 @@ def compact_summary_table(summaries: Sequence[ModelSummary], title: str = "Per-m
                                 *((score_heading(accuracies),) if scored else ())))
     rows = tuple((
         Cell(s.model), *(Cell.count(s.counts.get(k, 0)) for k in RESULT_STATUSES),
-        Cell.decimal(s.mean_total_s, 2), Cell.decimal(s.mean_gen_tps, 0), Cell.size(s.peak_memory_bytes),
+        Cell.decimal(s.mean_total_s, 2), Cell.decimal(s.mean_gen_tps, 0), Cell.size(s.peak_memory_bytes, s.peak_kind),
         *((Cell.accuracy(found, interval=intervals),) if scored else ()),
     ) for s, found in zip(summaries, accuracies, strict=True))
     return Table(columns, rows, title)

@@ -6,7 +6,7 @@ with the headless printer and the reports; what only the dashboard shows is name
 
 from __future__ import annotations
 
-from vlmtui.units import format_bytes
+from vlmtui.peak_kind import format_peak
 from vlmtui.vocab import status_look
 
 PRESSURE_NAMES: dict[int, tuple[str, str]] = {
@@ -65,9 +65,9 @@ def clock(elapsed: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
-def size(n: float | None) -> str:
-    """A size with its unit (``406.3 MiB``)."""
-    return format_bytes(n)
+def size(n: float | None, kind: str | None = None) -> str:
+    """A size with its unit (``406.3 MiB``); a peak with what it measured (``406.3 MiB RSS``, vlmtui/peak_kind.py)."""
+    return format_peak(n, kind)
 
 
 def size_pair(used: float | None, total: float | None) -> str:

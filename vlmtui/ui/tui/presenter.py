@@ -123,7 +123,7 @@ def summary_row(view: SessionView, summary: ModelSummary) -> SummaryRow:
     return SummaryRow(summary.model, model.state if model else ModelState.WAITING,
                       (passed, failed, crashed, aborted, skipped), summary.mean_total_s, summary.mean_gen_tps,
                       summary.peak_memory_bytes, model.trust_remote_code if model else False, summary.accuracy,
-                      summary.mean_j_per_token, model.download if model else "")
+                      summary.mean_j_per_token, model.download if model else "", summary.peak_kind)
 
 
 def queue_title(view: SessionView, filter_text: str) -> str:

@@ -44,6 +44,8 @@ class SummaryRow:
     """Mean joules per generated token (docs/telemetry.md); None where nothing measured power."""
     download: str = ""
     """The model's hub download while it runs, shown after its name."""
+    peak_kind: str | None = None
+    """What ``peak_bytes`` measured (vlmtui/peak_kind.py), shown beside it."""
 
 
 def joules(value: float | None) -> str:
@@ -106,5 +108,5 @@ class ModelSummaryTable(Widget):
                 name.append(f" {row.download}", style="cyan")
             table.add_row(name, *(Text(str(n), style="" if n else "bright_black") for n in row.counts),
                           seconds(row.mean_s), rate(row.tok_s), *((joules(row.j_per_token),) if energy else ()),
-                          size(row.peak_bytes), *scores[i:i + 1])
+                          size(row.peak_bytes, row.peak_kind), *scores[i:i + 1])
         return table
