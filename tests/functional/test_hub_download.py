@@ -8,19 +8,22 @@ download missed fails the load), while the helper talks to the fake hub (HF_ENDP
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
 from tests.fixtures.fake_hub import FakeHub, FakeRepo, serve_hub
 from tests.functional.helpers import Recorder, cases_of, scheduler_for
-from vlmtui.engine.downloads import Downloads
+from vlmtui.engine.downloads import Downloads, Prepared
 from vlmtui.engine.events import CaseFinished, DownloadFinished, DownloadProgress, Notice
 from vlmtui.engine.scheduler import Scheduler
 from vlmtui.engine.session_log import SessionLog
 from vlmtui.memory.budget import Budget
+from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.demo.tiny import tiny_model_dir
 
 MiB = 1024**2
@@ -183,3 +186,45 @@ async def test_stopping_during_a_download_ends_it_and_leaves_no_partial_file(
     assert len(done) == 1 and done[0].error == "the download of smol was stopped: stopped by the user"
     assert not list(hf_home.rglob("*.incomplete")), "the partial file is removed"
     assert not any(n.level == "error" for n in recorder.of(Notice))
+
+
+def spec_of(model_id: str, path: str) -> ModelSpec:
+    return ModelSpec(id=model_id, backend="transformers", path=path)
+
+
+async def test_offline_the_cache_alone_answers_without_a_request(
+        tmp_path: Path, hf_home: Path, hub: FakeHub) -> None:
+    recorder = Recorder()
+    online = Downloads(recorder, helper_env(hf_home, hub.url))
+    assert await online.prepare(spec_of("smol", "org/tiny-smol"), 4096 * MiB) == Prepared(download_s=ANY)
+    asked = len(hub.requests)
+    offline = Downloads(recorder, {**helper_env(hf_home, hub.url), "HF_HUB_OFFLINE": "1"})
+    assert await offline.prepare(spec_of("smol", "org/tiny-smol"), 4096 * MiB) == Prepared(download_s=0.0)
+    assert len(hub.requests) == asked, "HF_HUB_OFFLINE: not one request"
+    missing = await offline.prepare(spec_of("gated", "org/gated"), 4096 * MiB)
+    assert missing.error == ("org/gated is not in the Hugging Face cache and HF_HUB_OFFLINE is set; download it "
+                             "once online (vlmtui run --download-only SUITE, or unset HF_HUB_OFFLINE)")
+    assert len(hub.requests) == asked
+
+
+# The helper under a 300 kB file-size limit: the weights' write fails part-way as on a full disk (EFBIG
+# instead of ENOSPC: the same OSError from the same write, and no filesystem to fill on a shared CI box).
+SIZE_LIMITED_HELPER = (
+    sys.executable, "-c",
+    "import resource, runpy, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000)); "
+    "runpy.run_module('vlmtui.worker.hub', run_name='__main__', alter_sys=True)",
+)
+
+
+async def test_a_failed_write_names_the_cache_and_its_free_space_and_removes_the_partial_file(
+        tmp_path: Path, hf_home: Path, hub: FakeHub) -> None:
+    recorder = Recorder()
+    downloads = Downloads(recorder, helper_env(hf_home, hub.url), argv=SIZE_LIMITED_HELPER)
+    prepared = await downloads.prepare(spec_of("smol", "org/tiny-smol"), 4096 * MiB)
+    assert prepared.status == "failed" and prepared.error is not None
+    assert prepared.error.startswith(f"cannot write org/tiny-smol into {hf_home / 'hub'}: File too large (")
+    assert prepared.error.endswith(" free there); the partial file was removed")
+    assert not list(hf_home.rglob("*.incomplete"))
+    assert not list(hf_home.rglob("model.safetensors")), "no half-written weights in the snapshot"
+    assert [d.error for d in recorder.of(DownloadFinished)] == [prepared.error]

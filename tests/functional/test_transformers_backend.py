@@ -220,8 +220,9 @@ def test_unknown_dtype() -> None:
 def test_hub_id_not_cached_offline() -> None:
     with pytest.raises(BackendError) as caught:
         TransformersBackend(spec("vlmtui-tests/no-such-model", revision="main")).load()
-    assert str(caught.value) == ("vlmtui-tests/no-such-model is not in the Hugging Face cache and "
-                                 "HF_HUB_OFFLINE is set; download it once with network")
+    assert str(caught.value) == ("vlmtui-tests/no-such-model is not in the Hugging Face cache and HF_HUB_OFFLINE "
+                                 "is set; download it once online (vlmtui run --download-only SUITE, or unset "
+                                 "HF_HUB_OFFLINE)")
 
 
 BROKEN_IMPORTS = {

@@ -37,6 +37,8 @@ SIDE_FILES = ("*.json", "*.jsonl", "*.model", "*.tiktoken", "*.txt", "*.jinja")
 0.7.10 fetches these; transformers' processors read the same names)."""
 PROGRESS_EVERY_S = 0.25
 """How often a download reports its bytes: 4 lines a second is smooth on screen and small in the log."""
+FETCH_HINT = "download it once online (vlmtui run --download-only SUITE, or unset HF_HUB_OFFLINE)"
+"""What to do about a hub model missing from the cache while the hub may not be contacted."""
 PREFERRED_QUANT = "Q4_K_M"
 """The GGUF quantisation llama-server's ``-hf`` picks when the repo has it, so sizes match what it loads."""
 
@@ -156,13 +158,11 @@ def _resolve_offline(source: ModelSource, backend: str, options: Mapping[str, An
     commit = ref.read_text(encoding="utf-8").strip() if ref.is_file() else revision
     snapshot = storage / "snapshots" / commit
     if not snapshot.is_dir():
-        raise HubError(f"{repo} is not in the Hugging Face cache and HF_HUB_OFFLINE is set "
-                       "(download it once online, or unset HF_HUB_OFFLINE)")
+        raise HubError(f"{repo} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; {FETCH_HINT}")
     sizes = {str(p.relative_to(snapshot)): p.stat().st_size for p in snapshot.rglob("*") if p.is_file()}
     names, weights = needed_files(sizes, backend, options, trust_remote_code)
     if not weights:
-        raise HubError(f"{repo} has no weights in the Hugging Face cache and HF_HUB_OFFLINE is set "
-                       "(download it once online, or unset HF_HUB_OFFLINE)")
+        raise HubError(f"{repo} has no weights in the Hugging Face cache and HF_HUB_OFFLINE is set; {FETCH_HINT}")
     return HubPlan(repo, revision, commit, tuple(HubFile(n, sizes[n], True) for n in names), weights, offline=True)
 
 
@@ -173,8 +173,8 @@ def describe_failure(repo: str, revision: str, exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG):
         cache = hub_cache_dir()
         free = shutil.disk_usage(_existing(cache)).free
-        return (f"the disk filled while downloading {repo} into {cache}: {format_bytes(free)} free "
-                f"({exc.strerror}); the partial file was removed")
+        return (f"cannot write {repo} into {cache}: {exc.strerror} ({format_bytes(free)} free there); "
+                "the partial file was removed")
     if isinstance(exc, RevisionNotFoundError):
         return f"revision {revision!r} not found in {repo} on the hub"
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
@@ -184,7 +184,7 @@ def describe_failure(repo: str, revision: str, exc: BaseException) -> str:
                 404: "check the repo id"}.get(status, "")
         return f"the hub refused {repo} ({status}): {_one_line(reason)}" + (f"; {hint}" if hint else "")
     if isinstance(exc, OfflineModeIsEnabled):
-        return f"{repo} is not in the Hugging Face cache and HF_HUB_OFFLINE is set"
+        return f"{repo} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; {FETCH_HINT}"
     reason = _one_line(str(exc)) or type(exc).__name__
     return f"cannot reach the hub for {repo}: {reason}; set HF_HUB_OFFLINE=1 to use the cache only"
 

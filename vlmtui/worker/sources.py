@@ -15,6 +15,7 @@ from pathlib import Path
 from vlmtui.wire.source import ModelSource
 from vlmtui.worker.backends.base import BackendError
 from vlmtui.worker.demo.tiny import TinyModelError, tiny_model_dir
+from vlmtui.worker.hub import FETCH_HINT
 
 
 def offline() -> bool:
@@ -61,36 +62,27 @@ def cached_hub_id(source: ModelSource) -> str:
     except ValueError:  # huggingface_hub's HFValidationError: not a valid repo id after all
         raise BackendError(f"model path not found: {source.name}") from None
     if not isinstance(cached, str) and offline():
-        raise BackendError(f"{source.name} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; "
-                           f"download it once with network")
+        raise BackendError(f"{source.name} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; {FETCH_HINT}")
     return source.name
 
 
 def hub_snapshot(source: ModelSource, patterns: Sequence[str]) -> Path:
-    """The cached (or freshly downloaded) snapshot of a hub repo at its revision: the files ``patterns`` match."""
-    from huggingface_hub import constants, snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+    """The cached (or freshly downloaded) snapshot of a hub repo at its revision: the files ``patterns`` match.
 
-    repo_id, revision = source.name, source.revision
+    A run has fetched the files before the load (engine/downloads.py); this finds them, or fetches what a
+    plug-in's own patterns add. A hub failure is the one line vlmtui.worker.hub words for it.
+    """
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from vlmtui.worker.hub import describe_failure
+
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(patterns)))
-    except LocalEntryNotFoundError:
+        return Path(snapshot_download(source.name, revision=source.revision, allow_patterns=list(patterns)))
+    except LocalEntryNotFoundError as exc:
         if constants.HF_HUB_OFFLINE:
-            raise BackendError(
-                f"{source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set "
-                "(download it once online, or unset HF_HUB_OFFLINE)"
-            ) from None
-        raise BackendError(f"{source} is not cached and the Hugging Face hub cannot be reached") from None
-    except GatedRepoError:
-        raise BackendError(
-            f"{repo_id} is gated: accept its licence on the hub, then log in (hf auth login)"
-        ) from None
-    except RevisionNotFoundError:
-        raise BackendError(f"revision {revision!r} not found in {repo_id}") from None
-    except RepositoryNotFoundError:
-        raise BackendError(f"model not found on the Hugging Face hub: {repo_id}") from None
+            raise BackendError(f"{source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set; {FETCH_HINT}") \
+                from None
+        raise BackendError(describe_failure(source.name, source.revision or "main", exc.__cause__ or exc)) from None
+    except Exception as exc:  # the hub's refusal (401/403/404, a missing revision) or a disk that filled
+        raise BackendError(describe_failure(source.name, source.revision or "main", exc)) from None
