@@ -4,6 +4,7 @@ the memory guard's abort mid-conversation keeps the finished turns."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import sys
@@ -85,7 +86,9 @@ async def test_a_conversation_runs_turn_by_turn_with_its_history(tmp_path: Path,
     assert result.metrics["gen_tokens"] == sum(t["metrics"]["gen_tokens"] for t in result.turns)
     assert result.metrics["prompt_tokens"] == result.turns[-1]["metrics"]["prompt_tokens"]
     assert result.output == result.turns[-1]["output"] and result.prompt == result.turns[0]["prompt"]
-    order = [e for e in recorder.events if isinstance(e, TurnStarted | TurnFinished | TokenReceived)]
+    order = [e for e in recorder.events if isinstance(e, CaseStarted | TurnStarted | TurnFinished | TokenReceived)]
+    assert isinstance(order[0], CaseStarted) and isinstance(order[1], TurnStarted), "the case, then its first turn"
+    order = order[1:]
     streamed: dict[int, str] = {}
     current = None
     for event in order:
@@ -169,3 +172,25 @@ async def test_a_guard_abort_on_turn_two_keeps_turn_one(tmp_path: Path) -> None:
     assert "guard_reading" in result.metrics and result.metrics["turns_run"] == 2
     assert [e.index for e in recorder.of(TurnStarted)] == [0, 1]
     assert [e.index for e in recorder.of(TurnFinished)] == [0, 1]
+
+
+async def test_a_rerun_runs_the_whole_conversation_again_from_turn_one(tmp_path: Path) -> None:
+    turns = 'turns = ["Hello, who are you?", "And what did you just say?"]'
+    cases = conversation_suite(tmp_path, model("smol", "transformers", "tiny:idefics3"), turns=turns, images=False)
+    scheduler, recorder = scheduler_for(cases)
+
+    def rerun_once(event: object) -> None:
+        if isinstance(event, CaseFinished):
+            if event.result.attempt == 1:
+                assert scheduler.rerun([event.result.case_id]) == ["smol/context"]
+            else:
+                scheduler.stop("done", abort_running=False)
+
+    scheduler.subscribe(rerun_once)
+    await asyncio.wait_for(scheduler.run(keep_alive=True), timeout=600)
+    first, second = (event.result for event in recorder.of(CaseFinished))
+    assert (first.attempt, second.attempt) == (1, 2)
+    assert [e.index for e in recorder.of(TurnStarted)] == [0, 1, 0, 1]
+    # The rerun starts a fresh conversation: its turn 1 carries no history from the first attempt.
+    tokens = [[t["metrics"]["prompt_tokens"] for t in r.turns] for r in (first, second)]
+    assert tokens[0][0] == tokens[1][0] and tokens[0][1] == tokens[1][1], tokens

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vlmtui.engine import verdict
-from vlmtui.engine.events import CaseResult, Event, MemoryUpdate, TurnFinished, TurnStarted
+from vlmtui.engine.events import CaseResult, CaseStarted, Event, MemoryUpdate, TurnFinished, TurnStarted
 from vlmtui.engine.expect import check_expectations
 from vlmtui.engine.plan import Case
 from vlmtui.engine.worker_session import RunningCase, WorkerSession
@@ -67,11 +67,12 @@ class ConversationRun:
                 # The guard unloaded the idle model between two turns: nothing to ask the rest of the turns.
                 return running, self._ended(CaseStatus.ABORTED, f"turn {index + 1}: the model was unloaded "
                                             "between turns (memory guard)", index)
+            if index == 0:  # the case starts, then its first turn: tokens follow TurnStarted
+                self.started_at = time.time()
+                self.emit(CaseStarted(case.case_id, self.attempt, case.model.id, self.started_at))
             self.emit(TurnStarted(case.case_id, index, turn.text))
             running, reply = await self.session.run(case, self.attempt, prompt=turn.text, history=history,
-                                                    announce=index == 0)
-            if index == 0:
-                self.started_at = running.started_at
+                                                    announce=False)
             if reply is None:  # the worker died under the turn: crashed, or aborted when we stopped it
                 died = verdict.from_exit(running, self.session.take_exit(), self.last_memory(), self.grace_s)
                 self._finish_turn(index, CaseStatus(died.status), "".join(running.tokens), died.metrics, died.error)
