@@ -1,0 +1,34 @@
+"""Which files of a hub repo each backend needs (issue 18), from the repo's names and sizes alone."""
+
+from __future__ import annotations
+
+from vlmtui.worker.hub import needed_files
+
+SAFETENSORS_REPO = {
+    "config.json": 2_000, "tokenizer.json": 3_000_000, "tokenizer_config.json": 20_000, "chat_template.jinja": 900,
+    "preprocessor_config.json": 500, "processor_config.json": 100, "generation_config.json": 200,
+    "model-00001-of-00002.safetensors": 4_000_000_000, "model-00002-of-00002.safetensors": 1_000_000_000,
+    "model.safetensors.index.json": 60_000, "pytorch_model.bin": 5_000_000_000, "README.md": 9_000,
+    ".gitattributes": 1_500, "onnx/model.onnx": 5_000_000_000, "modeling_custom.py": 30_000,
+    "additional_chat_templates/tools.jinja": 700,
+}
+
+
+def test_transformers_takes_safetensors_over_bin_and_the_processor_files_but_no_docs_or_onnx() -> None:
+    names, weights = needed_files(SAFETENSORS_REPO, "transformers", {})
+    assert weights == {"model-00001-of-00002.safetensors": 4_000_000_000,
+                       "model-00002-of-00002.safetensors": 1_000_000_000}
+    assert "pytorch_model.bin" not in names and "onnx/model.onnx" not in names and "README.md" not in names
+    assert {"tokenizer.json", "chat_template.jinja", "preprocessor_config.json",
+            "additional_chat_templates/tools.jinja", "model.safetensors.index.json"} <= set(names)
+    assert "modeling_custom.py" not in names, "remote code only with trust_remote_code"
+    assert "modeling_custom.py" in needed_files(SAFETENSORS_REPO, "transformers", {}, trust_remote_code=True)[0]
+
+
+def test_a_gguf_repo_gives_one_quantisation_and_one_projector() -> None:
+    repo = {"model-Q8_0.gguf": 8_000, "model-Q4_K_M.gguf": 4_000, "model-F16.gguf": 16_000,
+            "mmproj-model-f16.gguf": 600, "mmproj-model-Q8_0.gguf": 300, "README.md": 10}
+    assert needed_files(repo, "openai", {}) == (["mmproj-model-Q8_0.gguf", "model-Q4_K_M.gguf"],
+                                                {"model-Q4_K_M.gguf": 4_000, "mmproj-model-Q8_0.gguf": 300})
+    chosen = needed_files(repo, "openai", {"model_file": "model-Q8_0.gguf", "mmproj": "mmproj-model-f16.gguf"})
+    assert chosen[1] == {"model-Q8_0.gguf": 8_000, "mmproj-model-f16.gguf": 600}
