@@ -7,14 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from textual.binding import Binding
 from textual.pilot import Pilot
 
 from tests.tui.replay import finished_session, running_session
 from tests.tui.test_snapshots import replay_app, settle
+from vlmtui.ui.tui.keys import DASHBOARD_KEYS, FOOTER_PRIORITY
 from vlmtui.ui.tui.names import name_labels
 from vlmtui.ui.tui.screens.dashboard import DashboardScreen
 from vlmtui.ui.tui.widgets.case_table import column_widths
-from vlmtui.ui.tui.widgets.key_bar import KeyBar
+from vlmtui.ui.tui.widgets.key_bar import KeyBar, fit_keys
 
 MORE_SIZES = [pytest.param((100, 30), id="100x30"), pytest.param((60, 20), id="60x20")]
 """The sizes test_snapshots.py does not draw (it has 80×24 and 120×40)."""
@@ -99,6 +101,24 @@ class TestQueueFirst:
                     assert cell.plain.strip() != "…", f"a bare … in {case_id}"
             names = {table.get_cell(cid, "model").plain for cid in table.shown_cases}
             assert names == {"smolvlm-500m", "moondream2", "llava-1.6-7b"}, "whole names at 60 columns"
+
+
+class TestKeyBar:
+    def test_keys_that_do_not_fit_are_left_out_whole_by_priority(self) -> None:
+        every = fit_keys(DASHBOARD_KEYS, FOOTER_PRIORITY, 400)
+        assert len(every) == sum(1 for b in DASHBOARD_KEYS if isinstance(b, Binding) and b.show)
+        few = fit_keys(DASHBOARD_KEYS, FOOTER_PRIORITY, 30)
+        assert [b.key for b in few] == ["m", "question_mark", "q"], "in table order, chosen by priority"
+
+    async def test_while_a_case_runs_abort_and_pause_come_first(self) -> None:
+        for recorded, wanted, unwanted in ((running_session(), ("a abort", "␣ pause"), ("o pager",)),
+                                           (finished_session(), ("o pager", "r rerun"), ("a abort",))):
+            app = replay_app(recorded)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await settle(pilot)
+                shown = dashboard_of(pilot).query_one(KeyBar).render().plain
+                assert all(key in shown for key in wanted) and not any(key in shown for key in unwanted), shown
+                assert shown.rstrip().endswith("? help q quit …")
 
 
 class TestNames:

@@ -58,6 +58,9 @@ DASHBOARD_KEYS: list[BindingType] = [
 FOOTER_PRIORITY = ("question_mark", "q", "m", "z", "v", "o", "n", "r", "f", "space", "a", "slash", "s", "enter",
                    "c", "y")
 """Which keys the footer keeps when it cannot show them all: the first first (help and quit always)."""
+FOOTER_PRIORITY_RUNNING = ("question_mark", "q", "a", "space", "m", "z", "v", "n", "r", "o", "c", "f", "slash",
+                           "s", "enter", "y")
+"""… while a case runs or a model loads: abort and pause come before the views."""
 
 
 def key_help(bindings: Sequence[BindingType]) -> list[tuple[str, str]]:

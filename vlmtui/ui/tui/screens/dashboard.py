@@ -33,7 +33,7 @@ from vlmtui.ui.tui.actions import (
     toggle_pause,
 )
 from vlmtui.ui.tui.bridge import EngineBridge
-from vlmtui.ui.tui.keys import DASHBOARD_KEYS, FOOTER_PRIORITY, key_help
+from vlmtui.ui.tui.keys import DASHBOARD_KEYS, FOOTER_PRIORITY, FOOTER_PRIORITY_RUNNING
 from vlmtui.ui.tui.messages import EngineEvent, MemorySampled, TokensStreamed
 from vlmtui.ui.tui.presenter import (
     Stopwatch,
@@ -43,10 +43,8 @@ from vlmtui.ui.tui.presenter import (
     run_state,
     summary_row,
 )
-from vlmtui.ui.tui.screens.case_detail import CaseDetailScreen
 from vlmtui.ui.tui.screens.confirm_quit import ConfirmQuitScreen, quit_question
 from vlmtui.ui.tui.screens.filter import FilterScreen
-from vlmtui.ui.tui.screens.help import HelpScreen
 from vlmtui.ui.tui.screens.panes import DashboardPanes
 from vlmtui.ui.tui.state import SessionView
 from vlmtui.ui.tui.widgets.case_table import CaseTable
@@ -107,7 +105,7 @@ class DashboardScreen(DashboardPanes):
             # Set directly, not bound to the screen: a memory sample redraws this panel alone.
             yield MemoryPanel(id="memory")
         yield ModelSummaryTable(id="summary").data_bind(rows=screen.summary_rows)
-        yield KeyBar(DASHBOARD_KEYS, FOOTER_PRIORITY, id="keys")
+        yield KeyBar(DASHBOARD_KEYS, FOOTER_PRIORITY, FOOTER_PRIORITY_RUNNING, id="keys").data_bind(screen.run_state)
 
     @property
     def header(self) -> SessionHeader:
@@ -244,15 +242,6 @@ class DashboardScreen(DashboardPanes):
         if said is not None:
             self.notify(said[0], severity=said[1], timeout=3)
 
-    def action_details(self) -> None:
-        """Show the selected case in full."""
-        row = self.view.cases.get(self.table.selected_case or "")
-        if row is not None:
-            streamed = self._stream[1] if self._stream[0] == row.case_id else ""
-            model = self.view.models.get(row.model)
-            trust = model.trust_remote_code if model is not None else False
-            self.app.push_screen(CaseDetailScreen(row, streamed, trust_remote_code=trust))
-
     def action_rerun_selected(self) -> None:
         """Queue a new attempt of the selected case."""
         self._act(lambda controls: rerun_selected(controls, self.view, self.table.selected_case))
@@ -293,10 +282,6 @@ class DashboardScreen(DashboardPanes):
     def _set_filter(self, text: str | None) -> None:
         if text is not None:
             self.filter_text = text
-
-    def action_help(self) -> None:
-        """Show every key."""
-        self.app.push_screen(HelpScreen(key_help(self.BINDINGS)))
 
     def action_quit_session(self) -> None:
         """Quit; while a case runs or a model loads, ask first."""

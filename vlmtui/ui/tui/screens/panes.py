@@ -1,6 +1,6 @@
 """What the dashboard's layout and view keys do: the models table and zoom (``m``, ``z``), jumps between
-failures (``n``, ``N``, and the first failure when the queue is done), and one answer in the pager, side by
-side with the other models' or on the clipboard (``o``, ``v``, ``y``)."""
+failures (``n``, ``N``, and the first failure when the queue is done), and one answer in full, in the pager,
+side by side with the other models' or on the clipboard (enter, ``o``, ``v``, ``y``), and the key list."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from textual.screen import Screen
 
 from vlmtui.text import printable
 from vlmtui.ui.tui.answers import answer_text
+from vlmtui.ui.tui.keys import key_help
+from vlmtui.ui.tui.screens.case_detail import CaseDetailScreen
+from vlmtui.ui.tui.screens.help import HelpScreen
 from vlmtui.ui.tui.screens.pager import PagerScreen, copy_text
 from vlmtui.ui.tui.screens.side_by_side import SideBySideScreen
 from vlmtui.ui.tui.state import CaseView, SessionView
@@ -105,6 +108,19 @@ class DashboardPanes(Screen[None]):
             table.select_case(first)
 
     # ------------------------------------------------------------------ one answer
+
+    def action_details(self) -> None:
+        """Show the selected case in full."""
+        row = self._selected()
+        if row is not None:
+            streamed = self._stream[1] if self._stream[0] == row.case_id else ""
+            model = self.view.models.get(row.model)
+            trust = model.trust_remote_code if model is not None else False
+            self.app.push_screen(CaseDetailScreen(row, streamed, trust_remote_code=trust))
+
+    def action_help(self) -> None:
+        """Show every key."""
+        self.app.push_screen(HelpScreen(key_help(self.BINDINGS)))
 
     def action_pager(self) -> None:
         """Read the selected case's answer full screen."""

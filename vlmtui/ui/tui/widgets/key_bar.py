@@ -12,10 +12,15 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.reactive import reactive
 from textual.widget import Widget
+
+from vlmtui.vocab import RunState
 
 GAP = 1
 """Cells between two keys."""
+BUSY_STATES = frozenset({RunState.RUNNING, RunState.PAUSING, RunState.LOADING})
+"""Run states in which the bar follows its busy priority."""
 
 
 def key_label(binding: Binding) -> str:
@@ -49,15 +54,21 @@ class KeyBar(Widget):
     }
     """
 
-    def __init__(self, bindings: Sequence[BindingType], priority: Sequence[str], *, id: str | None = None) -> None:
+    run_state: reactive[str] = reactive("")
+    """The session's run state (bound by the dashboard): while busy, ``busy_priority`` picks the keys."""
+
+    def __init__(self, bindings: Sequence[BindingType], priority: Sequence[str],
+                 busy_priority: Sequence[str] = (), *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.bindings = list(bindings)
         self.priority = tuple(priority)
+        self.busy_priority = tuple(busy_priority) or self.priority
         self._spans: list[tuple[int, int, str]] = []
         """Where each key was drawn (start, end, action), for clicks."""
 
     def render(self) -> Text:
-        keys = fit_keys(self.bindings, self.priority, self.size.width)
+        busy = self.run_state in BUSY_STATES
+        keys = fit_keys(self.bindings, self.busy_priority if busy else self.priority, self.size.width)
         line = Text(no_wrap=True, overflow="crop")
         self._spans = []
         for binding in keys:
