@@ -169,9 +169,8 @@ class DashboardScreen(DashboardPanes):
     def on_memory_sampled(self, message: MemorySampled) -> None:
         self.view.apply(message.sample)
         panel = self.memory_panel
-        panel.sample, panel.history = message.sample, message.history
-        panel.trend = tuple(zip(message.history_times, message.history, strict=False))
-        panel.gpu_history, panel.power_history = message.gpu_history, message.power_history
+        panel.show(message.sample, message.history, message.history_times, message.gpu_history,
+                   message.power_history)
         self.header.guard_level = message.sample.level
 
     # ------------------------------------------------------------------ drawing from the view

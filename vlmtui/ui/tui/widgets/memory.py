@@ -89,17 +89,14 @@ class Gauge(Widget):
     """The numbers to draw; None draws an empty, unlabelled bar. Redrawn only when the line drawn changes:
     a new sample that moves neither the bar's eighths nor the figures sends nothing to the terminal."""
 
-    _drawn: Text | None = None
+    _drawn: tuple[object, ...] | None = None
 
     def watch_reading(self) -> None:
-        if self.is_mounted and self._line() != self._drawn:
+        if self.is_mounted and self._layout()[0] != self._drawn:
             self.refresh()
 
-    def render(self) -> Text:
-        self._drawn = self._line()
-        return self._drawn
-
-    def _line(self) -> Text:
+    def _layout(self) -> tuple[tuple[object, ...], str, str, int]:
+        """What the line shows, as a key (label, figures, bar width, eighths filled, colour, marks), and its parts."""
         reading = self.reading or GaugeReading("", None, None)
         value = size_pair(reading.used, reading.total) if reading.total else size(reading.used)
         label = f"{reading.label:<5.5}"
@@ -108,6 +105,15 @@ class Gauge(Widget):
         if reading.note and width - len(label) - len(value) - len(reading.note) - 2 >= MIN_BAR_WITH_NOTE:
             value = f"{value} {reading.note}"
         bar_width = max(width - len(label) - len(value) - 1, 4)
+        fraction = min(max(reading.used / reading.total, 0.0), 1.0) if reading.used is not None and reading.total else 0
+        key = (label, value, width, bar_width, round(fraction * bar_width * 8), reading.level, reading.marks)
+        return key, label, value, bar_width
+
+    def render(self) -> Text:
+        key, label, value, bar_width = self._layout()
+        self._drawn = key
+        reading = self.reading or GaugeReading("", None, None)
+        width = self.size.width or 40
         line = Text(label, style="bold")
         line.append_text(render_bar(reading, bar_width))
         line.append(" " + value)
@@ -185,17 +191,20 @@ class MemoryPanel(Vertical):
     frozen: reactive[bool] = reactive(False, repaint=False)
     """The run has ended: the history stops where it is (the gauges stay live)."""
 
-    trend: reactive[tuple[tuple[float, float], ...]] = reactive((), repaint=False)
-    """The guarded bytes of the last minute with the time of each sample, for the history chart."""
-
-    def watch_sample(self, sample: MemoryUpdate | None) -> None:
-        if sample is not None:
-            for chart in self.query(MemoryHistory):
-                chart.budget = float(sample.budget_bytes or 0)
-
-    def watch_trend(self, trend: tuple[tuple[float, float], ...]) -> None:
+    def show(self, sample: MemoryUpdate, history: tuple[float, ...], times: tuple[float, ...],
+             gpu_history: tuple[float, ...] = (), power_history: tuple[float, ...] = ()) -> None:
+        """A new sample and the minute behind it. The histories are set first without recomputing the lines
+        (setting each reactive recomputes all six: 4 passes a sample before, one now)."""
+        self.set_reactive(MemoryPanel.history, history)
+        self.set_reactive(MemoryPanel.gpu_history, gpu_history)
+        self.set_reactive(MemoryPanel.power_history, power_history)
+        self.watch_gpu_history(gpu_history)
+        self.watch_power_history(power_history)
         for chart in self.query(MemoryHistory):
-            chart.show(trend)
+            chart.budget = float(sample.budget_bytes or 0)
+            if not chart.frozen:
+                chart.show(tuple(zip(times, history, strict=False)))
+        self.sample = sample
 
     def watch_thresholds(self, thresholds: tuple[float, float, float]) -> None:
         for chart in self.query(MemoryHistory):
