@@ -13,9 +13,10 @@ What the client sees is no decode rate: a server may hold a stream back and deli
 1,900 tok/s by arrival times; issue 19's 6,777 tok/s is 23 tokens in 3.4 ms, the same arithmetic). A
 stream without the server's timings therefore has ``gen_tps = None``. With them the figure is the server's
 decode rate, which for a tiny model is genuinely thousands of tok/s (llama-server: 3,571 tok/s over 64
-tokens here) while most of a case's time is the prompt, the image and HTTP: ``e2e_tps`` says that part. ``peak_memory`` of mlx_vlm.server is MLX's peak since the server started
-(it never resets it): it is kept as ``server_mlx_peak_bytes``, and the case's peak is the server process
-tree's RSS sampled during the case (``peak_kind = "server-rss"``).
+tokens here) while most of a case's time is the prompt, the image and HTTP: ``e2e_tps`` says that part.
+``peak_memory`` of mlx_vlm.server is MLX's peak since the server started (it never resets it): it is kept
+as ``server_mlx_peak_bytes``, and the case's peak is the server process tree's RSS sampled during the case
+(``peak_kind = "server-rss"``).
 """
 
 from __future__ import annotations
