@@ -25,5 +25,5 @@ def test_each_turn_gets_a_line_under_its_conversation() -> None:
     assert turns[1].endswith("│ Green and grey.")
     text = "\n".join(lines)
     assert f"· turn 3/3 not run — {ABORTED.removeprefix('not run: ')}" in text
-    assert f"– turn 3/3 skip — {SKIPPED}" in text
+    assert f"    – turn 3/3 skip — {SKIPPED}\n" in text + "\n"  # the reason once: no answer to quote after it
     assert PROMPTS[0] not in text  # prompts stay in the log and the reports; a line says how the turn went

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlmtui.reports.metrics import Metrics, text, whole
-from vlmtui.text import excerpt
 from vlmtui.vocab import CaseStatus, status_look
 
 CONVERSATION_KIND = "conversation"
@@ -107,8 +106,3 @@ def turn_line(turn: Turn, total: int | None = None) -> str:
 def first_failing(turns: Sequence[Turn]) -> Turn | None:
     """The first turn that failed (the one a failed conversation's error names)."""
     return next((t for t in turns if t.status == CaseStatus.FAILED), None)
-
-
-def answer_excerpt(turn: Turn, limit: int = 100) -> str:
-    """The turn's answer on one line, or why it has none."""
-    return excerpt(turn.output, limit) if turn.output else turn.reason

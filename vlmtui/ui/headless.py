@@ -39,7 +39,7 @@ from vlmtui.reports.records import CaseEnd
 from vlmtui.reports.summary import ModelSummary, summarise
 from vlmtui.reports.table import to_rich
 from vlmtui.reports.tables import WIDE_ENOUGH_FOR_INTERVALS, compact_summary_table
-from vlmtui.reports.turns import answer_excerpt, turn_line
+from vlmtui.reports.turns import turn_line
 from vlmtui.text import excerpt, one_line
 from vlmtui.ui.download_bar import download_line, download_status
 from vlmtui.units import format_bytes
@@ -143,9 +143,9 @@ class HeadlessPrinter:
         tail = excerpt(result.error or result.output, 100)
         self._print(f"[{look.style}]{look.mark} {result.status:<7}[/] {escape(result.case_id)}{attempt}{warm}{stats}"
                     f" [dim]│[/] {escape(tail)}")
-        for turn in record.turns:  # a conversation: one line per turn under its case
-            self._print(f"    {escape(turn_line(turn, len(record.turns)))} [dim]│[/] "
-                        f"{escape(answer_excerpt(turn, 80))}")
+        for turn in record.turns:  # a conversation: one line per turn under its case, with its answer's start
+            answer = f" [dim]│[/] {escape(excerpt(turn.output, 80))}" if turn.output else ""
+            self._print(f"    {escape(turn_line(turn, len(record.turns)))}{answer}")
 
 
 class JsonlPrinter:
