@@ -98,7 +98,7 @@ async def test_a_conversation_runs_turn_by_turn_with_its_history(tmp_path: Path,
             assert current is not None, "a token before any turn started"
             streamed[current] = streamed.get(current, "") + event.text
         else:
-            assert event.index == current
+            assert isinstance(event, TurnFinished) and event.index == current, "one CaseStarted, then turns only"
             current = None
     assert streamed == {t["index"]: t["output"] for t in result.turns}
     # The log keeps every turn as it ends and the whole conversation in case_end.

@@ -74,7 +74,7 @@ def endpoint() -> Iterator[str]:
 async def run_one(cases: list[Case]) -> CaseResult:
     scheduler, recorder = scheduler_for(cases)
     await scheduler.run()
-    results = [event.result for event in recorder.of(CaseFinished)]
+    results: list[CaseResult] = [event.result for event in recorder.of(CaseFinished)]
     assert len(results) == 1
     return results[0]
 
