@@ -12,8 +12,6 @@ from vlmtui.ui.tui.answers import answer_text
 from vlmtui.ui.tui.keys import key_help
 from vlmtui.ui.tui.screens.case_detail import CaseDetailScreen
 from vlmtui.ui.tui.screens.help import HelpScreen
-from vlmtui.ui.tui.screens.pager import PagerScreen, copy_text
-from vlmtui.ui.tui.screens.side_by_side import SideBySideScreen
 from vlmtui.ui.tui.state import CaseView, SessionView
 from vlmtui.ui.tui.widgets.case_table import CaseTable
 from vlmtui.vocab import FAILURE_STATUSES
@@ -122,8 +120,12 @@ class DashboardPanes(Screen[None]):
         """Show every key."""
         self.app.push_screen(HelpScreen(key_help(self.BINDINGS)))
 
+    # The pager and the side-by-side view are imported when first opened, not before the first frame.
+
     def action_pager(self) -> None:
         """Read the selected case's answer full screen."""
+        from vlmtui.ui.tui.screens.pager import PagerScreen
+
         row = self._selected()
         if row is None:
             return
@@ -134,11 +136,15 @@ class DashboardPanes(Screen[None]):
 
     def action_side_by_side(self) -> None:
         """Every model's answer to the selected case's image and prompt."""
+        from vlmtui.ui.tui.screens.side_by_side import SideBySideScreen
+
         row = self._selected()
         self.app.push_screen(SideBySideScreen(self.view, row.case_id if row else None, lambda: self._stream))
 
     def action_copy_output(self) -> None:
         """Copy the selected case's answer to the clipboard (OSC 52)."""
+        from vlmtui.ui.tui.screens.pager import copy_text
+
         row = self._selected()
         if row is not None:
             copy_text(self.app, answer_text(row, self._stream), row.case_id)
