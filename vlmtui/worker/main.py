@@ -37,6 +37,7 @@ from vlmtui.worker.backends.base import (
     OutOfMemoryError,
     one_line,
 )
+from vlmtui.worker.demo.offline import hub_offline
 from vlmtui.worker.demo.tiny import TinyModelError
 from vlmtui.worker.images import ImageError, open_image
 from vlmtui.worker.interrupts import CaseAborted, CaseInterrupts
@@ -193,7 +194,8 @@ class Worker:
                 # MLX takes the limit as a guideline (it reclaims its cache first), and still gets it.
                 backend.set_memory_limit(command.memory_limit_bytes)
             self._loading_backend = backend
-            info = backend.load()
+            with hub_offline() if spec.source.is_tiny else contextlib.nullcontext():  # demo/offline.py
+                info = backend.load()
         except Terminated:
             self._loading_backend = None
             _drop(backend)
