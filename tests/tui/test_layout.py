@@ -15,6 +15,7 @@ from tests.tui.test_snapshots import replay_app, settle
 from vlmtui.ui.tui.keys import DASHBOARD_KEYS, FOOTER_PRIORITY
 from vlmtui.ui.tui.names import name_labels
 from vlmtui.ui.tui.screens.dashboard import DashboardScreen
+from vlmtui.ui.tui.screens.help import HelpScreen
 from vlmtui.ui.tui.widgets.case_table import column_widths
 from vlmtui.ui.tui.widgets.key_bar import KeyBar, fit_keys
 
@@ -119,6 +120,17 @@ class TestKeyBar:
                 shown = dashboard_of(pilot).query_one(KeyBar).render().plain
                 assert all(key in shown for key in wanted) and not any(key in shown for key in unwanted), shown
                 assert shown.rstrip().endswith("? help q quit …")
+
+
+    async def test_a_click_on_a_key_runs_it(self) -> None:
+        app = replay_app(finished_session())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            bar = dashboard_of(pilot).query_one(KeyBar)
+            x = bar.render().plain.index("? help")
+            await pilot.click(KeyBar, offset=(x + 2, 0))
+            await settle(pilot)
+            assert isinstance(app.screen, HelpScreen)
 
 
 class TestNames:
