@@ -76,11 +76,12 @@ def helper_env(hf_home: Path, endpoint: str) -> dict[str, str]:
 
 
 def run_suite(tmp_path: Path, body: str, hf_home: Path, endpoint: str, *, budget_mib: int = 4096,
-              name: str = "suite.toml") -> tuple[Scheduler, Recorder]:
+              name: str = "suite.toml", worker_online: bool = False) -> tuple[Scheduler, Recorder]:
     suite = tmp_path / name
     suite.write_text(body)
     cases = cases_of(suite)
-    worker_env = {**os.environ, "HF_HOME": str(hf_home)}  # offline: the cache the download filled, nothing else
+    # Offline by default: the cache the download filled, nothing else; online as in a real run when asked.
+    worker_env = helper_env(hf_home, endpoint) if worker_online else {**os.environ, "HF_HOME": str(hf_home)}
     scheduler, recorder = scheduler_for(cases, budget=Budget(budget_mib * MiB, f"explicit {budget_mib}MiB"),
                                         worker_env=worker_env)
     scheduler.downloads = Downloads(scheduler.emit, helper_env(hf_home, endpoint))
@@ -228,3 +229,15 @@ async def test_a_failed_write_names_the_cache_and_its_free_space_and_removes_the
     assert not list(hf_home.rglob("*.incomplete"))
     assert not list(hf_home.rglob("model.safetensors")), "no half-written weights in the snapshot"
     assert [d.error for d in recorder.of(DownloadFinished)] == [prepared.error]
+
+
+async def test_an_online_mlx_vlm_worker_loads_what_the_download_fetched_without_fetching_again(
+        tmp_path: Path, hf_home: Path) -> None:
+    mlx_smol = tiny_model_dir("tiny:idefics3", "mlx-vlm")
+    with serve_hub({"org/tiny-smol-mlx": FakeRepo(mlx_smol)}) as hub:
+        body = HEAD + MODEL.format(id="smol", path="org/tiny-smol-mlx").replace('"transformers"', '"mlx-vlm"')
+        scheduler, recorder = run_suite(tmp_path, body, hf_home, hub.url, worker_online=True)
+        assert await scheduler.run() == {"passed": 1}, statuses(recorder)
+        gets = hub.file_gets()
+    assert len(gets) == len(set(gets)) > 0, "each file fetched once: the worker's own look-up finds them cached"
+    assert recorder.of(DownloadFinished)[0].downloaded > 0
