@@ -19,6 +19,7 @@ from rich.table import Table
 
 from vlmtui import __version__
 from vlmtui.engine.setup import GuardOverrides
+from vlmtui.hub_reach import hub_line
 from vlmtui.llamacpp import find_llama_server, how_to_get, llama_server_gpus, llama_server_version
 from vlmtui.memory.budget import resolve_budget
 from vlmtui.memory.preflight import PreflightVerdict, hub_cache_dir
@@ -152,6 +153,7 @@ def print_doctor(overrides: GuardOverrides, console: Console | None = None) -> i
         memory.add_row(f"{label} probe", _mark(bool(info.get("ok"))), detail)
     console.print(memory)
     console.print(f"[bold]Telemetry[/]: {escape(describe_telemetry())}")
+    console.print(f"[bold]Hub[/]: {escape(hub_line())}")
 
     try:
         budget = resolve_budget(guard.budget, devices, system.total)

@@ -4,6 +4,7 @@ asks the hub for moondream/starmie-v1's tokenizer); not one connection may reach
 
 from __future__ import annotations
 
+import http.server
 import os
 import socket
 import subprocess
@@ -61,3 +62,45 @@ def test_hub_offline_switches_the_hub_off_and_puts_it_back(monkeypatch: pytest.M
     with hub_offline():
         assert constants.is_offline_mode() and os.environ["HF_HUB_OFFLINE"] == "1"
     assert not constants.is_offline_mode() and "HF_HUB_OFFLINE" not in os.environ
+
+
+class _Hub(http.server.BaseHTTPRequestHandler):
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_doctor_says_whether_the_hub_answers_and_whether_hub_offline_is_set() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+        done = subprocess.run([sys.executable, "-m", "vlmtui", "doctor"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=300)
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("Hub:")]
+    assert f"{endpoint} reachable (" in line and "HF_HUB_OFFLINE=1 (hub lookups are skipped" in line
+    closed = Listener()
+    closed.sock.close()
+    missing = hub_line_for(f"http://127.0.0.1:{closed.port}")
+    assert "not reachable within" in missing and "HF_HUB_OFFLINE" in missing
+
+
+def hub_line_for(endpoint: str) -> str:
+    from vlmtui.hub_reach import hub_line
+
+    saved = os.environ.get("HF_ENDPOINT")
+    os.environ["HF_ENDPOINT"] = endpoint
+    try:
+        return hub_line(timeout_s=2)
+    finally:
+        if saved is None:
+            os.environ.pop("HF_ENDPOINT", None)
+        else:
+            os.environ["HF_ENDPOINT"] = saved
