@@ -194,3 +194,25 @@ async def test_a_rerun_runs_the_whole_conversation_again_from_turn_one(tmp_path:
     # The rerun starts a fresh conversation: its turn 1 carries no history from the first attempt.
     tokens = [[t["metrics"]["prompt_tokens"] for t in r.turns] for r in (first, second)]
     assert tokens[0][0] == tokens[1][0] and tokens[0][1] == tokens[1][1], tokens
+
+
+async def test_turns_with_answers_are_scored_and_one_under_pass_at_fails_the_case(tmp_path: Path) -> None:
+    calm = ModelSpec(id="calm", backend="chat-fault", path="fault:0.01:1")
+    turns = (Turn("hello", Expect()),
+             Turn("again", Expect(), answers=("h1 t0 t1",), metrics=("exact", "anls"), pass_at=0.5),
+             Turn("colour?", Expect(), answers=("blue",), metrics=("exact",), pass_at=0.5))
+    cases = [Case("calm/context", calm, "hello", None, 0, 2, 0.0, Expect(), turns=turns)]
+    _, results = await run_logged(cases, tmp_path, worker_argv=CHAT_FAULT_WORKER,
+                                  worker_env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = results[0]
+    first, second, third = result.turns
+    assert "scores" not in first, "a turn without answers is not scored"
+    assert second["output"] == "h1 t0 t1 " and second["status"] == "passed"
+    assert second["scores"] == {"exact": 1.0, "anls": 1.0} and second["references"] == ["h1 t0 t1"]
+    assert second["primary_metric"] == "exact" and second["pass_at"] == 0.5
+    assert third["status"] == "failed" and third["scores"] == {"exact": 0.0}
+    assert third["expect"] == {"passed": True, "reasons": []}, "its expectations held; its score did not"
+    assert result.status == "failed" and result.error == "turn 3: exact 0.00 < pass_at 0.5"
+    logged = load_log_lines(tmp_path / "log.jsonl")
+    end = next(line for line in logged if line["event"] == "case_end")
+    assert end["turns"][2]["scores"] == {"exact": 0.0}

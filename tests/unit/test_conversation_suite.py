@@ -85,7 +85,11 @@ def test_conversations_plan_one_case_per_image_per_model(tmp_path: Path) -> None
     ('[[conversations]]\nturns = ["a"]\n', "id: a conversation needs id"),
     ('[[conversations]]\nid = "a b"\nturns = ["a"]\n', "id: use letters, digits"),
     ('[[conversations]]\nid = "x"\nturns = [{ expect = { min_tokens = 1 } }]\n', "a turn table needs a text"),
-    ('[[conversations]]\nid = "x"\nturns = [{ text = "a", answers = ["b"] }]\n', "turns.answers"),
+    ('[[conversations]]\nid = "x"\nturns = [{ text = "a", answer = ["b"] }]\n', "turns.answer"),
+    ('[[conversations]]\nid = "x"\nturns = [{ text = "a", answers = [" "] }]\n', "at least one non-empty answer"),
+    ('[[conversations]]\nid = "x"\nmetrics = ["bleu"]\nturns = ["a"]\n', "unknown metric 'bleu'"),
+    ('[[conversations]]\nid = "x"\nmetrics = ["judge:smol"]\nturns = ["a"]\n', "a judge grades dataset answers"),
+    ('[[conversations]]\nid = "x"\npass_at = 2\nturns = ["a"]\n', "pass_at: must be between 0 and 1"),
     ('[[conversations]]\nid = "x"\nturns = ["a"]\ncolour = 1\n', "colour"),
     ('[[conversations]]\nid = "x"\nturns = ["a"]\nimages = ["nothing/*.png"]\n', "matches no file"),
     ('[[conversations]]\nid = "x"\nturns = ["a"]\nmax_tokens = 0\n', "max_tokens: must be between 1"),
@@ -99,6 +103,19 @@ def test_bad_conversations_are_one_clear_line(tmp_path: Path, body: str, needle:
     message = str(info.value)
     assert needle in message and "\n" not in message, message
     assert message.startswith(f"{tmp_path / 'suite.toml'}:")
+
+
+def test_turns_with_answers_carry_the_conversations_metrics(tmp_path: Path) -> None:
+    text = ('name = "c"\n[[conversations]]\nid = "x"\nturns = ["a", { text = "b", answers = ["yes"] }]\n'
+            '[[conversations]]\nid = "y"\nmetrics = ["exact", "anls"]\npass_at = 0.8\n'
+            f'turns = [{{ text = "c", answers = ["no", "nope"] }}]\n{MODELS}')
+    cases = plan_cases(load_suite(write(tmp_path, text)))
+    plain, scored = cases[0].turns
+    assert plain.answers == () and plain.metrics == ()
+    assert scored.answers == ("yes",) and scored.metrics == ("relaxed",) and scored.pass_at == 0.5
+    (turn,) = cases[1].turns
+    assert turn.answers == ("no", "nope") and turn.metrics == ("exact", "anls") and turn.pass_at == 0.8
+    assert turn.expect == Expect(not_contains=("sorry",)), "the model's expect still applies"
 
 
 def test_two_images_with_one_stem_would_share_a_case_id(tmp_path: Path) -> None:

@@ -32,6 +32,8 @@ from vlmtui.engine.events import CaseResult, CaseStarted, Event, MemoryUpdate, T
 from vlmtui.engine.expect import check_expectations
 from vlmtui.engine.plan import Case
 from vlmtui.engine.worker_session import RunningCase, WorkerSession
+from vlmtui.scoring.metrics import score_all
+from vlmtui.suite.conversations import Turn
 from vlmtui.vocab import CaseStatus, Outcome
 from vlmtui.wire import protocol as p
 
@@ -88,19 +90,22 @@ class ConversationRun:
                 return running, self._ended(status, f"turn {index + 1}: {reply.error}", index + 1,
                                             detail=reply.detail, extra=extra)
             failures = check_expectations(turn.expect, reply.output, metrics)
-            self._finish_turn(index, CaseStatus.FAILED if failures else CaseStatus.PASSED, reply.output, metrics,
-                              "; ".join(failures), failures)
+            scored = score_turn(turn, reply.output)
+            below = [scored.pop("below")] if "below" in scored else []
+            self._finish_turn(index, CaseStatus.FAILED if failures or below else CaseStatus.PASSED, reply.output,
+                              metrics, "; ".join([*failures, *below]), failures, scored)
             history.append({"prompt": turn.text, "output": reply.output})
         return running, self._ended(*self._verdict(), len(self.turns))
 
     # ------------------------------------------------------------------ turns
 
     def _finish_turn(self, index: int, status: CaseStatus, output: str, metrics: dict[str, Any], reason: str,
-                     failures: list[str] | None = None) -> None:
+                     failures: list[str] | None = None, scored: dict[str, Any] | None = None) -> None:
         turn = {
             "index": index, "prompt": self.case.turns[index].text, "status": str(status), "output": output,
-            "metrics": metrics, "expect": {"passed": status == CaseStatus.PASSED, "reasons": list(failures or [])},
-            "reason": reason,
+            # ``failures`` None: the expectations were not checked (no answer to check), so they did not pass.
+            "metrics": metrics, "expect": {"passed": failures == [], "reasons": list(failures or [])},
+            "reason": reason, **(scored or {}),
         }
         self.turns.append(turn)
         self.emit(TurnFinished(self.case.case_id, index, turn))
@@ -157,6 +162,24 @@ async def run_attempt(session: WorkerSession, case: Case, attempt: int, emit: Ca
 def _answered(turn: dict[str, Any]) -> bool:
     """Whether the worker generated for this turn (and timed it), fully or until an abort."""
     return "total_s" in turn["metrics"]
+
+
+def score_turn(turn: Turn, output: str) -> dict[str, Any]:
+    """A turn with ``answers``: its ``references``, ``scores`` (in metric order, the primary first),
+    ``score_errors`` and ``primary_metric``; ``below`` when the primary score misses ``pass_at`` (or could not
+    be taken). ``{}`` for a turn without answers."""
+    if not turn.answers:
+        return {}
+    scores, errors = score_all(turn.metrics, output, turn.answers)
+    primary = turn.metrics[0]
+    value = scores.get(primary)
+    scored: dict[str, Any] = {"references": list(turn.answers), "scores": scores, "score_errors": errors,
+                              "primary_metric": primary, "pass_at": turn.pass_at}
+    if value is None:
+        scored["below"] = f"{primary}: {errors.get(primary, 'no score')}"
+    elif value < turn.pass_at:
+        scored["below"] = f"{primary} {value:.2f} < pass_at {turn.pass_at:g}"
+    return scored
 
 
 def case_metrics(turns: list[dict[str, Any]]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ runs it turn by turn in one worker. It runs once: no warm-up, no repeats.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,7 +204,7 @@ def _conversation_cases(conversation: Conversation, model: ModelSpec, model_type
                         temperature: float) -> list[Case]:
     """One case per image of the conversation (one text-only case without images) on this model; each turn's
     expectations over the model's."""
-    turns = tuple(Turn(turn.text, model.expect.merged(turn.expect)) for turn in conversation.turns)
+    turns = tuple(dataclasses.replace(turn, expect=model.expect.merged(turn.expect)) for turn in conversation.turns)
     tokens = conversation.max_tokens or max_tokens
     where: list[tuple[str, Path | None]] = [
         (f"{model.id}/{conversation.id}/{image.stem}", image) for image in conversation.images

@@ -6,9 +6,12 @@
     id = "context"
     images = ["photos/*.jpg"]     # one conversation per image per model; omit for a text-only one
     max_tokens = 128              # optional, else the model's or the suite's
+    metrics = ["relaxed"]         # optional: how turns with answers are scored (the first decides)
+    pass_at = 0.5                 # optional: the primary score a turn with answers needs
     turns = [
       "Describe this image in detail.",
       { text = "What were the most prominent colours?", expect = { regex = "(?i)red|blue" } },
+      { text = "Is there a person?", answers = ["no"] },
     ]
 
 Every mistake is one line naming the file, the key and the line (``suite.checks``).
@@ -22,12 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vlmtui.suite.checks import Where, number, typed, unknown
+from vlmtui.reports.case_scores import DEFAULT_PASS_AT
+from vlmtui.scoring.metrics import MetricError, parse_metric
+from vlmtui.suite.checks import Where, number, str_list, typed, unknown
 from vlmtui.wire.spec import Expect
 
 TABLE = "conversations"
-KEYS = {"id", "images", "max_tokens", "turns"}
-TURN_KEYS = {"text", "expect"}
+KEYS = {"id", "images", "max_tokens", "turns", "metrics", "pass_at"}
+TURN_KEYS = {"text", "expect", "answers"}
+DEFAULT_METRICS = ("relaxed",)
+"""How a turn's answer is scored against its ``answers`` when the conversation names no metrics: VQA's
+consensus with a relaxed match, which a verbose answer ("No, nobody is in it.") can meet."""
 
 ReadExpect = Callable[[Where, Any, str, str | None, int], Expect]
 """The suite's expectation reader: ``(where, data, key, table, index)``."""
@@ -41,6 +49,11 @@ class Turn:
 
     text: str
     expect: Expect = field(default_factory=Expect)
+    answers: tuple[str, ...] = ()
+    """Reference answers: the turn is scored by ``metrics`` (vlmtui.scoring) and fails under ``pass_at``."""
+    metrics: tuple[str, ...] = ()
+    """The conversation's metrics, the primary first; only for a turn with ``answers``."""
+    pass_at: float = DEFAULT_PASS_AT
 
 
 @dataclass(frozen=True)
@@ -86,7 +99,9 @@ def _conversation(where: Where, data: Any, index: int, base_expect: Expect, read
     if not turns_raw:
         raise where.error("a conversation needs turns = [\"first prompt\", …]", "turns", TABLE, index)
     typed(where, turns_raw, list, "turns", TABLE, index)
-    turns = tuple(_turn(where, item, index, base_expect, read_expect) for item in turns_raw)
+    metrics = _metrics(where, data, index)
+    pass_at = number(where, data, "pass_at", DEFAULT_PASS_AT, lo=0, hi=1, table=TABLE, index=index)
+    turns = tuple(_turn(where, item, index, base_expect, read_expect, metrics, pass_at) for item in turns_raw)
     images = read_images(where, data["images"], TABLE, index) if "images" in data else ()
     stems = [image.stem for image in images]
     if dupes := sorted({stem for stem in stems if stems.count(stem) > 1}):
@@ -98,7 +113,26 @@ def _conversation(where: Where, data: Any, index: int, base_expect: Expect, read
     return Conversation(conversation_id, turns, images, max_tokens)
 
 
-def _turn(where: Where, item: Any, index: int, base_expect: Expect, read_expect: ReadExpect) -> Turn:
+def _metrics(where: Where, data: Any, index: int) -> tuple[str, ...]:
+    """The conversation's built-in metrics (a judge metric scores datasets only), else ``DEFAULT_METRICS``."""
+    if "metrics" not in data:
+        return DEFAULT_METRICS
+    names = str_list(where, data["metrics"], "metrics", TABLE, index)
+    if not names:
+        raise where.error('name at least one metric, e.g. ["relaxed"]', "metrics", TABLE, index)
+    for name in names:
+        try:
+            judge = parse_metric(name).is_judge
+        except MetricError as exc:
+            raise where.error(str(exc), "metrics", TABLE, index) from None
+        if judge:
+            raise where.error(f"{name!r}: a judge grades dataset answers only; score turns with a built-in metric",
+                              "metrics", TABLE, index)
+    return names
+
+
+def _turn(where: Where, item: Any, index: int, base_expect: Expect, read_expect: ReadExpect,
+          metrics: tuple[str, ...], pass_at: float) -> Turn:
     if isinstance(item, str):
         return Turn(item, base_expect)
     typed(where, item, (str, dict), "turns", TABLE, index)
@@ -107,4 +141,7 @@ def _turn(where: Where, item: Any, index: int, base_expect: Expect, read_expect:
         raise where.error("a turn table needs a text = \"…\"", "turns", TABLE, index)
     text = typed(where, item["text"], str, "turns.text", TABLE, index)
     expect = read_expect(where, item["expect"], "turns.expect", TABLE, index) if "expect" in item else Expect()
-    return Turn(text, base_expect.merged(expect))
+    answers = str_list(where, item["answers"], "turns.answers", TABLE, index) if "answers" in item else ()
+    if "answers" in item and not any(answer.strip() for answer in answers):
+        raise where.error("give at least one non-empty answer", "turns.answers", TABLE, index)
+    return Turn(text, base_expect.merged(expect), answers, metrics if answers else (), pass_at)
