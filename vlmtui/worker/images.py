@@ -52,6 +52,8 @@ def open_image(path: str | Path, max_side: int | None = None) -> Image.Image:
             raise ImageError(f"{name}: empty file")
     except FileNotFoundError:
         raise ImageError(f"{name}: image not found") from None
+    except PermissionError:
+        raise ImageError(f"{name}: permission denied (the user running vlmtui cannot read it)") from None
     old_limit = Image.MAX_IMAGE_PIXELS
     try:
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS
@@ -69,6 +71,8 @@ def open_image(path: str | Path, max_side: int | None = None) -> Image.Image:
         raise ImageError(f"{name}: refused as a decompression bomb ({exc})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image PIL can read") from None
+    except PermissionError:  # an OSError, but not a broken file
+        raise ImageError(f"{name}: permission denied (the user running vlmtui cannot read it)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{name}: broken or truncated image ({exc})") from None
     finally:
