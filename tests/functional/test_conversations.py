@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -216,3 +217,27 @@ async def test_turns_with_answers_are_scored_and_one_under_pass_at_fails_the_cas
     logged = load_log_lines(tmp_path / "log.jsonl")
     end = next(line for line in logged if line["event"] == "case_end")
     assert end["turns"][2]["scores"] == {"exact": 0.0}
+
+
+async def test_a_worker_killed_under_turn_two_crashes_the_case_keeping_turn_one(tmp_path: Path) -> None:
+    eater = ModelSpec(id="eater", backend="chat-fault", path="fault:0.01:25")
+    turns = (Turn("hello", Expect()), Turn("eat", Expect()), Turn("after", Expect()))
+    cases = [Case("eater/context", eater, "hello", None, 0, 3, 0.0, Expect(), turns=turns)]
+    scheduler, recorder = scheduler_for(cases, worker_argv=CHAT_FAULT_WORKER,
+                                        worker_env={**os.environ, "PYTHONPATH": str(ROOT)})
+    turn: list[int] = []
+
+    def kill_in_turn_two(event: object) -> None:
+        if isinstance(event, TurnStarted):
+            turn.append(event.index)
+        elif isinstance(event, TokenReceived) and turn == [0, 1] and scheduler.worker_pid is not None:
+            os.kill(scheduler.worker_pid, signal.SIGKILL)
+            turn.append(-1)  # once
+
+    scheduler.subscribe(kill_in_turn_two)
+    await asyncio.wait_for(scheduler.run(), timeout=300)
+    result = recorder.of(CaseFinished)[0].result
+    assert result.status == "crashed" and result.error.startswith("turn 2: the worker was killed by SIGKILL")
+    assert [t["status"] for t in result.turns] == ["passed", "crashed", "not_run"]
+    assert result.turns[0]["output"] == "h0 t0 t1 t2 " and result.turns[1]["output"].startswith("h1")
+    assert result.metrics["returncode"] == -signal.SIGKILL and result.metrics["turns_run"] == 1
