@@ -25,9 +25,9 @@ TINY = model_spec(id="tiny-hf", backend="transformers", path="tiny:idefics3")
 
 def _cases() -> list[Case]:
     image = SAMPLE_IMAGES / "bicycle.jpg"
-    return [Case("eater/a", EATER, "eat", None, 0, 3, 0.0, Expect()),
-            # 4000 tokens at 50 ms: far longer than any import; the test ends it once the warm-up is seen.
-            Case("eater/long", EATER, "eat", None, 0, 4000, 0.0, Expect()),
+    # 4000 tokens at 50 ms: far longer than any import; the test ends it once the warm-up is seen.
+    return [Case("eater/long", EATER, "eat", None, 0, 4000, 0.0, Expect()),
+            Case("eater/b", EATER, "eat", None, 0, 3, 0.0, Expect()),
             Case("tiny-hf/bicycle", TINY, "Describe this image.", image, 0, 8, 0.0, Expect())]
 
 
@@ -45,7 +45,7 @@ class Watch:
     def __call__(self, event: Event) -> None:
         self.events.append(event)
         session = self.scheduler.session
-        if isinstance(event, CaseStarted) and event.case_id == "eater/long":
+        if isinstance(event, CaseStarted) and event.case_id.startswith("eater/"):
             self.eater_pid = session.pid
         if isinstance(event, Notice) and "warmed transformers" in event.message:
             spare = session.spares.spare  # the process that warmed, followed to the load
@@ -82,7 +82,7 @@ async def test_the_next_models_import_overlaps_the_last_case_and_waits_for_the_u
     assert watch.index(CaseStarted, case_id="eater/long") < warmed
     long_end = next(i for i, e in enumerate(watch.events)
                     if isinstance(e, CaseFinished) and e.result.case_id == "eater/long")
-    assert warmed < long_end < watch.index(ModelLoading, model="tiny-hf")
+    assert warmed < long_end < watch.index(CaseStarted, case_id="eater/b") < watch.index(ModelLoading, model="tiny-hf")
     # The warmed worker is the one that loaded the model, and only after the eater's worker had gone: no
     # memory sample can see two models resident.
     assert watch.eater_alive_at_tiny_load is False, "the last model's worker had exited before the next load"
@@ -110,3 +110,20 @@ def test_engine_and_worker_name_the_same_variable() -> None:
     from vlmtui.worker.warm import WARM_ENV as WORKER_SIDE
 
     assert ENGINE_SIDE == WORKER_SIDE  # the engine may not import the worker: two constants, one name
+
+
+def test_the_next_model_is_the_one_take_will_load_after_the_current() -> None:
+    from vlmtui.engine.case_queue import CaseQueue
+
+    tiny_mlx = ModelSpec(id="tiny-mlx", backend="mlx-vlm", path="tiny:idefics3")
+    skipped = Case("tiny-mlx/text", tiny_mlx, "Hi", None, 0, 8, 0.0, Expect(), skip_reason="vision-only")
+    queue = CaseQueue([*_cases(), skipped, Case("tiny-mlx/a", tiny_mlx, "Hi", None, 0, 8, 0.0, Expect())])
+    assert queue.next_model("eater") == TINY
+    first = queue.take(None)
+    assert first is not None and first.model == EATER and queue.next_model("eater") == TINY
+    queue.model("tiny-hf").load_error = "cannot load"
+    assert queue.next_model("eater") is None, "a model that cannot load gets no worker ahead"
+    queue.model("tiny-hf").load_error = None
+    for _ in range(2):
+        queue.take("eater" if _ == 0 else "tiny-hf")
+    assert queue.next_model("tiny-hf") == tiny_mlx, "past its skipped case"

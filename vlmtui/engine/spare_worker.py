@@ -96,11 +96,11 @@ class Spares:
 
     def warm(self, backend: str, current_backend: str) -> None:
         """Start a worker for ``backend`` now, unless the worker that runs ``current_backend``'s model has it
-        imported already (it then loads the next model itself). A spare for another backend is stopped."""
+        imported already (it then loads the next model itself). A spare for a third backend is stopped."""
         if not self.enabled or backend == current_backend or backend in self.imported:
             return
-        if self._spare is not None and self._spare.backend == backend:
-            return
+        if self._spare is not None and self._spare.backend in (backend, current_backend):
+            return  # warming already, or warmed for the model about to load (the next one warms after its switch)
         self.discard()
         self._spare = SpareWorker(backend, self._emit, self._argv, self._env, self._term_grace_s)
 
