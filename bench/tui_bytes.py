@@ -22,6 +22,7 @@ import argparse
 import os
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -141,7 +142,7 @@ def measure(pane: Pane, seconds: float | None, until: Any = None) -> dict[str, f
         time.sleep(POLL_S)
     b1, c1, t1 = pane.bytes(), pane.cpu_s(), time.monotonic()
     span = t1 - t0
-    return {"seconds": round(span, 2), "bytes": b1 - b0, "kbps": round((b1 - b0) / span / 1000, 2),
+    return {"seconds": round(span, 2), "bytes": b1 - b0, "offsets": [b0, b1], "kbps": round((b1 - b0) / span / 1000, 2),
             "cpu_pct": round(100 * (c1 - c0) / span, 2)}
 
 
@@ -152,6 +153,7 @@ def run_size(tmp: Path, suite: Path, cols: int, rows: int, args: argparse.Namesp
         pane.start(suite)
         first = wait_for(lambda: FIRST_FRAME_MARK in pane.out.read_bytes() if pane.out.exists() else False,
                          60, "the first frame", pane)
+        first_cpu_s = pane.cpu_s()  # CPU time to the first frame: less at the mercy of a busy machine than wall time
         t0 = float(pane.t0_file.read_text())
         first_frame_s = time.time() - (time.monotonic() - first) - t0
         wait_for(lambda: "case_start" in pane.events(), 180, "the first case", pane)
@@ -167,15 +169,45 @@ def run_size(tmp: Path, suite: Path, cols: int, rows: int, args: argparse.Namesp
         modes = sorted({MOUSE_MODES.get(m.decode(), m.decode()) for m in re.findall(rb"\x1b\[\?(100[0-6])h", head)})
         pane.keys("q")
         wait_for(lambda: not pane.alive(), 60, "the quit", pane)
-        result = {"size": f"{cols}x{rows}", "first_frame_s": round(first_frame_s, 3), "paused": paused,
+        result = {"size": f"{cols}x{rows}", "first_frame_s": round(first_frame_s, 3),
+                  "first_frame_cpu_s": round(first_cpu_s, 3), "paused": paused,
                   "streaming": streaming, "idle": idle, "mouse_modes": modes, "cases": total,
                   "events": {e: pane.events().count(e) for e in ("case_end", "memory")}}
-        print(f"{cols}x{rows}: first frame {first_frame_s:.2f} s · streaming {streaming['kbps']} KB/s "
-              f"{streaming['cpu_pct']} % · idle {idle['kbps']} KB/s {idle['cpu_pct']} % · paused "
-              f"{paused['kbps']} KB/s {paused['cpu_pct']} % · mouse {','.join(modes) or 'off'}", flush=True)
+        print(f"{cols}x{rows}: first frame {first_frame_s:.2f} s ({first_cpu_s:.2f} s CPU) · streaming "
+              f"{streaming['kbps']} KB/s {streaming['cpu_pct']} % · idle {idle['kbps']} KB/s {idle['cpu_pct']} % · "
+              f"paused {paused['kbps']} KB/s {paused['cpu_pct']} % · mouse {','.join(modes) or 'off'}", flush=True)
         return result
     finally:
         pane.stop()
+        if args.keep:
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+            if pane.out.exists():
+                (Path(args.keep) / pane.out.name).write_bytes(pane.out.read_bytes())
+
+
+def first_frames(tmp: Path, suite: Path, cols: int, rows: int, launches: int) -> dict[str, Any]:
+    """Exec to the first frame, ``launches`` times: wall and CPU seconds of the vlmtui process."""
+    walls, cpus = [], []
+    for i in range(launches):
+        pane = Pane(tmp / f"ff{i}", cols, rows, [])
+        pane.tmp.mkdir()
+        try:
+            pane.start(suite)
+            first = wait_for(lambda p=pane: FIRST_FRAME_MARK in p.out.read_bytes() if p.out.exists() else False,
+                             60, "the first frame", pane)
+            cpus.append(pane.cpu_s())
+            walls.append(time.time() - (time.monotonic() - first) - float(pane.t0_file.read_text()))
+        finally:
+            pane.stop()  # the hang-up: the app stops its engine and worker itself
+            deadline = time.monotonic() + 30
+            while pane.pid and pane.alive() and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+    result = {"size": f"{cols}x{rows}", "launches": launches, "wall_s": [round(w, 3) for w in walls],
+              "cpu_s": [round(c, 3) for c in cpus], "median_wall_s": round(statistics.median(walls), 3),
+              "median_cpu_s": round(statistics.median(cpus), 3)}
+    print(f"first frame at {cols}x{rows}: median {result['median_wall_s']} s wall, {result['median_cpu_s']} s CPU "
+          f"({launches} launches)", flush=True)
+    return result
 
 
 def main() -> None:
@@ -184,7 +216,10 @@ def main() -> None:
     parser.add_argument("--phase-s", type=float, default=10.0)
     parser.add_argument("--settle-s", type=float, default=2.0)
     parser.add_argument("--tokens", type=int, default=96)
+    parser.add_argument("--keep", metavar="DIR", help="keep the terminal output of each size there")
     parser.add_argument("--label", default="", help="saved as tui-bytes-<label>-<date>.json")
+    parser.add_argument("--first-frames", type=int, default=0, metavar="N",
+                        help="only the first frame, N launches at the first size (median wall and CPU time)")
     parser.add_argument("extra", nargs="*", help="more vlmtui arguments (after --), e.g. -- --no-mouse")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vlmtui-bytes-") as name:
@@ -193,6 +228,13 @@ def main() -> None:
         suite = tmp / "suite.toml"
         suite.write_text(SUITE.format(images=images, tokens=args.tokens))
         load = os.getloadavg()
+        if args.first_frames:
+            cols, rows = map(int, args.sizes[0].split("x"))
+            frames = first_frames(tmp, suite, cols, rows, args.first_frames)
+            path = save("tui-first-frame" + (f"-{args.label}" if args.label else ""),
+                        {"loadavg_at_start": load, "loadavg_at_end": os.getloadavg(), **frames})
+            print(f"saved {path.relative_to(ROOT)}")
+            return
         runs = [run_size(tmp, suite, *map(int, size.split("x")), args) for size in args.sizes]
     name = "tui-bytes" + (f"-{args.label}" if args.label else "")
     path = save(name, {"targets": TARGETS, "phase_s": args.phase_s, "tokens": args.tokens,

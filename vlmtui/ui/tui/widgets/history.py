@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual.geometry import Region
 from textual.reactive import reactive
 from textual.widget import Widget
 
@@ -52,7 +53,7 @@ class MemoryHistory(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._samples: deque[tuple[float, float]] = deque()
-        self._drawn: Text | None = None
+        self._drawn: list[list[tuple[str, str]]] | None = None
         self.redraws = 0
         """Times the chart asked to be drawn again (tests count them)."""
 
@@ -76,13 +77,25 @@ class MemoryHistory(Widget):
         self._redraw_if_changed()
 
     def _redraw_if_changed(self) -> None:
+        """Send only the cells that changed: while a case streams the newest column grows many times a
+        slice, and the whole chart (6 rows at 120×40) went out each time."""
         if not self.is_mounted:
             return
-        drawn = self._draw()
-        if drawn != self._drawn:
-            self._drawn = drawn
+        cells = self._cells()
+        drawn = self._drawn
+        if drawn is None or [len(row) for row in drawn] != [len(row) for row in cells]:
             self.redraws += 1
             self.refresh()
+            return
+        regions = []
+        for y, (old, new) in enumerate(zip(drawn, cells, strict=True)):
+            changed = [x for x, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+            if changed:
+                regions.append(Region(LABEL_WIDTH + changed[0], y, changed[-1] - changed[0] + 1, 1))
+        if regions:
+            self._drawn = cells
+            self.redraws += 1
+            self.refresh(*regions)
 
     def columns(self, count: int) -> list[float | None]:
         """The highest sample of each of the last ``count`` slices of the minute (None: no sample)."""
@@ -98,38 +111,44 @@ class MemoryHistory(Widget):
                 values[index] = value if current is None else max(current, value)
         return values
 
-    def _draw(self) -> Text:
+    def _cells(self) -> list[list[tuple[str, str]]]:
+        """The chart's cells, top row first, as (character, style)."""
         width, height = max(self.size.width, 1), max(self.size.height, 1)
-        chart = max(width - LABEL_WIDTH, 1)
         budget = self.budget
-        values = self.columns(chart)
+        values = self.columns(max(width - LABEL_WIDTH, 1))
         thresholds = self.thresholds
         mark_rows = {min(int(pct / 100 * height), height - 1): MARK_STYLES[i] for i, pct in enumerate(thresholds)}
-        lines: list[Text] = []
-        for row in range(height - 1, -1, -1):  # top row first
-            label = "100% " if row == height - 1 and height > 1 else "60 s " if row == 0 else ""
-            line = Text(f"{label:<{LABEL_WIDTH}}", style="bright_black")
+        rows: list[list[tuple[str, str]]] = []
+        for row in range(height - 1, -1, -1):
+            cells: list[tuple[str, str]] = []
             for value in values:
                 if value is None or budget <= 0:
-                    eighths = 0
-                    style = ""
+                    eighths, style = 0, ""
                 else:
                     pct = 100 * value / budget
                     eighths = min(max(round(pct / 100 * height * 8), 1 if value > 0 else 0), height * 8)
                     style = LEVEL_STYLES[level_of(pct, thresholds)]
                 filled = min(max(eighths - row * 8, 0), 8)
                 if filled:
-                    line.append(_BLOCKS[filled], style=style)
+                    cells.append((_BLOCKS[filled], style))
                 elif height > 1 and row in mark_rows:
-                    line.append("╌", style=mark_rows[row])
+                    cells.append(("╌", mark_rows[row]))
                 else:
-                    line.append(" ")
-            lines.append(line)
-        return Text("\n", no_wrap=True, overflow="crop").join(lines)
+                    cells.append((" ", ""))
+            rows.append(cells)
+        return rows
 
     def render(self) -> Text:
-        self._drawn = self._draw()
-        return self._drawn
+        self._drawn = cells = self._cells()
+        height = len(cells)
+        lines: list[Text] = []
+        for y, row in enumerate(cells):
+            label = "100% " if y == 0 and height > 1 else "60 s " if y == height - 1 else ""
+            line = Text(f"{label:<{LABEL_WIDTH}}", style="bright_black")
+            for char, style in row:
+                line.append(char, style=style)
+            lines.append(line)
+        return Text("\n", no_wrap=True, overflow="crop").join(lines)
 
     def on_resize(self) -> None:
         self._drawn = None

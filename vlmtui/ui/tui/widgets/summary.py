@@ -4,18 +4,19 @@ primary score when some case has scores."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from vlmtui.reports.accuracy import Accuracy
-from vlmtui.reports.table import Cell
-from vlmtui.reports.tables import score_heading
 from vlmtui.text import middle
 from vlmtui.ui.tui.format import rate, seconds, size
 from vlmtui.vocab import RESULT_STATUSES, ModelState
+
+if TYPE_CHECKING:
+    from vlmtui.reports.accuracy import Accuracy
 
 NUMBERS_WIDTH = 58
 """Cells the count, time, speed and memory columns of the summary take, padding included."""
@@ -88,8 +89,15 @@ class ModelSummaryTable(Widget):
             table.add_column("J/tok", justify="right", no_wrap=True)
         table.add_column("peak", justify="right", no_wrap=True)
         accuracies = [row.accuracy for row in self.rows]
-        scores = [Cell.accuracy(found).text for found in accuracies] if any(accuracies) else []
-        heading = score_heading(accuracies) if scores else ""
+        scores: list[str] = []
+        heading = ""
+        if any(accuracies):
+            # Only a scored run needs the report tables: the first frame does without them (issue 17).
+            from vlmtui.reports.table import Cell
+            from vlmtui.reports.tables import score_heading
+
+            scores = [Cell.accuracy(found).text for found in accuracies]
+            heading = score_heading(accuracies)
         if scores and self.content_size.width - NUMBERS_WIDTH - max(map(len, scores)) - 3 < MIN_NAME_ROOM:
             scores = [Cell.accuracy(found, interval=False).text for found in accuracies]  # names come first
         if scores:
