@@ -229,8 +229,7 @@ class Scheduler:
                 case = None if self._stopping else self.queue.take(self.session.loaded)
                 if case is None:
                     continue
-                if (upcoming := self.queue.next_model(case.model.id)) is not None:  # its import hides behind this case
-                    self.session.spares.warm(upcoming.backend, case.model.backend)
+                self.session.spares.warm(self.queue.next_model(case.model.id), case.model.backend)  # (spare_worker.py)
                 try:
                     await self._run_case(case)
                 except WorkerRefused as exc:
@@ -300,9 +299,7 @@ class Scheduler:
             record.skip_reason = reason
             self.emit(Notice("warning", f"{model.id}: {reason}"))
             return
-        # The spare warmed for this backend takes over once the last worker has gone; a refused worker stops
-        # the session before any load begins.
-        await self.session.ensure_worker(model.backend)
+        await self.session.ensure_worker(model.backend)  # a refused worker stops the session before any load
         self.emit(ModelLoading(model.id, model.backend, model.path, model.trust_remote_code))
         limit = self.guard_loop.abort_bytes
         self.guard_loop.reset()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from vlmtui.engine.events import Event, Notice
 from vlmtui.engine.worker_client import WorkerClient, WorkerRefused, terminate_pid
 from vlmtui.wire import protocol as p
+from vlmtui.wire.spec import ModelSpec
 
 WARM_ENV = "VLMTUI_WARM_BACKEND"
 """Read by the worker (vlmtui/worker/warm.py): the backend whose framework it imports right after its hello."""
@@ -94,9 +95,11 @@ class Spares:
         """The worker started ahead, not yet taken into use."""
         return self._spare
 
-    def warm(self, backend: str, current_backend: str) -> None:
-        """Start a worker for ``backend`` now, unless the worker that runs ``current_backend``'s model has it
-        imported already (it then loads the next model itself). A spare for a third backend is stopped."""
+    def warm(self, upcoming: ModelSpec | None, current_backend: str) -> None:
+        """Start a worker for the ``upcoming`` model's backend now, unless the worker that runs
+        ``current_backend``'s model has it imported already (it then loads the model itself). A spare for a
+        third backend is stopped."""
+        backend = upcoming.backend if upcoming is not None else current_backend
         if not self.enabled or backend == current_backend or backend in self.imported:
             return
         if self._spare is not None and self._spare.backend in (backend, current_backend):
