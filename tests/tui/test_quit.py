@@ -3,14 +3,16 @@ model's load asks first, as during a case: real scheduler, real fault worker (a 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from pathlib import Path
 
 from tests.functional.test_reliability import FAULT_ENV, FAULT_WORKER, fault_case
 from tests.tui.helpers import driven, ghost_model, idle, make_app, until
 from vlmtui.engine.scheduler import Scheduler
 from vlmtui.engine.session_log import SessionLog
-from vlmtui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
+from vlmtui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, session_exit_code
 from vlmtui.suite.loader import GuardConfig
 from vlmtui.ui.tui.app import VlmApp
 from vlmtui.ui.tui.screens.confirm_quit import ConfirmQuitScreen
@@ -92,3 +94,17 @@ async def test_q_once_everything_ran_exits_with_the_results_code(tmp_path: Path)
         await pilot.press("q")
         await until(pilot, lambda: app.return_code is not None, "the app to exit")
     assert app.return_code == EXIT_FAILED, "a finished session with a failed case is 1, not 0"
+
+
+STALE_WORKER = [sys.executable, "-c", "import json, os, sys, time; print(json.dumps({'type': 'hello', "
+                "'pid': os.getpid(), 'python': '3.11', 'protocol': 1, 'executable': sys.executable}), flush=True); "
+                "time.sleep(30)"]
+"""A worker from another installation: it speaks protocol 1, so no case can run on it."""
+
+
+async def test_a_refused_worker_leaving_cases_unrun_is_a_failure_not_a_success(tmp_path: Path) -> None:
+    scheduler = Scheduler([fault_case(f"steady/c{i}", SLOW_CASE, 2) for i in range(2)], suite_name="stale",
+                          guard=GuardConfig(grace_s=1.0), worker_argv=STALE_WORKER, worker_env=FAULT_ENV)
+    counts = await asyncio.wait_for(scheduler.run(), 60)
+    assert counts == {"pending": 2}
+    assert session_exit_code(counts, interrupted=False) == EXIT_FAILED, "pending was counted a success"
