@@ -67,7 +67,8 @@ def test_the_download_only_bar_prints_the_start_and_the_end_off_a_terminal() -> 
     bar(DownloadProgress("smol", 0, 1024 * MiB, None, None))
     bar(HALF)
     bar(DownloadFinished("smol", 1024 * MiB, 128.0, from_cache=False))
-    assert out.getvalue().splitlines() == ["  downloading smol: 1.0 GiB", "  downloaded smol: 1.0 GiB in 128.0 s (8.0 MiB/s)"]
+    assert out.getvalue().splitlines() == ["  downloading smol: 1.0 GiB",
+                                           "  downloaded smol: 1.0 GiB in 128.0 s (8.0 MiB/s)"]
 
 
 def test_the_log_keeps_a_progress_line_a_second_and_every_download_end(tmp_path: Path) -> None:
