@@ -83,6 +83,7 @@ def _why_not_ours(path: Path, suite_name: str, expected_plan: str) -> str | None
         return f"it is the log of another suite ({start.suite!r}, this is {suite_name!r})"
     logged_plan = plan_hash(case.case_id for case in start.cases)
     if logged_plan != expected_plan:
-        return (f"it is a log of {suite_name!r} with another plan ({len(start.cases)} cases; the suite or "
+        n = len(start.cases)
+        return (f"it is a log of {suite_name!r} with another plan ({n} case{'' if n == 1 else 's'}; the suite or "
                 "--only/--skip changed since)")
     return None

@@ -50,8 +50,9 @@ def summary_line(comparison: Comparison) -> str:
     """``12 cases in both: 2 better, 1 worse, 9 same; pass rate 75% → 83% (+8 pts); tok/s 41.2 → 44.0 (+6.8%)``."""
     verdicts = comparison.verdicts()
     same = verdicts["same"] + verdicts["changed"]
-    line = (f"{len(comparison.cases)} cases in both: {verdicts['improved']} better, {verdicts['regressed']} worse, "
-            f"{same} same")
+    n = len(comparison.cases)
+    line = (f"{n} case{'' if n == 1 else 's'} in both: {verdicts['improved']} better, {verdicts['regressed']} "
+            f"worse, {same} same")
     rate_a, rate_b = _pass_rate(comparison, "a"), _pass_rate(comparison, "b")
     if rate_a is not None and rate_b is not None:
         line += f"; pass rate {rate_a:.0%} → {rate_b:.0%} ({(rate_b - rate_a) * 100:+.0f} pts)"
