@@ -68,6 +68,8 @@ async def test_a_finished_idle_dashboard_draws_nothing_for_a_second(tmp_path: Pa
         assert scheduler is not None
         # The samples slow down once nothing runs (1 s by default) and the history stops.
         await until(pilot, lambda: app.dashboard.memory_panel.frozen, "the history to stop")
+        # Notifications (the budget notice at the first load) time out with a redraw of their own.
+        await until(pilot, lambda: not app.screen.query("Toast"), "the notifications to time out", timeout=30)
         await pilot.pause(1.5)  # the last case's redraws and the first slow sample go out
         counter = FrameCounter(app, monkeypatch)
         sample = app.dashboard.memory_panel.sample
