@@ -118,12 +118,14 @@ def test_the_next_model_is_the_one_take_will_load_after_the_current() -> None:
     tiny_mlx = ModelSpec(id="tiny-mlx", backend="mlx-vlm", path="tiny:idefics3")
     skipped = Case("tiny-mlx/text", tiny_mlx, "Hi", None, 0, 8, 0.0, Expect(), skip_reason="vision-only")
     queue = CaseQueue([*_cases(), skipped, Case("tiny-mlx/a", tiny_mlx, "Hi", None, 0, 8, 0.0, Expect())])
-    assert queue.next_model("eater") == TINY
+    assert queue.next_model(EATER) == TINY
     first = queue.take(None)
-    assert first is not None and first.model == EATER and queue.next_model("eater") == TINY
+    assert first is not None and first.model == EATER and queue.next_model(EATER) == TINY
     queue.model("tiny-hf").load_error = "cannot load"
-    assert queue.next_model("eater") is None, "a model that cannot load gets no worker ahead"
+    assert queue.next_model(EATER) is None, "a model that cannot load gets no worker ahead"
     queue.model("tiny-hf").load_error = None
+    other_eater = ModelSpec(id="eater2", backend="fault", path="fault:0.1:5")
+    assert queue.next_model(other_eater) == TINY, "the first model of another backend, not one of the same"
     for _ in range(2):
         queue.take("eater" if _ == 0 else "tiny-hf")
-    assert queue.next_model("tiny-hf") == tiny_mlx, "past its skipped case"
+    assert queue.next_model(TINY) == tiny_mlx, "past its skipped case"

@@ -92,13 +92,12 @@ class CaseQueue:
         judged = case.judging.judged_case_id if case.judging is not None else None
         return case if judged is None else grading.prepared(case, self._latest(judged))
 
-    def next_model(self, current: str) -> ModelSpec | None:
-        """The model that loads after ``current`` once ``current`` has no ready case left (None while it has one,
-        or when the next cannot load): its worker can start and import its framework while ``current`` runs."""
+    def next_model(self, current: ModelSpec) -> ModelSpec | None:
+        """The first model to load after ``current`` with another backend (None when none is ready, or it cannot
+        load): its worker can start and import its framework while ``current`` and its backend's models run."""
         ready = [self.cases[case_id] for case_id in self._ready()]
-        if any(case.model.id == current for case in ready):
-            return None
-        upcoming = next((case.model for case in ready if case.skip_reason is None), None)
+        upcoming = next((case.model for case in ready
+                         if case.model.backend != current.backend and case.skip_reason is None), None)
         record = self._models.get(upcoming.id) if upcoming is not None else None
         if upcoming is None or (record is not None and (record.load_error or record.skip_reason)):
             return None

@@ -229,7 +229,7 @@ class Scheduler:
                 case = None if self._stopping else self.queue.take(self.session.loaded)
                 if case is None:
                     continue
-                self.session.spares.warm(self.queue.next_model(case.model.id), case.model.backend)  # (spare_worker.py)
+                self.session.spares.warm(self.queue.next_model(case.model), case.model.backend)  # (spare_worker.py)
                 try:
                     await self._run_case(case)
                 except WorkerRefused as exc:

@@ -74,6 +74,11 @@ class SpareWorker:
             terminate_pid(pid, self.client.term_grace_s)
 
 
+BRINGS = {"mlx-vlm": ("transformers",)}
+"""Backends whose framework another's import brings along: ``import mlx_vlm`` imports torch and transformers
+(mlx-vlm 0.x), so a worker that loaded an mlx-vlm model loads a transformers one without a spare."""
+
+
 class Spares:
     """At most one spare worker: started for the next model's backend, claimed by the session at the switch."""
 
@@ -106,6 +111,10 @@ class Spares:
             return  # warming already, or warmed for the model about to load (the next one warms after its switch)
         self.discard()
         self._spare = SpareWorker(backend, self._emit, self._argv, self._env, self._term_grace_s)
+
+    def loaded(self, backend: str) -> None:
+        """The current worker loaded a model of ``backend``: that framework, and what it brings, is imported there."""
+        self.imported.update((backend, *BRINGS.get(backend, ())))
 
     def claim(self, backend: str | None) -> SpareWorker | None:
         """The spare warmed for ``backend``, taken out; None when there is none for it, or when the current

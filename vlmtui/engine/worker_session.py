@@ -146,7 +146,7 @@ class WorkerSession:
         cut = self._load_abort is not None or self._load_stop is not None
         if isinstance(reply, p.Loaded) and not cut:
             self.loaded = model.id
-            self.spares.imported.add(model.backend)
+            self.spares.loaded(model.backend)
             return reply
         if isinstance(reply, p.LoadFailed) and not cut:
             return reply
