@@ -88,6 +88,9 @@ def test_log_refuses_another_suites_log_and_force_appends(tmp_path: Path) -> Non
     assert other.read_text() == before
     resumed = vlmtui("run", str(tmp_path / "mine.toml"), "--resume", str(other))
     assert resumed.returncode == 2 and "another suite" in one_error_line(resumed), "a resume checks the suite too"
+    elsewhere = vlmtui("run", str(tmp_path / "mine.toml"), "--resume", str(other), "--log", str(tmp_path / "n.jsonl"))
+    assert elsewhere.returncode == 2 and "another suite" in one_error_line(elsewhere), "even into a new file"
+    assert not (tmp_path / "n.jsonl").exists()
     forced = vlmtui("run", str(tmp_path / "mine.toml"), "--log", str(other), "--force")
     assert forced.returncode == 1, forced.stderr
     assert [line["suite"] for line in log_lines(other) if line["event"] == "session_start"] == ["ghosts", "mine"]

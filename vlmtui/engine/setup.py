@@ -153,9 +153,12 @@ def prepare_session(
     except ValueError as exc:
         raise SuiteError(f"--budget: {exc}") from None
     refuse_oversized_budget(budget, system_total, force)
+    ids = [c.case_id for c in cases]
+    if previous_path and log_path:  # resuming into another file: the log read must be this suite's too
+        log_target(previous_path, suite_name=suite.name, case_ids=ids, force=force)
     chosen = log_path or previous_path
     path = default_log_path(suite.name) if not chosen else log_target(
-        chosen, suite_name=suite.name, case_ids=[c.case_id for c in cases], force=force)
+        chosen, suite_name=suite.name, case_ids=ids, force=force)
     scheduler = Scheduler(
         to_run + finished,
         suite_name=suite.name,
