@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import SAMPLE_IMAGES
 from tests.functional.helpers import scheduler_for
+from tests.functional.llamacpp_helpers import needs_server
 from tests.functional.test_conversations import conversation_suite
 from vlmtui.engine.events import CaseFinished, CaseResult
 from vlmtui.engine.plan import Case
@@ -111,3 +112,19 @@ async def test_a_conversation_through_a_real_mlx_vlm_server(tmp_path: Path) -> N
     for k in (1, 2):
         assert tokens[k] > tokens[k - 1] + answers[k - 1], "the server's prompt holds the history"
     assert result.image is not None and Path(result.image) == SAMPLE_IMAGES / "bicycle.jpg"
+
+
+@needs_server
+async def test_a_conversation_through_llama_server(tmp_path: Path) -> None:
+    """The tiny Idefics3 as GGUF + mmproj behind a started llama-server: the messages array through its own
+    chat template; its prompt cache keeps the history's prefix, its timings still count the whole prompt."""
+    model = '[[models]]\nid = "gguf"\nbackend = "openai"\nserver = "llama.cpp"\npath = "tiny:idefics3"\n'
+    result = await run_one(conversation_suite(tmp_path, model))
+    assert result.status == "passed", (result.error, result.turns)
+    tokens = [turn["metrics"]["prompt_tokens"] for turn in result.turns]
+    answers = [turn["metrics"]["gen_tokens"] for turn in result.turns]
+    print(f"\nllama-server: prompt tokens per turn {tokens}, answer tokens {answers}, "
+          f"ttft {[turn['metrics']['ttft_s'] for turn in result.turns]}")
+    for k in (1, 2):
+        assert tokens[k] > tokens[k - 1] + answers[k - 1], "the server's prompt holds the history"
+    assert {turn["metrics"]["metrics_source"] for turn in result.turns} == {"server"}
