@@ -2,8 +2,9 @@
 
 For turn k the worker gets one ``Run`` holding the earlier turns' prompts and answers (``history``) and
 turn k's prompt; the image goes with turn 1 only. Each backend renders that history the way its model
-takes it (the chat template, or the OpenAI messages array) and prefills it again: no backend keeps a
-KV cache between requests, so turn k's ``prompt_tokens`` counts everything before it.
+takes it (the chat template, or the OpenAI messages array); the worker's backends prefill it again (they keep
+no KV cache between requests; llama-server reuses its cached prefix, docs/backends.md), and turn k's
+``prompt_tokens`` counts everything before it either way.
 
 Driving the turns here rather than in the worker keeps the worker's one-request-one-result contract (abort,
 SIGTERM, crash accounting and the guard work per turn as they do per case) and lets every turn be checked
@@ -11,8 +12,9 @@ against its ``expect`` with the same rules as a case (engine/expect.py) before t
 
 How a conversation ends:
 
-- every turn passed: ``passed``; a turn whose answer misses its expectations is ``failed`` and the
-  conversation goes on (its answer is in the history); the case fails naming the first failing turn;
+- every turn passed: ``passed``; a turn whose answer misses its expectations, or whose ``answers`` score
+  under ``pass_at`` by the conversation's primary metric, is ``failed`` and the conversation goes on (its
+  answer is in the history); the case fails naming the first failing turn;
 - a model that cannot take history (``Loaded.no_history``: Moondream2 through mlx-vlm) answers turn 1, and
   its follow-up turns are ``skipped`` with that reason, never answered without their history; the case is
   ``skipped`` unless a turn failed;
