@@ -7,6 +7,7 @@ download missed fails the load), while the helper talks to the fake hub (HF_ENDP
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import Iterator
@@ -18,11 +19,12 @@ import pytest
 
 from tests.fixtures.fake_hub import FakeHub, FakeRepo, serve_hub
 from tests.functional.helpers import Recorder, cases_of, scheduler_for
-from vlmtui.engine.downloads import Downloads, Prepared
+from vlmtui.engine.downloads import HELPER_ARGV, Downloads, HubHelper, Prepared
 from vlmtui.engine.events import CaseFinished, DownloadFinished, DownloadProgress, Notice
 from vlmtui.engine.scheduler import Scheduler
 from vlmtui.engine.session_log import SessionLog
 from vlmtui.memory.budget import Budget
+from vlmtui.ui.download_bar import download_brief
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.demo.tiny import tiny_model_dir
 
@@ -64,6 +66,7 @@ def hub(tiny_smol: Path) -> Iterator[FakeHub]:
         "org/tiny-smol": FakeRepo(tiny_smol, bytes_per_s=400_000),  # ~1 MB in ~2.5 s: several progress lines
         "org/gated": FakeRepo(tiny_smol, status=401),
         "org/dropping": FakeRepo(tiny_smol, drop_after=200_000),
+        "org/resuming": FakeRepo(tiny_smol, drop_after=400_000),
     }
     with serve_hub(repos) as served:
         yield served
@@ -144,21 +147,25 @@ async def test_a_model_too_big_for_the_budget_is_skipped_before_a_byte_is_fetche
 
 
 async def test_each_failure_is_one_line_and_the_queue_goes_on(
-        tmp_path: Path, hf_home: Path, hub: FakeHub) -> None:
-    body = suite(gated="org/gated", missing="org/missing", dropped="org/dropping", smol="org/tiny-smol")
+        tmp_path: Path, hf_home: Path, hub: FakeHub, tiny_smol: Path) -> None:
+    body = suite(gated="org/gated", missing="org/missing", dropped="org/dropping", resumed="org/resuming")
     scheduler, recorder = run_suite(tmp_path, body, hf_home, hub.url)
     assert await scheduler.run() == {"failed": 3, "passed": 1}
     ended = statuses(recorder)
     assert all("\n" not in error for _, error in ended.values())
     assert ended["gated"][1].startswith("the hub refused org/gated (401): Access to model org/gated is restricted")
     assert ended["missing"][1].startswith("the hub refused org/missing (404): Repository org/missing not found")
-    # The weights' connection drops 200 kB in, before huggingface_hub's first 10 MiB chunk: its five resumes
-    # start from zero and drop again, and the helper gives up with the client's reason.
+    # The weights' connection drops 200 kB in, before the first 256 KiB step is written: each of
+    # huggingface_hub's five retries starts from zero and drops again, and the helper gives up with its reason.
     assert ended["dropped"][1].startswith("cannot reach the hub for org/dropping: peer closed connection")
     assert sum(path.endswith("model.safetensors") for path in hub.file_gets("org/dropping")) == 6
     assert not list(hf_home.rglob("*.incomplete")), "the partial file is removed"
-    assert ended["smol"] == ("passed", ""), "the queue goes on"
-    assert [bool(d.error) for d in recorder.of(DownloadFinished)] == [True, True, True, False]
+    # Dropped 400 kB in, after one 256 KiB step: resumed from there with a Range request, and the queue goes on.
+    assert ended["resumed"] == ("passed", "")
+    assert sum(path.endswith("model.safetensors") for path in hub.file_gets("org/resuming")) == 2
+    done = recorder.of(DownloadFinished)
+    assert [bool(d.error) for d in done] == [True, True, True, False]
+    assert done[-1].downloaded == sum(p.stat().st_size for p in tiny_smol.iterdir() if not p.name.startswith("."))
 
 
 async def test_an_unreachable_hub_is_one_line_naming_the_offline_switch(
@@ -241,3 +248,35 @@ async def test_an_online_mlx_vlm_worker_loads_what_the_download_fetched_without_
         gets = hub.file_gets()
     assert len(gets) == len(set(gets)) > 0, "each file fetched once: the worker's own look-up finds them cached"
     assert recorder.of(DownloadFinished)[0].downloaded > 0
+
+
+async def test_a_stalled_link_shows_as_stalled_rather_than_frozen(
+        tmp_path: Path, hf_home: Path, tiny_smol: Path) -> None:
+    # 9 s without a byte after 300 kB: the 5 s rate window empties (with 3 s to spare on a busy box) and the
+    # clock's reports say so.
+    with serve_hub({"org/stalling": FakeRepo(tiny_smol, stall_after=300_000, stall_s=9.0)}) as hub:
+        recorder = Recorder()
+        prepared = await Downloads(recorder, helper_env(hf_home, hub.url)).prepare(
+            spec_of("smol", "org/stalling"), 4096 * MiB)
+    assert prepared.error is None
+    progress = recorder.of(DownloadProgress)
+    stalled = [e for e in progress if e.rate_bps == 0.0 and 0 < e.downloaded < (e.total or 0)]
+    assert stalled, [(e.downloaded, e.rate_bps) for e in progress]
+    assert stalled[-1].eta_s is None and download_brief(stalled[-1]).endswith(" · stalled")
+    assert progress[-1].downloaded == progress[-1].total, "it recovers and finishes"
+
+
+async def test_the_helper_stops_its_download_when_the_engine_goes(
+        tmp_path: Path, hf_home: Path, hub: FakeHub) -> None:
+    hub.repos["org/tiny-smol"].bytes_per_s = 20_000
+    helper = HubHelper(HELPER_ARGV, helper_env(hf_home, hub.url))
+    await helper.start(spec_of("smol", "org/tiny-smol"))
+    assert "resolved" in await helper.message()
+    helper.send("fetch")
+    while (await helper.message()).get("progress", {}).get("downloaded", 0) == 0:
+        pass
+    assert helper.process is not None and helper.process.stdin is not None
+    helper.process.stdin.close()  # what a kill -9 of the vlmtui process does to the pipe
+    assert await asyncio.wait_for(helper.message(), 60) == {"error": "stopped"}
+    assert await asyncio.wait_for(helper.process.wait(), 60) == 1
+    assert not list(hf_home.rglob("*.incomplete"))

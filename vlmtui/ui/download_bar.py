@@ -18,9 +18,7 @@ from vlmtui.units import format_bytes
 def download_brief(event: DownloadProgress) -> str:
     """A download in flight for a model's row or the header: ``download 45% · 380 KiB/s · ETA 2 s``."""
     done = (f"{100 * event.downloaded / event.total:.0f}%" if event.total else format_bytes(event.downloaded))
-    text = f"download {done}"
-    if event.rate_bps:
-        text += f" · {format_bytes(event.rate_bps)}/s"
+    text = f"download {done}" + _rate(event)
     if event.eta_s is not None:
         text += f" · ETA {_duration(event.eta_s)}"
     return text
@@ -28,12 +26,17 @@ def download_brief(event: DownloadProgress) -> str:
 
 def download_status(event: DownloadProgress) -> str:
     """A download in flight in a few words: ``download smol 480 KiB of 940 KiB · 380 KiB/s · ETA 2 s``."""
-    text = f"download {event.model} {format_bytes(event.downloaded)} of {format_bytes(event.total)}"
-    if event.rate_bps:
-        text += f" · {format_bytes(event.rate_bps)}/s"
+    text = f"download {event.model} {format_bytes(event.downloaded)} of {format_bytes(event.total)}" + _rate(event)
     if event.eta_s is not None:
         text += f" · ETA {_duration(event.eta_s)}"
     return text
+
+
+def _rate(event: DownloadProgress) -> str:
+    """`` · 380 KiB/s``; `` · stalled`` once no byte came for the helper's rate window (vlmtui.worker.hub)."""
+    if event.rate_bps:
+        return f" · {format_bytes(event.rate_bps)}/s"
+    return " · stalled" if event.rate_bps == 0.0 and event.downloaded > 0 else ""
 
 
 def _duration(seconds: float) -> str:

@@ -18,10 +18,13 @@ from __future__ import annotations
 import errno
 import fnmatch
 import json
+import os
 import shutil
 import signal
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +42,14 @@ PROGRESS_EVERY_S = 0.25
 """How often a download reports its bytes: 4 lines a second is smooth on screen and small in the log."""
 FETCH_HINT = "download it once online (vlmtui run --download-only SUITE, or unset HF_HUB_OFFLINE)"
 """What to do about a hub model missing from the cache while the hub may not be contacted."""
+DOWNLOAD_CHUNK_BYTES = 256 * 1024
+"""Bytes read per step of a plain HTTP download (a xet-backed file reports through hf_xet's own callbacks)."""
+STALL_REPORT_S = 1.0
+"""With no byte arriving, a report still goes out this often: the rate falls towards 0 and the ETA grows, so a
+stalled link looks stalled on screen instead of frozen at its last good figures."""
+RATE_WINDOW_S = 5.0
+"""The rate (and so the ETA) is over the last few seconds, not since the start: a link that slows down or a
+stall shows within seconds rather than being averaged away over a 5 GB download."""
 PREFERRED_QUANT = "Q4_K_M"
 """The GGUF quantisation llama-server's ``-hf`` picks when the repo has it, so sizes match what it loads."""
 
@@ -209,25 +220,33 @@ class ProgressReport:
     def __init__(self, total: int, send: Callable[[dict[str, Any]], None]) -> None:
         self.total = total
         self.downloaded = 0
-        self.started = time.monotonic()
         self._send = send
         self._last = 0.0
+        self._window: deque[tuple[float, int]] = deque([(time.monotonic(), 0)])
+        self._lock = threading.Lock()
 
     def add(self, n: int) -> None:
         """``n`` more bytes arrived (negative when huggingface_hub restarts a file the server would not resume)."""
         self.downloaded += n
-        now = time.monotonic()
-        if now - self._last >= PROGRESS_EVERY_S:
-            self._last = now
+        self.tick(PROGRESS_EVERY_S)
+
+    def tick(self, every_s: float) -> None:
+        """Report if the last report is ``every_s`` old: from each chunk, and from a clock so a stall shows."""
+        if time.monotonic() - self._last >= every_s:
             self.send()
 
     def send(self) -> None:
-        """Report now: bytes, total, rate since the start and the time left at that rate."""
-        elapsed = time.monotonic() - self.started
-        rate = self.downloaded / elapsed if elapsed > 0 and self.downloaded > 0 else None
-        eta = max(self.total - self.downloaded, 0) / rate if rate else None
-        self._send({"progress": {"downloaded": self.downloaded, "total": self.total or None,
-                                 "rate_bps": rate, "eta_s": eta}})
+        """Report now: bytes, total, the rate over the last ``RATE_WINDOW_S`` and the time left at that rate."""
+        with self._lock:  # the chunks' thread and the clock's
+            now = self._last = time.monotonic()
+            self._window.append((now, self.downloaded))
+            while len(self._window) > 2 and now - self._window[1][0] >= RATE_WINDOW_S:
+                self._window.popleft()
+            then, before = self._window[0]
+            rate = (self.downloaded - before) / (now - then) if now > then and self.downloaded > before else 0.0
+            eta = max(self.total - self.downloaded, 0) / rate if rate else None
+            self._send({"progress": {"downloaded": self.downloaded, "total": self.total or None,
+                                     "rate_bps": rate, "eta_s": eta}})
 
 
 def progress_bar_class(report: ProgressReport) -> type:
@@ -258,22 +277,35 @@ def progress_bar_class(report: ProgressReport) -> type:
 
 def download(plan: HubPlan, send: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Fetch the plan's missing files one after another; the ``done`` summary (bytes, seconds, from cache)."""
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
 
+    # huggingface_hub reads DOWNLOAD_CHUNK_SIZE (10 MiB, 1.x-2.x) before each progress update and each resume
+    # point: at 1 MB/s one update per 10 s, which the stall clock would call stalled. 256 KiB: ~4 a second.
+    constants.DOWNLOAD_CHUNK_SIZE = DOWNLOAD_CHUNK_BYTES
     missing = [f for f in plan.files if not f.cached]
     report = ProgressReport(plan.missing_bytes, send)
     bar = progress_bar_class(report)
     started = time.monotonic()
-    for hub_file in missing:
-        try:
-            hf_hub_download(plan.repo, hub_file.name, revision=plan.commit, tqdm_class=bar)
-        except Exception as exc:
-            raise HubError(describe_failure(plan.repo, plan.revision, exc)) from None
+    finished = threading.Event()
+    threading.Thread(target=_report_stalls, args=(report, finished), name="progress-clock", daemon=True).start()
+    try:
+        for hub_file in missing:
+            try:
+                hf_hub_download(plan.repo, hub_file.name, revision=plan.commit, tqdm_class=bar)
+            except Exception as exc:
+                raise HubError(describe_failure(plan.repo, plan.revision, exc)) from None
+    finally:
+        finished.set()
     _remember_revision(plan)
     if missing:
         report.send()
     return {"downloaded": report.downloaded, "seconds": round(time.monotonic() - started, 3),
             "from_cache": not missing}
+
+
+def _report_stalls(report: ProgressReport, finished: threading.Event) -> None:
+    while not finished.wait(STALL_REPORT_S):
+        report.tick(STALL_REPORT_S)
 
 
 def _remember_revision(plan: HubPlan) -> None:
@@ -298,6 +330,13 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def _stop_when_orphaned() -> None:
+    """The engine keeps our stdin open while we download: its end (the vlmtui process died, even by kill -9)
+    stops the download as SIGTERM does, rather than leaving an orphan fetching gigabytes for no one."""
+    sys.stdin.read()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main() -> int:
     """Resolve one request from stdin, then fetch it when told to; 0 when all went well."""
     signal.signal(signal.SIGTERM, _stop)
@@ -309,6 +348,7 @@ def main() -> int:
         _send({"resolved": plan.to_dict()})
         if sys.stdin.readline().strip() != "fetch":
             return 0
+        threading.Thread(target=_stop_when_orphaned, name="orphan-watch", daemon=True).start()
         _send({"done": download(plan, _send)})
         return 0
     except HubError as exc:
