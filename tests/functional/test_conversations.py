@@ -241,3 +241,24 @@ async def test_a_worker_killed_under_turn_two_crashes_the_case_keeping_turn_one(
     assert [t["status"] for t in result.turns] == ["passed", "crashed", "not_run"]
     assert result.turns[0]["output"] == "h0 t0 t1 t2 " and result.turns[1]["output"].startswith("h1")
     assert result.metrics["returncode"] == -signal.SIGKILL and result.metrics["turns_run"] == 1
+
+
+def test_the_worker_refuses_a_follow_up_for_a_backend_without_history() -> None:
+    """The engine skips such turns; the worker still never answers one that reaches it without its history."""
+    from tests.functional.worker_driver import WorkerDriver
+    from vlmtui.wire import protocol as p
+
+    driver = WorkerDriver([sys.executable, "-m", "tests.fixtures.fault_worker"],
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        driver.wait_for(p.Hello)
+        driver.send(p.Load(model=ModelSpec(id="plain", backend="fault", path="fault:0.01:1").to_dict()))
+        loaded = driver.wait_for(p.Loaded, p.LoadFailed)
+        assert loaded.no_history == "the fault backend does not send a conversation's history"
+        driver.send(p.Run(case_id="c", prompt="b?", max_tokens=2, history=[{"prompt": "a?", "output": "A."}]))
+        refused = driver.wait_for(p.Result)
+        assert (refused.outcome, refused.error) == ("failed", loaded.no_history) and not driver.tokens["c"]
+        driver.send(p.Run(case_id="d", prompt="b?", max_tokens=2))
+        assert driver.wait_for(p.Result).outcome == "completed", "a single prompt still runs"
+    finally:
+        driver.close()

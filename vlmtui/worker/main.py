@@ -20,7 +20,8 @@ import sys
 import threading
 import time
 import traceback
-from typing import TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TextIO
 
 import psutil
 
@@ -34,6 +35,7 @@ from vlmtui.worker.backends.base import (
     Exchange,
     GenerationRequest,
     GenerationStats,
+    LoadInfo,
     OutOfMemoryError,
     one_line,
 )
@@ -50,6 +52,9 @@ from vlmtui.worker.measure import (
     loaded_message,
 )
 from vlmtui.worker.warm import start_warming
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 IDLE_POLL_S = 0.1
 """How often an idle worker looks up from its queue: a SIGTERM's handler runs only when the main thread does."""
@@ -74,8 +79,7 @@ class Worker:
         """The backend whose ``load`` runs now: the sampler probes it, so a load is guarded too."""
         self._spec: ModelSpec | None = None
         self._load_s = 0.0
-        self._no_history = ""
-        """Why the loaded model cannot take a conversation's history (``Loaded.no_history``); ``""``: it can."""
+        self._no_history = ""  # why the loaded model cannot take a conversation's history (Loaded.no_history)
         self._interrupts = CaseInterrupts(self._commands.put)
         self._said_exiting = False
         self._sample_s = 0.25
@@ -217,8 +221,7 @@ class Worker:
         # so a guard cleanup costs milliseconds, not a 0.2 s pause between tokens (bench/guard_latency.py).
         gc.collect()
         gc.freeze()
-        self._no_history = info.no_history or (
-            "" if backend.supports_history else f"the {spec.backend} backend does not send a conversation's history")
+        self._no_history = history_refusal(backend, info)
         loaded = loaded_message(spec, backend, info, self._load_s, capped=bool(command.memory_limit_bytes))
         self.send(dataclasses.replace(loaded, no_history=self._no_history))
 
@@ -244,10 +247,6 @@ class Worker:
         if backend is None or spec is None:
             self.send(p.Result(case_id=case_id, outcome=Outcome.FAILED, error="no model is loaded in the worker"))
             return
-        if command.history and self._no_history:
-            # Never answer a follow-up without its history: the engine skips these turns; this guards the wire.
-            self.send(p.Result(case_id=case_id, outcome=Outcome.FAILED, error=self._no_history))
-            return
         metrics: dict[str, float | int | str | None] = {"load_s": round(self._load_s, 4)}
         self._case_peak.reset()
         started = time.perf_counter()
@@ -261,13 +260,8 @@ class Worker:
             image = open_image(command.image, spec.max_image_size) if command.image else None
             backend.reset_peak_memory()
             self._between_tokens(case_id)
-            request = GenerationRequest(
-                case_id=case_id, prompt=command.prompt, image=image, max_tokens=command.max_tokens,
-                temperature=command.temperature,
-                should_stop=lambda: self._interrupts.should_stop(case_id),
-                history=tuple(Exchange(str(turn.get("prompt", "")), str(turn.get("output", "")))
-                              for turn in command.history),
-            )
+            request = generation_request(command, image, lambda: self._interrupts.should_stop(case_id),
+                                         self._no_history)
             gen_started = time.perf_counter()
             stats = backend.generate(request, stream.emit)
             self._between_tokens(case_id)  # a backend that saw ``should_stop`` returns; the abort still counts
@@ -322,6 +316,25 @@ class Worker:
             del backend
         if announce:
             self.send(p.Unloaded(model_id=spec.id if spec else ""))
+
+
+def history_refusal(backend: Backend, info: LoadInfo) -> str:
+    """Why the loaded model cannot take a conversation's history (``Loaded.no_history``); ``""`` when it can."""
+    if info.no_history or backend.supports_history:
+        return info.no_history
+    return f"the {backend.name} backend does not send a conversation's history"
+
+
+def generation_request(command: p.Run, image: Image | None, should_stop: Callable[[], bool],
+                       no_history: str) -> GenerationRequest:
+    """The backend's view of a ``Run``; a follow-up turn for a model without history is refused (the engine
+    skips those turns: this guards the wire), never answered without the conversation before it."""
+    if command.history and no_history:
+        raise BackendError(no_history)
+    history = tuple(Exchange(str(turn.get("prompt", "")), str(turn.get("output", ""))) for turn in command.history)
+    return GenerationRequest(case_id=command.case_id, prompt=command.prompt, image=image,
+                             max_tokens=command.max_tokens, temperature=command.temperature,
+                             should_stop=should_stop, history=history)
 
 
 def _drop(backend: Backend) -> None:
