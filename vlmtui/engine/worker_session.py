@@ -167,10 +167,8 @@ class WorkerSession:
 
     async def run(self, case: Case, attempt: int, *, prompt: str | None = None,
                   history: Sequence[dict[str, str]] = (), announce: bool = True) -> tuple[RunningCase, p.Result | None]:
-        """Run one case on the loaded model: the case as it ran, and the worker's result (None if it died).
-
-        A conversation's turn (engine/conversation.py) sends its own ``prompt`` after the ``history``; only its
-        first turn ``announce``s the case."""
+        """Run one case (a conversation's turn: its ``prompt`` after the ``history``, not ``announce``d) on the loaded
+        model: the case as it ran, and the worker's result (None if it died)."""
         assert self.worker is not None
         running = RunningCase(case, attempt, time.time(), asyncio.get_running_loop().create_future())
         self.running = running
