@@ -280,3 +280,15 @@ async def test_the_helper_stops_its_download_when_the_engine_goes(
     assert await asyncio.wait_for(helper.message(), 60) == {"error": "stopped"}
     assert await asyncio.wait_for(helper.process.wait(), 60) == 1
     assert not list(hf_home.rglob("*.incomplete"))
+
+
+async def test_force_downloads_a_model_the_fit_check_refuses_and_a_second_load_asks_nothing(
+        tmp_path: Path, hf_home: Path, hub: FakeHub) -> None:
+    recorder = Recorder()
+    downloads = Downloads(recorder, helper_env(hf_home, hub.url))
+    forced = ModelSpec(id="smol", backend="transformers", path="org/tiny-smol", force=True)
+    prepared = await downloads.prepare(forced, 64 * MiB)
+    assert prepared.skip_reason is None and prepared.error is None and hub.body_bytes > 0
+    asked = len(hub.requests)
+    assert await downloads.prepare(forced, 64 * MiB) == prepared
+    assert len(hub.requests) == asked and len(recorder.of(DownloadFinished)) == 1

@@ -177,6 +177,8 @@ class Downloads:
         """Resolve, check the fit on the hub's sizes, and fetch what is missing (no-op for other models)."""
         if not hub_download_applies(model):
             return Prepared()
+        if model.id in self.download_s:  # a model loaded again (after another, or a rerun): its files are here
+            return Prepared(download_s=self.download_s[model.id])
         self._stopped = None
         helper = self._helper = HubHelper(self._argv, self._env)
         try:
