@@ -19,7 +19,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 FULL_DECODE_PIXELS = 16_000_000
-"""Images up to this many pixels are decoded in full here (a 16 MP PNG decodes in ~0.1 s on one core)."""
+"""Images up to this many pixels are decoded in full here: a 4000×4000 PNG took 0.36 s on a busy 2-core box,
+the demo's three sample images 47 ms together; a 6000×6000 one, verified only, 0.5 ms."""
 MAX_PIXELS = 100_000_000
 """Beyond this PIL refuses the image as a decompression bomb, as the worker does (worker/images.py)."""
 
