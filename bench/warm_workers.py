@@ -71,12 +71,16 @@ def suite(models: list[tuple[str, str, str]], max_tokens: int) -> list[Case]:
 async def one_run(models: list[tuple[str, str, str]], warm: bool, max_tokens: int) -> dict[str, Any]:
     """One pass of the suite; what it took and what memory it reached."""
     scheduler = Scheduler(suite(models, max_tokens), suite_name="warm-workers", guard=GuardConfig(budget="90%"))
-    scheduler.session.spares.enabled = warm
+    scheduler.session.spares.enabled = warm  # whatever the machine's default (VLMTUI_WARM_WORKERS, its cores)
     events: list[tuple[float, Event]] = []
     scheduler.subscribe(lambda event: events.append((time.time(), event)))
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), os.times()
     counts = await scheduler.run()
     wall = time.perf_counter() - started
+    cpu_after = os.times()  # the workers are this process's children, reaped by the end of the run
+    cpu = {"parent_s": round(cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system, 2),
+           "workers_s": round(cpu_after.children_user + cpu_after.children_system
+                              - cpu_before.children_user - cpu_before.children_system, 2)}
     loads = {e.model: e.load_s for _, e in events if isinstance(e, ModelLoaded)}
     loading_at = {e.model: t for t, e in events if isinstance(e, ModelLoading)}
     cases = [e.result for _, e in events if isinstance(e, CaseFinished)]
@@ -98,6 +102,8 @@ async def one_run(models: list[tuple[str, str, str]], warm: bool, max_tokens: in
         "warm": warm, "counts": counts, "wall_s": round(wall, 3), "sum_load_s": round(sum(loads.values()), 3),
         "sum_case_s": round(case_s, 3), "overhead_s": round(wall - sum(loads.values()) - case_s, 3),
         "load_s": {m: round(s, 3) for m, s in loads.items()}, "imports": imports,
+        # Loads after the first model's: what a warm-up can shorten (the first worker imports in its load either way).
+        "switch_load_s": round(sum(s for m, s in loads.items() if m != models[0][0]), 3), "cpu": cpu,
         "max_worker_rss": max((u.worker_rss or 0 for u in memory), default=0),
         "max_guarded_bytes": max((u.guarded_bytes or 0 for u in memory), default=0),
         "max_system_used": max((int(u.system.get("used", 0)) for u in memory), default=0),
@@ -121,7 +127,9 @@ def main() -> None:
             run = asyncio.run(one_run(models, warm, args.max_tokens))
             runs.append(run)
             print(f"warm={'on ' if warm else 'off'} wall {run['wall_s']:6.2f} s = loads {run['sum_load_s']:6.2f} + "
-                  f"cases {run['sum_case_s']:5.2f} + overhead {run['overhead_s']:5.2f}; imports {run['imports']}; "
+                  f"cases {run['sum_case_s']:5.2f} + overhead {run['overhead_s']:5.2f}; switch loads "
+                  f"{run['switch_load_s']:.2f} s; worker CPU {run['cpu']['workers_s']:.1f} s; "
+                  f"imports {run['imports']}; "
                   f"max worker RSS {run['max_worker_rss'] / 2**20:.0f} MiB, system used "
                   f"{run['max_system_used'] / 2**20:.0f} MiB")
     off = [r for r in runs if not r["warm"]]
@@ -133,6 +141,10 @@ def main() -> None:
         "wall_on_s": statistics.median(r["wall_s"] for r in on),
         "sum_load_off_s": statistics.median(r["sum_load_s"] for r in off),
         "sum_load_on_s": statistics.median(r["sum_load_s"] for r in on),
+        "switch_load_off_s": statistics.median(r["switch_load_s"] for r in off),
+        "switch_load_on_s": statistics.median(r["switch_load_s"] for r in on),
+        "worker_cpu_off_s": statistics.median(r["cpu"]["workers_s"] for r in off),
+        "worker_cpu_on_s": statistics.median(r["cpu"]["workers_s"] for r in on),
         "import_s_total": round(imported, 3), "load_waited_s_total": round(waited, 3),
         "hidden_fraction": round(1 - waited / imported, 3) if imported else None,
         "max_worker_rss_off": max(r["max_worker_rss"] for r in off),

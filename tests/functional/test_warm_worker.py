@@ -70,6 +70,7 @@ async def test_the_next_models_import_overlaps_the_last_case_and_waits_for_the_u
     guard = GuardConfig(budget="8GiB", sample_ms=100, grace_s=30.0)
     scheduler, _ = scheduler_for(_cases(), guard=guard, worker_argv=FAULT_WORKER,
                                  worker_env={**os.environ, "PYTHONPATH": str(ROOT)})
+    scheduler.session.spares.enabled = True  # whatever this machine's default (warm_by_default)
     watch = Watch(scheduler)
     scheduler.subscribe(watch)
     counts = await scheduler.run()
@@ -98,6 +99,7 @@ async def test_a_model_of_the_same_backend_reuses_the_worker() -> None:
              Case("eater2/a", other, "eat", None, 0, 3, 0.0, Expect())]
     scheduler, recorder = scheduler_for(cases, worker_argv=FAULT_WORKER,
                                         worker_env={**os.environ, "PYTHONPATH": str(ROOT)})
+    scheduler.session.spares.enabled = True
     pids: list[int | None] = []
     scheduler.subscribe(lambda e: pids.append(scheduler.session.pid) if isinstance(e, CaseStarted) else None)
     assert await scheduler.run() == {"passed": 2}
@@ -129,3 +131,11 @@ def test_the_next_model_is_the_one_take_will_load_after_the_current() -> None:
     for _ in range(2):
         queue.take("eater" if _ == 0 else "tiny-hf")
     assert queue.next_model(TINY) == tiny_mlx, "past its skipped case"
+
+
+def test_warm_ups_follow_the_switch_else_the_cores() -> None:
+    from vlmtui.engine.spare_worker import warm_by_default
+
+    assert warm_by_default({}, cores=8) and not warm_by_default({}, cores=2)
+    assert warm_by_default({"VLMTUI_WARM_WORKERS": "1"}, cores=2)
+    assert not warm_by_default({"VLMTUI_WARM_WORKERS": "0"}, cores=8)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from vlmtui.engine.events import Event, Notice
 from vlmtui.engine.worker_client import WorkerClient, WorkerRefused, terminate_pid
@@ -79,6 +79,23 @@ BRINGS = {"mlx-vlm": ("transformers",)}
 (mlx-vlm 0.x), so a worker that loaded an mlx-vlm model loads a transformers one without a spare."""
 
 
+WARM_SWITCH = "VLMTUI_WARM_WORKERS"
+"""``1`` or ``0`` turns warm-ups on or off whatever the machine."""
+MIN_CORES = 4
+"""Below this many cores warm-ups are off by default: on a loaded 2-core machine a spare's import (15-26 s of
+CPU for mlx_vlm with torch and transformers) competes with the model running beside it, while switching
+framework inside one worker cost 0.4-1.1 s there (bench/results/warm-workers-*.json)."""
+
+
+def warm_by_default(environ: Mapping[str, str] | None = None, cores: int | None = None) -> bool:
+    """Whether to start workers ahead: ``VLMTUI_WARM_WORKERS`` if set, else on a machine of ``MIN_CORES`` or more."""
+    env = os.environ if environ is None else environ
+    switch = env.get(WARM_SWITCH, "").strip()
+    if switch in ("0", "1"):
+        return switch == "1"
+    return (cores if cores is not None else os.cpu_count() or 1) >= MIN_CORES
+
+
 class Spares:
     """At most one spare worker: started for the next model's backend, claimed by the session at the switch."""
 
@@ -88,8 +105,8 @@ class Spares:
         self._argv = argv
         self._env = env
         self._term_grace_s = term_grace_s
-        self.enabled = True
-        """False: no worker is started ahead (the bench's baseline; every switch then loads in place)."""
+        self.enabled = warm_by_default()
+        """Whether workers are started ahead (False: every switch loads in the current worker, as before)."""
         self.imported: set[str] = set()
         """The backends the current worker has loaded a model with: their frameworks are imported there."""
         self._spare: SpareWorker | None = None
