@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from vlmtui.peak_kind import peak_label
 from vlmtui.text import middle
 from vlmtui.ui.tui.format import rate, seconds, size
 from vlmtui.vocab import RESULT_STATUSES, ModelState
@@ -104,7 +105,10 @@ class ModelSummaryTable(Widget):
             table.add_column(heading, justify="right", no_wrap=True)
         score_width = max(len(heading), *map(len, scores)) + 1 if scores else 0
         # The numeric columns and their padding take 58 cells (and the score's); the name gets the rest.
-        room = max(self.content_size.width - NUMBERS_WIDTH - score_width - (ENERGY_WIDTH if energy else 0) - 2, 12)
+        # A peak says what it measured (" RSS", " server"): that word's cells come off the name's room too.
+        label = max((len(peak_label(row.peak_kind)) + 1 for row in self.rows if row.peak_kind), default=0)
+        room = max(self.content_size.width - NUMBERS_WIDTH - score_width - (ENERGY_WIDTH if energy else 0) - 2 - label,
+                   12)
         for i, row in enumerate(self.rows):
             look = ModelState(row.state).look
             name = Text.assemble((look.mark, look.style), " ", middle(row.model, room))
