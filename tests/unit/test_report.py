@@ -334,12 +334,13 @@ def test_log_format_doc_names_every_event_and_field() -> None:
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "log-format.md").read_text(encoding="utf-8")
     written = set(re.findall(r'self\.write\("(\w+)"', inspect.getsource(log_module.SessionLog)))
-    assert len(written) == 11
+    assert len(written) == 14
     for event in written:
         assert f"`{event}`" in doc, event
     for cls in (events.SessionStarted, events.CaseStarted, events.CaseResult, events.ModelLoading,
                 events.ModelLoaded, events.ModelLoadFailed, events.WorkerExited, events.MemoryUpdate,
-                events.GuardEvent, events.Notice, events.SessionFinished):
+                events.GuardEvent, events.Notice, events.SessionFinished, events.DownloadProgress,
+                events.DownloadFinished):
         for f in dataclasses.fields(cls):
             assert f"`{f.name}`" in doc, f"{cls.__name__}.{f.name}"
 
