@@ -1,8 +1,11 @@
-"""Which files of a hub repo each backend needs (issue 18), from the repo's names and sizes alone."""
+"""Which files of a hub repo each backend needs (issue 18), and how its bytes are counted as they come."""
 
 from __future__ import annotations
 
-from vlmtui.worker.hub import needed_files
+import logging
+from typing import Any
+
+from vlmtui.worker.hub import ProgressReport, needed_files, progress_bar_class
 
 SAFETENSORS_REPO = {
     "config.json": 2_000, "tokenizer.json": 3_000_000, "tokenizer_config.json": 20_000, "chat_template.jinja": 900,
@@ -32,3 +35,20 @@ def test_a_gguf_repo_gives_one_quantisation_and_one_projector() -> None:
                                                 {"model-Q4_K_M.gguf": 4_000, "mmproj-model-Q8_0.gguf": 300})
     chosen = needed_files(repo, "openai", {"model_file": "model-Q8_0.gguf", "mmproj": "mmproj-model-f16.gguf"})
     assert chosen[1] == {"model-Q8_0.gguf": 8_000, "mmproj-model-f16.gguf": 600}
+
+
+def test_a_xet_download_counts_each_byte_once_through_huggingface_hubs_own_reporter() -> None:
+    from types import SimpleNamespace
+
+    from huggingface_hub.utils._xet_progress_reporting import XetDownloadProgressReporter
+
+    sent: list[dict[str, Any]] = []
+    report = ProgressReport(1000, sent.append)
+    with XetDownloadProgressReporter(reconstruction_desc="model.safetensors", total=1000, log_level=logging.INFO,
+                                     tqdm_class=progress_bar_class(report)) as reporter:
+        for written, received in ((300, 400), (1000, 900)):
+            reporter.update_progress(SimpleNamespace(
+                total_bytes_completed=written, total_transfer_bytes_completed=received, total_bytes=1000,
+                total_bytes_completion_rate=1e6, total_transfer_bytes_completion_rate=1e6))
+    assert report.downloaded == 1000, "bytes written, not written + received"
+    assert sent and all(0 < s["progress"]["downloaded"] <= 1000 for s in sent)

@@ -250,12 +250,27 @@ class ProgressReport:
 
 
 def progress_bar_class(report: ProgressReport) -> type:
-    """A tqdm stand-in for huggingface_hub's ``tqdm_class`` hook that adds each chunk to ``report``."""
+    """A tqdm stand-in for huggingface_hub's ``tqdm_class`` hook that adds each chunk to ``report``.
+
+    It counts bytes written (``update``), never network bytes (``update_transfer``): having that method makes a
+    xet download (hf_xet, utils/_xet_progress_reporting.py 2.x) route both figures through one bar instead of
+    making a second bar whose ``update`` would count the same file twice.
+    """
 
     class HubProgress:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            initial = int(kwargs.get("initial") or 0)  # a resumed file: these bytes were fetched earlier
-            report.total -= initial
+            self.total = kwargs.get("total")
+            self.n = int(kwargs.get("initial") or 0)
+            report.total -= self.n  # a resumed file: these bytes were fetched earlier
+
+        def update_transfer(self, n: float | None = 1) -> None:
+            return None
+
+        def set_transfer_postfix_str(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        def refresh(self) -> None:
+            return None
 
         def __enter__(self) -> HubProgress:
             return self
@@ -264,6 +279,7 @@ def progress_bar_class(report: ProgressReport) -> type:
             return None
 
         def update(self, n: float | None = 1) -> None:
+            self.n += int(n or 0)
             report.add(int(n or 0))
 
         def close(self) -> None:
