@@ -25,8 +25,10 @@ from vlmtui.memory.budget import resolve_budget
 from vlmtui.memory.preflight import PreflightVerdict, hub_cache_dir
 from vlmtui.memory.system import probe_pressure, probe_system, probe_wired_limit_mb
 from vlmtui.memory.telemetry import describe_telemetry
+from vlmtui.plugins import BackendNotFound, find_backend
 from vlmtui.suite.loader import GuardConfig, SuiteError
 from vlmtui.units import format_bytes
+from vlmtui.wire.spec import ModelSpec
 
 PROBE_TIMEOUT_S = 120
 
@@ -212,11 +214,19 @@ def print_cache_report(suite_path: str, overrides: GuardOverrides, console: Cons
         fetching += bool(missing)
         table.add_row(escape(model.id), escape(f"{source.name}@{plan['revision']}"),
                       format_bytes(plan["total_bytes"]), cached, format_bytes(missing),
-                      _fit_text(check_fit(resolved.estimate, budget.bytes, 0)))
+                      _fit_text(check_fit(resolved.estimate, budget.bytes, 0)) if _preflight_applies(model)
+                      else "— (the server's memory, watched as it runs)")
     console.print(table)
     console.print(f"[bold]To download[/]: {format_bytes(to_fetch)} for {fetching} of {len(suite.models)} model(s)"
                   f" into {escape(str(hub_cache_dir()))}")
     return 0
+
+
+def _preflight_applies(model: ModelSpec) -> bool:
+    try:
+        return find_backend(model.backend).preflight
+    except BackendNotFound:
+        return False
 
 
 def _fit_text(verdict: PreflightVerdict | None) -> str:

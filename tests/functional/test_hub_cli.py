@@ -84,3 +84,21 @@ def test_download_only_checks_the_fit_first_and_fails_in_one_line(tmp_path: Path
     assert failure == ["  download of gated failed: the hub refused org/gated (401): Access to model org/gated is "
                        "restricted. You must have access to it and be authenticated to access it. Please log in.; "
                        "log in (hf auth login) or set HF_TOKEN"], gated.stdout
+
+
+def test_doctor_sizes_a_gguf_repo_by_the_quantisation_llama_server_loads(tmp_path: Path) -> None:
+    repo = tmp_path / "gguf-repo"
+    repo.mkdir()
+    for name, size in (("smol-Q8_0.gguf", 80_000), ("smol-Q4_K_M.gguf", 40_000), ("smol-F16.gguf", 160_000),
+                       ("mmproj-smol-f16.gguf", 6_000), ("README.md", 100)):
+        (repo / name).write_bytes(b"\0" * size)
+    suite = tmp_path / "suite.toml"
+    suite.write_text('name = "gguf"\ntext_prompts = ["Hello?"]\n\n[[models]]\nid = "gguf"\nbackend = "openai"\n'
+                     'server = "llama.cpp"\npath = "org/smol-gguf"\n')
+    with serve_hub({"org/smol-gguf": FakeRepo(repo)}) as hub:
+        found = vlmtui(["doctor", str(suite)], hub, tmp_path / "hf")
+    assert found.returncode == 0, found.stderr
+    row = next(line for line in found.stdout.splitlines() if "org/smol-gguf@main" in line)
+    assert "45 KiB" in row and "llama-server's own cache" in row, row  # Q4_K_M (40,000) + the projector (6,000)
+    assert "the server's memory" in row, "no fit check: llama-server's memory is not the worker's"
+    assert "To download: 0 B for 0 of 1 model(s)" in found.stdout, "llama-server fetches it itself"
