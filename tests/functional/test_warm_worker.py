@@ -139,3 +139,34 @@ def test_warm_ups_follow_the_switch_else_the_cores() -> None:
     assert warm_by_default({}, cores=8) and not warm_by_default({}, cores=2)
     assert warm_by_default({"VLMTUI_WARM_WORKERS": "1"}, cores=2)
     assert not warm_by_default({"VLMTUI_WARM_WORKERS": "0"}, cores=8)
+
+
+async def test_two_tiny_models_the_second_starts_warming_while_the_first_runs() -> None:
+    tiny_mlx = model_spec(id="tiny-mlx", backend="mlx-vlm", path="tiny:idefics3")
+    images = sorted(SAMPLE_IMAGES.glob("*"))
+    cases = [Case(f"{model.id}/{image.name}", model, "Describe this image.", image, 0, 8, 0.0, Expect())
+             for model in (TINY, tiny_mlx) for image in images]
+    scheduler, recorder = scheduler_for(cases)
+    scheduler.session.spares.enabled = True
+    seen: dict[str, object] = {}
+
+    def watch(event: Event) -> None:
+        spare = scheduler.session.spares.spare
+        if isinstance(event, CaseStarted) and event.case_id.startswith("tiny-hf/"):
+            seen["hf_pid"] = scheduler.session.pid
+            if spare is not None:
+                seen.setdefault("spare", (spare.backend, spare.client.pid, spare.started_at))
+        if isinstance(event, ModelLoading) and event.model == "tiny-mlx":
+            pid = seen.get("hf_pid")
+            seen["hf_alive_at_mlx_load"] = isinstance(pid, int) and psutil.pid_exists(pid)
+        if isinstance(event, ModelLoaded) and event.model == "tiny-mlx":
+            seen["mlx_pid"] = scheduler.session.pid
+
+    scheduler.subscribe(watch)
+    assert await scheduler.run() == {"passed": 2 * len(images)}
+    backend, spare_pid, started_at = seen["spare"]  # type: ignore[misc]
+    assert backend == "mlx-vlm", "the mlx worker was started while the transformers model ran"
+    last_hf = max(e.result.ended_at for e in recorder.of(CaseFinished) if e.result.case_id.startswith("tiny-hf/"))
+    assert started_at < last_hf
+    assert seen["hf_alive_at_mlx_load"] is False, "the transformers worker had gone before the mlx load"
+    assert seen["mlx_pid"] == spare_pid, "the warmed worker loaded the mlx model"
