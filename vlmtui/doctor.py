@@ -21,8 +21,8 @@ from vlmtui import __version__
 from vlmtui.engine.setup import GuardOverrides
 from vlmtui.hub_reach import hub_line
 from vlmtui.llamacpp import find_llama_server, how_to_get, llama_server_gpus, llama_server_version
-from vlmtui.memory.budget import resolve_budget
-from vlmtui.memory.preflight import PreflightVerdict, hub_cache_dir
+from vlmtui.memory.budget import Budget, resolve_budget
+from vlmtui.memory.preflight import FootprintEstimate, check_fit, hub_cache_dir
 from vlmtui.memory.system import probe_pressure, probe_system, probe_wired_limit_mb
 from vlmtui.memory.telemetry import describe_telemetry
 from vlmtui.plugins import BackendNotFound, find_backend
@@ -175,7 +175,7 @@ def print_cache_report(suite_path: str, overrides: GuardOverrides, console: Cons
     import asyncio
 
     from vlmtui.engine.downloads import Downloads
-    from vlmtui.memory.preflight import check_fit, estimate_footprint
+    from vlmtui.memory.preflight import estimate_footprint
     from vlmtui.suite.loader import load_suite
 
     console = console or Console(highlight=False)
@@ -187,21 +187,21 @@ def print_cache_report(suite_path: str, overrides: GuardOverrides, console: Cons
         raise SuiteError(f"--budget: {exc}") from None
     downloads = Downloads(lambda event: None)
     table = Table(title=f"Models of {suite_path} · budget {budget}", title_justify="left")
-    for column in ("model", "source", "size", "cached", "to download", "fit"):
+    for column in ("model", "source", "size", "cached", "to download", "needs", "fits"):
         table.add_column(column)
-    to_fetch, fetching = 0, 0
+    to_fetch, fetching, unknown = 0, 0, []
     for model in suite.models:
         source = model.source
         if not source.is_hub:
             estimate = None if source.is_tiny else estimate_footprint(source, allow_network=False)
             where = "tiny model, built here" if source.is_tiny else "local"
             size = format_bytes(estimate.weights_bytes) if estimate else "—"
-            fit = check_fit(estimate, budget.bytes, 0) if estimate else None
-            table.add_row(escape(model.id), escape(str(source)), size, where, "—", _fit_text(fit))
+            table.add_row(escape(model.id), escape(str(source)), size, where, "—", *_fit_cells(model, estimate, budget))
             continue
         resolved = asyncio.run(downloads.resolve(model))
         if resolved.error is not None:
-            table.add_row(escape(model.id), escape(str(source)), "—", "—", "—", f"[red]{escape(resolved.error)}[/]")
+            unknown.append(f"  [red]{escape(model.id)}[/]: {escape(resolved.error)}")
+            table.add_row(escape(model.id), escape(str(source)), "—", "—", "[red]unknown (below)[/]", "—", "—")
             continue
         plan = resolved.plan
         files, missing = plan["files"], int(plan["missing_bytes"])
@@ -212,13 +212,14 @@ def print_cache_report(suite_path: str, overrides: GuardOverrides, console: Cons
             cached = "[green]yes[/]" if not missing else f"{held} of {len(files)} files"
         to_fetch += missing
         fetching += bool(missing)
-        table.add_row(escape(model.id), escape(f"{source.name}@{plan['revision']}"),
-                      format_bytes(plan["total_bytes"]), cached, format_bytes(missing),
-                      _fit_text(check_fit(resolved.estimate, budget.bytes, 0)) if _preflight_applies(model)
-                      else "— (the server's memory, watched as it runs)")
+        table.add_row(escape(model.id), escape(f"{source.name}@{plan['revision']}"), format_bytes(plan["total_bytes"]),
+                      cached, format_bytes(missing), *_fit_cells(model, resolved.estimate, budget))
     console.print(table)
+    for line in unknown:
+        console.print(line, soft_wrap=True)
+    sized = f"; {len(unknown)} could not be sized (above)" if unknown else ""
     console.print(f"[bold]To download[/]: {format_bytes(to_fetch)} for {fetching} of {len(suite.models)} model(s)"
-                  f" into {escape(str(hub_cache_dir()))}")
+                  f" into {escape(str(hub_cache_dir()))}{sized}", soft_wrap=True)
     return 0
 
 
@@ -229,7 +230,10 @@ def _preflight_applies(model: ModelSpec) -> bool:
         return False
 
 
-def _fit_text(verdict: PreflightVerdict | None) -> str:
-    if verdict is None:
-        return "—"
-    return f"[green]fits[/] ({verdict.reason})" if verdict.fits else f"[red]does not fit[/] ({verdict.reason})"
+def _fit_cells(model: ModelSpec, estimate: FootprintEstimate | None, budget: Budget) -> tuple[str, str]:
+    """The memory a load is expected to need, and whether that fits the budget (``—`` where no preflight applies:
+    a server's memory, or a size not known)."""
+    if estimate is None or not _preflight_applies(model):
+        return "—", "—"
+    verdict = check_fit(estimate, budget.bytes, 0)
+    return f"~{format_bytes(estimate.estimated_bytes)}", "[green]yes[/]" if verdict.fits else "[red]no[/]"

@@ -52,6 +52,7 @@ def test_doctor_lists_sizes_and_download_only_fills_the_cache(tmp_path: Path, hu
     assert before.returncode == 0, before.stderr
     assert "0 of 7 files" in before.stdout and "tiny model, built here" in before.stdout
     assert "To download: 960 KiB for 1 of 2 model(s)" in before.stdout
+    assert "│ ~257.1 MiB │ yes  │" in before.stdout, "the memory it needs, and that it fits"
     assert hub.file_gets() == [], "doctor only asks for the sizes"
 
     fetched = vlmtui(["run", "--download-only", str(suite)], hub, home)
@@ -78,6 +79,11 @@ def test_download_only_checks_the_fit_first_and_fails_in_one_line(tmp_path: Path
     assert "force = true downloads and loads anyway" in small.stdout
     assert hub.file_gets() == [] and hub.body_bytes == 0
 
+    doctor = vlmtui(["doctor", str(suite)], hub, home)
+    assert doctor.returncode == 0
+    assert "  gated: the hub refused org/gated (401): Access to model org/gated is restricted." in doctor.stdout
+    assert doctor.stdout.rstrip().endswith("; 1 could not be sized (above)")
+
     gated = vlmtui(["run", "--download-only", "--only", "gated", str(suite)], hub, home)
     assert gated.returncode == 1
     failure = [line for line in gated.stdout.splitlines() if "failed:" in line]
@@ -100,5 +106,5 @@ def test_doctor_sizes_a_gguf_repo_by_the_quantisation_llama_server_loads(tmp_pat
     assert found.returncode == 0, found.stderr
     row = next(line for line in found.stdout.splitlines() if "org/smol-gguf@main" in line)
     assert "45 KiB" in row and "llama-server's own cache" in row, row  # Q4_K_M (40,000) + the projector (6,000)
-    assert "the server's memory" in row, "no fit check: llama-server's memory is not the worker's"
+    assert row.rstrip("│ ").endswith("│ —     │ —"), "no fit check: llama-server's memory is not the worker's"
     assert "To download: 0 B for 0 of 1 model(s)" in found.stdout, "llama-server fetches it itself"
