@@ -54,3 +54,31 @@ def test_a_server_case_reports_the_server_trees_rss() -> None:
     assert metrics["peak_kind"] == "server-rss" and int(metrics["peak_memory_bytes"]) > 1 << 20  # type: ignore[arg-type]
     assert metrics["metrics_source"] == "server"
     assert float(metrics["e2e_tps"]) <= float(metrics["gen_tps"]), metrics  # type: ignore[arg-type]
+
+
+def test_tree_peak_catches_a_peak_between_the_samplers_readings() -> None:
+    import subprocess
+    import sys
+    import time
+
+    from vlmtui.worker.tree_peak import TreePeak
+
+    script = ("import sys; b = bytearray(96 << 20); print('up', flush=True); sys.stdin.readline(); del b; "
+              "print('down', flush=True); sys.stdin.readline()")
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        with TreePeak(child.pid, interval_s=0.005) as peak:
+            assert child.stdout.readline() == "up\n"
+            deadline = time.monotonic() + 30  # the poller, not this thread, must see the 96 MiB
+            while peak.bytes < 96 << 20 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            child.stdin.write("free\n")
+            child.stdin.flush()
+            assert child.stdout.readline() == "down\n"
+            after = peak.read()
+        assert peak.bytes >= 96 << 20, "the 96 MiB held between two events"
+        assert after < peak.bytes - (64 << 20), "and given back before the end: the peak is not the last reading"
+    finally:
+        child.stdin.close()
+        child.wait(timeout=30)

@@ -29,6 +29,7 @@ from vlmtui.worker.backends.base import Backend, BackendError, GenerationRequest
 from vlmtui.worker.backends.server_presets import ServerLaunch, server_launch
 from vlmtui.worker.backends.server_timings import full_timings, stream_stats
 from vlmtui.worker.servers import ManagedServer
+from vlmtui.worker.tree_peak import TreePeak, with_tree_peak
 
 READ_TIMEOUT_S = 600.0
 """Longest wait for the next byte of a response (a big prompt on a slow machine prefills for minutes)."""
@@ -185,7 +186,12 @@ class OpenAIBackend(Backend):
             raise BackendError("the openai backend has no server: load() first")
         messages = chat_messages(request)
         started = time.perf_counter()
-        stream = self._open_stream(messages, request)
+        peak = TreePeak(self.server_pid).start()  # the server tree's RSS while it answers (worker/tree_peak.py)
+        try:
+            stream = self._open_stream(messages, request)
+        except BaseException:
+            peak.stop()
+            raise
         first: float | None = None
         last = started
         chunks = 0
@@ -209,8 +215,10 @@ class OpenAIBackend(Backend):
             raise BackendError(self._error_line(exc)) from None
         finally:
             stream.close()  # also on emit's abort: drops the connection so the server stops generating
-        return stream_stats(timings, usage, chunks=chunks, client_ttft_s=first - started if first is not None else None,
-                            span_s=last - first if first is not None else 0.0)
+            peak.stop()
+        return with_tree_peak(stream_stats(timings, usage, chunks=chunks,
+                                           client_ttft_s=first - started if first is not None else None,
+                                           span_s=last - first if first is not None else 0.0), peak.bytes)
 
     def _open_stream(self, messages: list[ChatCompletionMessageParam],
                      request: GenerationRequest) -> openai.Stream[Any]:
