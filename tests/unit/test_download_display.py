@@ -82,3 +82,12 @@ def test_the_log_keeps_a_progress_line_a_second_and_every_download_end(tmp_path:
     assert [r["downloaded"] for r in progress] == [0, 4 * MiB, 8 * MiB]
     assert records[-1]["event"] == "download" and records[-1]["seconds"] == 3.0
     assert records[-1]["from_cache"] is False and records[-1]["error"] == ""
+
+
+def test_a_failed_download_is_said_once_in_headless_output() -> None:
+    out = io.StringIO()
+    printer = HeadlessPrinter(Console(file=out, width=200, highlight=False))
+    printer(started())
+    printer(DownloadFinished("smol", 0, 0.4, from_cache=False, error="cannot reach the hub for org/smol: DNS"))
+    printer(ModelLoadFailed("smol", "cannot reach the hub for org/smol: DNS", ""))
+    assert out.getvalue().count("cannot reach the hub") == 1

@@ -109,7 +109,8 @@ class HeadlessPrinter:
             self.progress.update(self._task, current=escape(download_status(event)))
         elif isinstance(event, DownloadFinished):
             self.progress.update(self._task, current="")
-            out(download_line(event))
+            if not event.error:  # a failed one is said once, by the model_load_failed that follows it
+                out(download_line(event))
         elif isinstance(event, Notice):
             style = {"error": "red", "warning": "yellow"}.get(event.level, "dim")
             out(f"  [{style}]{escape(event.message)}[/]")
