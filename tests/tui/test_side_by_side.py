@@ -4,15 +4,18 @@ stepped through with ←/→; snapshots and Pilot over recorded events."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
 from tests.tui.replay import OUTPUTS, finished_session, running_session
+from tests.tui.test_scores import replayed_log, scored_log
 from tests.tui.test_snapshots import replay_app, settle
 from vlmtui.engine.events import SessionStarted
 from vlmtui.ui.tui.answers import answer_groups
+from vlmtui.ui.tui.app import VlmApp
 from vlmtui.ui.tui.screens.dashboard import DashboardScreen
 from vlmtui.ui.tui.screens.side_by_side import AnswersGrid, SideBySideScreen
 from vlmtui.ui.tui.state import SessionView
@@ -97,3 +100,19 @@ class TestKeys:
             text = grid_text(screen)
             assert "A calm mountain lake reflects" in text and "▶ run" in text
             assert "· queued" in text and "(no answer)" in text
+
+    async def test_a_dataset_item_shows_each_models_score(self, tmp_path: Path) -> None:
+        events, now = replayed_log(scored_log(tmp_path))
+        app = VlmApp(replay=events, clock=lambda: now, fps=15)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            app.dashboard.table.select_case("smol/vqa-sample/2000")
+            await pilot.pause()
+            await pilot.press("v")
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, SideBySideScreen)
+            group = screen.groups[screen.index]
+            assert group.key == "vqa-sample/2000" and [row.model for row in group.rows] == ["smol", "qwen"]
+            assert all(not key.startswith("judge/") for key in (g.key for g in screen.groups))
+            assert "score 0.60" in grid_text(screen)
