@@ -34,6 +34,7 @@ from vlmtui.engine.events import (
     SessionFinished,
     SessionStarted,
 )
+from vlmtui.peak_kind import format_peak
 from vlmtui.reports.case_scores import value_text
 from vlmtui.reports.records import CaseEnd
 from vlmtui.reports.summary import ModelSummary, summarise
@@ -135,7 +136,7 @@ class HeadlessPrinter:
             if m.get("gen_tps"):
                 stats += f" {m['gen_tps']:.1f} tok/s"
             if m.get("peak_memory_bytes"):
-                stats += f" {format_bytes(m['peak_memory_bytes'])}"
+                stats += f" {format_peak(m['peak_memory_bytes'], m.get('peak_kind'))}"  # what it measured, too
         scores = record.scoring
         if scores.scored:
             stats += f" {scores.primary} {value_text(scores.primary_value)}"
