@@ -78,6 +78,7 @@ class TestQueueFirst:
             await pilot.press("z")
             await settle(pilot)
             assert table.display and screen.query_one("#lower").display and table.has_focus
+            assert not summary.display, "back as it was: the models table still gives way at 24 rows"
 
     async def test_models_table_shown_where_the_queue_keeps_10_rows(self) -> None:
         app = replay_app(finished_session())
@@ -86,6 +87,12 @@ class TestQueueFirst:
             screen = dashboard_of(pilot)
             assert screen.query_one("#summary").display
             assert screen.table.scrollable_content_region.height - 1 >= 10
+            await pilot.press("z", "z")
+            await settle(pilot)
+            screen.after_event(False)  # what each engine event does, here with the output zoomed to full height
+            await pilot.press("z")
+            await settle(pilot)
+            assert screen.query_one("#summary").display, "unzoomed, the panes are as they were"
 
     async def test_60x20_keeps_help_quit_a_readable_output_and_no_bare_ellipsis(self) -> None:
         app = replay_app(running_session())

@@ -46,7 +46,9 @@ class DashboardPanes(Screen[None]):
 
     def fit_panes(self) -> None:
         """Hide the models table where it would leave the queue fewer than ``MIN_QUEUE_ROWS`` rows (80×24
-        with three models: 8 rows with it, 13 without)."""
+        with three models: 8 rows with it, 13 without); left as it is while a pane is zoomed."""
+        if self.zoom:
+            return
         lower = self.query_one("#lower").outer_size.height
         models = len(self.view.models) + 2  # its border and column names
         self.set_class(self.size.height - CHROME_ROWS - lower - models < MIN_QUEUE_ROWS, "-crowded")
@@ -72,6 +74,8 @@ class DashboardPanes(Screen[None]):
             self.set_class(zoom == name, f"-zoom-{name}")
         if zoom != "output":
             self._queue().focus()
+        if not zoom:
+            self.call_after_refresh(self.fit_panes)
 
     # ------------------------------------------------------------------ failures
 
