@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.pilot import Pilot
 
@@ -18,6 +19,8 @@ from vlmtui.ui.tui.screens.dashboard import DashboardScreen
 from vlmtui.ui.tui.screens.help import HelpScreen
 from vlmtui.ui.tui.widgets.case_table import column_widths
 from vlmtui.ui.tui.widgets.key_bar import KeyBar, fit_keys
+from vlmtui.ui.tui.widgets.summary import ModelSummaryTable, SummaryRow
+from vlmtui.vocab import ModelState
 
 MORE_SIZES = [pytest.param((100, 30), id="100x30"), pytest.param((60, 20), id="60x20")]
 """The sizes test_snapshots.py does not draw (it has 80×24 and 120×40)."""
@@ -162,3 +165,18 @@ class TestNames:
         narrow = column_widths(59, model_need=12, image_need=14)
         assert narrow["model"] == 12 and narrow["image"] >= 12 and "prompt" not in narrow
         assert sum(narrow.values()) + 2 * len(narrow) <= 59
+
+    async def test_the_models_table_cuts_names_at_the_end_too(self) -> None:
+        class SummaryApp(App[None]):
+            def compose(self) -> ComposeResult:
+                yield ModelSummaryTable(id="summary")
+
+        app = SummaryApp()
+        async with app.run_test(size=(80, 6)) as pilot:
+            table = app.query_one(ModelSummaryTable)
+            names = ("smolvlm-500m-instruct-tiny-mlx", "smolvlm-500m-instruct-tiny-server")
+            table.rows = tuple(SummaryRow(name, ModelState.UNLOADED, (3, 0, 0, 0, 0), 1.9, 41.5, 2**30)
+                               for name in names)
+            await pilot.pause()
+            lines = [strip.text for strip in table.render_lines(table.region.reset_offset)[1:3]]
+            assert "smolvlm-500m-…mlx " in lines[0] and "smolvlm-500m-…server " in lines[1], lines

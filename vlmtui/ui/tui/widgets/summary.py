@@ -12,8 +12,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from vlmtui.peak_kind import peak_label
-from vlmtui.text import middle
 from vlmtui.ui.tui.format import rate, seconds, size
+from vlmtui.ui.tui.names import name_labels
 from vlmtui.vocab import RESULT_STATUSES, ModelState
 
 if TYPE_CHECKING:
@@ -109,9 +109,10 @@ class ModelSummaryTable(Widget):
         label = max((len(peak_label(row.peak_kind)) + 1 for row in self.rows if row.peak_kind), default=0)
         room = max(self.content_size.width - NUMBERS_WIDTH - score_width - (ENERGY_WIDTH if energy else 0) - 2 - label,
                    12)
+        labels = name_labels([row.model for row in self.rows], room)  # cut at the end, kept apart (issue 17)
         for i, row in enumerate(self.rows):
             look = ModelState(row.state).look
-            name = Text.assemble((look.mark, look.style), " ", middle(row.model, room))
+            name = Text.assemble((look.mark, look.style), " ", labels[row.model])
             if row.trust_remote_code and name.cell_len + 14 <= room + 2:
                 name.append(" (remote code)", style="yellow")
             elif row.trust_remote_code:
