@@ -63,7 +63,7 @@ def vlmtui_processes(log: Path) -> list[psutil.Process]:
     return []
 
 
-def test_run_in_tmux_at_80x24_f_reruns_failures_and_q_exits_0(tmp_path: Path, tmux: Tmux) -> None:
+def test_run_in_tmux_at_80x24_f_reruns_failures_and_q_exits_1(tmp_path: Path, tmux: Tmux) -> None:
     suite = write_suite(tmp_path, SMOL + ghost_model(tmp_path), images=ONE_IMAGE)
     log, rc = tmp_path / "session.jsonl", tmp_path / "rc"
     command = (f"cd {ROOT} && env TERM=xterm-256color {sys.executable} -m vlmtui run {suite} "
@@ -87,6 +87,6 @@ def test_run_in_tmux_at_80x24_f_reruns_failures_and_q_exits_0(tmp_path: Path, tm
     while not rc.exists() or not rc.read_text().strip():
         assert time.monotonic() < deadline, f"vlmtui did not exit; the screen:\n{tmux.screen()}"
         time.sleep(0.2)
-    assert rc.read_text().strip() == "0"
+    assert rc.read_text().strip() == "1", "the ghost model's cases failed: the README's exit code 1"
     _, alive = psutil.wait_procs(processes, timeout=10)
     assert not alive, f"left behind: {[p.pid for p in alive]}"
