@@ -1,13 +1,16 @@
 """What the dashboard costs a terminal: bytes/s written and CPU of the vlmtui process, per phase, in tmux.
 
-A tiny-model suite (the demo's first transformers and mlx-vlm models over the sample images, more tokens a
-case so that text streams for a while) runs under ``vlmtui run`` in a detached tmux session of a given
+A tiny-model suite (the demo's first transformers and mlx-vlm models over the sample images, then a paced
+server that streams like a small real model) runs under ``vlmtui run`` in a detached tmux session of a given
 size on a private tmux server. ``tmux pipe-pane`` appends everything the app writes to the terminal to a
 file; its size is polled, and the vlmtui process's CPU time read from /proc/<pid>/stat. Phases:
 
 - ``paused``: space pressed once the first case starts; once that case has ended the queue is paused
   (cases left, nothing running) and is measured for ``--phase-s``;
-- ``streaming``: space again; from then until every case has ended in the session log;
+- ``queue``: space again; until the tiny models' cases have run (each ends within a second: what is sent
+  is mostly the queue's rows changing, a model switch, the summary);
+- ``streaming``: the last model, an OpenAI-compatible server (bench/ui_lag.py's paced server) streaming one
+  word a chunk at 40 tokens a second for 6 s a case, until every case has ended;
 - ``idle``: ``--settle-s`` after the last case ended, for ``--phase-s`` (the queue done, nobody typing).
 
 Also: the first frame (exec → the queue's border title in the terminal output), and which mouse modes the
@@ -36,8 +39,8 @@ from bench.common import ROOT, save
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLL_S = 0.05
-FIRST_FRAME_MARK = b"queue \xc2\xb7 "
-"""The queue's border title (``queue · N cases``): written once the dashboard has been drawn."""
+FIRST_FRAME_MARK = re.compile(rb"queue (\xc2\xb7|\.) \d")
+"""The queue's border title (``queue · N cases``, ``queue . N cases`` in ASCII): there once the dashboard is drawn."""
 MOUSE_MODES = {"1000": "click", "1002": "drag", "1003": "any-motion", "1006": "sgr"}
 TARGETS = {"streaming_kbps": 20.0, "idle_kbps": 1.0, "idle_cpu_pct": 1.0, "first_frame_s": 0.3}
 SUITE = """name = "tui-bytes"
@@ -60,14 +63,24 @@ path = "tiny:idefics3"
 id = "smolvlm-tiny-mlx"
 backend = "mlx-vlm"
 path = "tiny:idefics3"
+
+[[models]]
+id = "paced-server"
+backend = "openai"
+command = ["{{python}}", "{ui_lag}", "--serve", "{{port}}", "--rate", "{rate}"]
+max_tokens = {paced_tokens}
 """
+PACED_RATE = 40.0
+"""Tokens a second the paced server (bench/ui_lag.py's) streams, one word a chunk: a small model's pace."""
+PACED_S = 6.0
+"""How long each of its cases streams."""
 
 
 class Pane:
     """One vlmtui run in its own tmux server, its terminal output piped into a file."""
 
-    def __init__(self, tmp: Path, cols: int, rows: int, extra_args: list[str]) -> None:
-        self.tmp, self.cols, self.rows = tmp, cols, rows
+    def __init__(self, tmp: Path, cols: int, rows: int, extra_args: list[str], tree: Path = ROOT) -> None:
+        self.tmp, self.cols, self.rows, self.tree = tmp, cols, rows, tree
         self.socket = f"vlmtui-bytes-{os.getpid()}-{cols}x{rows}"
         self.out = tmp / f"pane-{cols}x{rows}.bin"
         self.log = tmp / f"session-{cols}x{rows}.jsonl"
@@ -86,7 +99,7 @@ class Pane:
         # The app is started only once the pipe is in place (it waits for a file), so no byte goes unseen.
         go = self.tmp / f"go-{self.cols}x{self.rows}"
         command = (f"while [ ! -e {go} ]; do sleep 0.01; done; date +%s.%N > {self.t0_file}; "
-                   f"cd {shlex.quote(str(ROOT))} && exec env "
+                   f"cd {shlex.quote(str(self.tree))} && exec env "
                    + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " " + shlex.join(argv))
         conf = self.tmp / "tmux.conf"
         conf.write_text("set -g status off\n")
@@ -147,11 +160,12 @@ def measure(pane: Pane, seconds: float | None, until: Any = None) -> dict[str, f
 
 
 def run_size(tmp: Path, suite: Path, cols: int, rows: int, args: argparse.Namespace) -> dict[str, Any]:
-    pane = Pane(tmp, cols, rows, args.extra)
-    total = len(list((ROOT / "sample_images").iterdir())) * 2 + 2
+    pane = Pane(tmp, cols, rows, args.extra, Path(args.tree))
+    tiny = len(list((ROOT / "sample_images").iterdir())) * 2 + 2
+    total = tiny + tiny // 2
     try:
         pane.start(suite)
-        first = wait_for(lambda: FIRST_FRAME_MARK in pane.out.read_bytes() if pane.out.exists() else False,
+        first = wait_for(lambda: pane.out.exists() and FIRST_FRAME_MARK.search(pane.out.read_bytes()) is not None,
                          60, "the first frame", pane)
         first_cpu_s = pane.cpu_s()  # CPU time to the first frame: less at the mercy of a busy machine than wall time
         t0 = float(pane.t0_file.read_text())
@@ -162,6 +176,8 @@ def run_size(tmp: Path, suite: Path, cols: int, rows: int, args: argparse.Namesp
         time.sleep(args.settle_s)
         paused = measure(pane, args.phase_s)
         pane.keys("Space")
+        # The tiny models' cases end within a second each: their bytes are the queue's events, not the stream.
+        queue = measure(pane, None, until=lambda: pane.events().count("case_start") > tiny or not pane.alive())
         streaming = measure(pane, None, until=lambda: pane.events().count("case_end") >= total or not pane.alive())
         time.sleep(args.settle_s)
         idle = measure(pane, args.phase_s)
@@ -170,12 +186,14 @@ def run_size(tmp: Path, suite: Path, cols: int, rows: int, args: argparse.Namesp
         pane.keys("q")
         wait_for(lambda: not pane.alive(), 60, "the quit", pane)
         result = {"size": f"{cols}x{rows}", "first_frame_s": round(first_frame_s, 3),
-                  "first_frame_cpu_s": round(first_cpu_s, 3), "paused": paused,
+                  "first_frame_cpu_s": round(first_cpu_s, 3), "paused": paused, "queue": queue,
                   "streaming": streaming, "idle": idle, "mouse_modes": modes, "cases": total,
-                  "events": {e: pane.events().count(e) for e in ("case_end", "memory")}}
+                  "events": {e: pane.events().count(e) for e in ("case_end", "memory")},
+                  "non_ascii_bytes": sum(byte >= 0x80 for byte in head)}
         print(f"{cols}x{rows}: first frame {first_frame_s:.2f} s ({first_cpu_s:.2f} s CPU) · streaming "
               f"{streaming['kbps']} KB/s {streaming['cpu_pct']} % · idle {idle['kbps']} KB/s {idle['cpu_pct']} % · "
-              f"paused {paused['kbps']} KB/s {paused['cpu_pct']} % · mouse {','.join(modes) or 'off'}", flush=True)
+              f"paused {paused['kbps']} KB/s {paused['cpu_pct']} % · queue {queue['kbps']} KB/s · "
+              f"mouse {','.join(modes) or 'off'}", flush=True)
         return result
     finally:
         pane.stop()
@@ -193,7 +211,7 @@ def first_frames(tmp: Path, suite: Path, cols: int, rows: int, launches: int) ->
         pane.tmp.mkdir()
         try:
             pane.start(suite)
-            first = wait_for(lambda p=pane: FIRST_FRAME_MARK in p.out.read_bytes() if p.out.exists() else False,
+            first = wait_for(lambda p=pane: p.out.exists() and FIRST_FRAME_MARK.search(p.out.read_bytes()) is not None,
                              60, "the first frame", pane)
             cpus.append(pane.cpu_s())
             walls.append(time.time() - (time.monotonic() - first) - float(pane.t0_file.read_text()))
@@ -216,6 +234,8 @@ def main() -> None:
     parser.add_argument("--phase-s", type=float, default=10.0)
     parser.add_argument("--settle-s", type=float, default=2.0)
     parser.add_argument("--tokens", type=int, default=96)
+    parser.add_argument("--tree", default=str(ROOT), metavar="DIR",
+                        help="run the vlmtui of this source tree (e.g. an older commit's, for before/after)")
     parser.add_argument("--keep", metavar="DIR", help="keep the terminal output of each size there")
     parser.add_argument("--label", default="", help="saved as tui-bytes-<label>-<date>.json")
     parser.add_argument("--first-frames", type=int, default=0, metavar="N",
@@ -226,7 +246,8 @@ def main() -> None:
         tmp = Path(name)
         images = ", ".join(f'"{p}"' for p in sorted((ROOT / "sample_images").iterdir()))
         suite = tmp / "suite.toml"
-        suite.write_text(SUITE.format(images=images, tokens=args.tokens))
+        suite.write_text(SUITE.format(images=images, tokens=args.tokens, ui_lag=ROOT / "bench" / "ui_lag.py",
+                                      rate=PACED_RATE, paced_tokens=round(PACED_RATE * PACED_S)))
         load = os.getloadavg()
         if args.first_frames:
             cols, rows = map(int, args.sizes[0].split("x"))
@@ -237,7 +258,7 @@ def main() -> None:
             return
         runs = [run_size(tmp, suite, *map(int, size.split("x")), args) for size in args.sizes]
     name = "tui-bytes" + (f"-{args.label}" if args.label else "")
-    path = save(name, {"targets": TARGETS, "phase_s": args.phase_s, "tokens": args.tokens,
+    path = save(name, {"targets": TARGETS, "phase_s": args.phase_s, "tokens": args.tokens, "tree": args.tree,
                        "extra_args": args.extra, "loadavg_at_start": load, "runs": runs,
                        "term": "tmux 3.3a default (screen)"})
     print(f"saved {path.relative_to(ROOT)}")
