@@ -128,7 +128,19 @@ class OutputPane(Widget):
         self._drawn = self._lines()
         return Text("\n", no_wrap=True, overflow="crop").join(self._drawn)
 
+    _memo: tuple[OutputContent | None, tuple[int, int], list[Text]] | None = None
+
     def _lines(self) -> list[Text]:
+        """The box's lines; wrapped once per content and size (the change check and the draw both ask)."""
+        size = (self.content_size.width, self.content_size.height)
+        memo = self._memo
+        if memo is not None and memo[0] is self.content and memo[1] == size:
+            return memo[2]
+        lines = self._wrap()
+        self._memo = (self.content, size, lines)
+        return lines
+
+    def _wrap(self) -> list[Text]:
         width, height = max(self.content_size.width, 1), max(self.content_size.height, 1)
         console = self.app.console
         content = self.content
