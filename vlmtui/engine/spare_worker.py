@@ -41,8 +41,8 @@ class SpareWorker:
     async def _start_quietly(self) -> bool:
         try:
             await self.client.start()
-        except WorkerRefused:
-            return False  # the session starts its own worker and says why it refuses that one
+        except (WorkerRefused, OSError):
+            return False  # the session starts its own worker and says why it cannot
         return self.client.usable
 
     def _on_event(self, message: p.Event) -> None:
