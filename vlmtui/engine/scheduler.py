@@ -75,8 +75,7 @@ class Scheduler:
                  session_id: str | None = None, done_attempts: dict[str, int] | None = None,
                  telemetry: TelemetrySampler | None = None, notices: Sequence[str] = ()) -> None:
         self.queue = CaseQueue(cases, done_attempts)
-        self.suite_name = suite_name
-        self.suite_path = suite_path
+        self.suite_name, self.suite_path = suite_name, suite_path
         self.guard_config = guard or GuardConfig()
         self.session_id = session_id or uuid.uuid4().hex[:12]
         self.notices = tuple(notices)
@@ -87,8 +86,7 @@ class Scheduler:
         self._unpaused = asyncio.Event()
         self._unpaused.set()
         self._wake = asyncio.Event()
-        self._stopping = False
-        self._stop_reason = ""
+        self._stopping, self._stop_reason = False, ""
         self.session = WorkerSession(self.emit, self.guard_config, worker_argv, worker_env,
                                      on_cleaned=lambda message: self.guard_loop.on_cleaned(message))
         budget = budget or resolve_budget(self.guard_config.budget, {}, probe_system().total)
@@ -161,10 +159,7 @@ class Scheduler:
 
     def toggle_pause(self) -> bool:
         """Pause or resume; returns whether the queue is now paused."""
-        if self.paused:
-            self.resume()
-        else:
-            self.pause()
+        (self.resume if self.paused else self.pause)()
         return self.paused
 
     def abort_current(self, reason: str = "aborted by the user", *, unload: bool = False) -> str | None:
