@@ -76,3 +76,15 @@ def test_mlx_servers_lifetime_peak_is_not_the_cases_peak() -> None:
     stats = stream_stats(timings, None, chunks=19, client_ttft_s=0.178, span_s=0.045)
     assert stats.peak_memory_bytes is None, "MLX's peak since the server started is no per-case figure"
     assert stats.extra["server_mlx_peak_bytes"] == 1_548_236 and stats.gen_tps == 350.07
+
+
+def test_a_model_in_a_server_not_ours_has_no_peak() -> None:
+    from vlmtui.worker.tree_peak import with_tree_peak
+
+    remote = with_tree_peak(GenerationStats(gen_tokens=2), None)  # base_url: no server process of ours
+    metrics = case_metrics(remote, [], 0.0, 1.0, _peak(rss=80 << 20))
+    assert (metrics["peak_memory_bytes"], metrics["peak_kind"]) == (None, None), "not the client's 80 MiB"
+    managed = with_tree_peak(GenerationStats(gen_tokens=2), 29 << 20)
+    assert case_metrics(managed, [], 0.0, 1.0, _peak(rss=80 << 20))["peak_kind"] == "server-rss"
+    unread = case_metrics(with_tree_peak(GenerationStats(gen_tokens=2), 0), [], 0.0, 1.0, _peak(rss=80 << 20))
+    assert unread["peak_kind"] == "rss", "nothing read: the sampled figure stands, saying what it is"

@@ -14,6 +14,7 @@ from vlmtui.wire.capabilities import capabilities_of
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends.base import Backend, GenerationStats, LoadInfo
 from vlmtui.worker.frameworks import device_info
+from vlmtui.worker.tree_peak import NO_PEAK
 
 
 def backend_sample(backend: Backend) -> FrameworkSample | None:
@@ -140,6 +141,8 @@ def case_metrics(
     backend_kind = extra.pop("peak_kind", None)
     if stats.peak_memory_bytes:
         peak, kind = stats.peak_memory_bytes, str(backend_kind or "backend")
+    elif backend_kind == NO_PEAK:
+        peak, kind = None, None  # the model is in a server not ours: the worker's RSS would be the client's
     elif sampled_peak.bytes:
         peak, kind = sampled_peak.bytes, sampled_peak.kind
     else:

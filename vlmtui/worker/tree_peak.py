@@ -74,8 +74,16 @@ class TreePeak:
         self.stop()
 
 
-def with_tree_peak(stats: GenerationStats, peak_bytes: int) -> GenerationStats:
-    """``stats`` with the server tree's peak as the case's (``peak_kind = "server-rss"``), when one was read."""
+NO_PEAK = "none"
+"""A backend's ``peak_kind`` when no figure of the case can be its peak: the model runs in a server that is not
+ours (``base_url``), so the worker's own RSS, the fallback, would be the client's, not the model's."""
+
+
+def with_tree_peak(stats: GenerationStats, peak_bytes: int | None) -> GenerationStats:
+    """``stats`` with the server tree's peak as the case's (``peak_kind = "server-rss"``) when one was read;
+    ``None``: there is no server of ours to read, and the case has no peak (``NO_PEAK``)."""
+    if peak_bytes is None:
+        return dataclasses.replace(stats, peak_memory_bytes=None, extra={**stats.extra, "peak_kind": NO_PEAK})
     if not peak_bytes:
         return stats
     return dataclasses.replace(stats, peak_memory_bytes=peak_bytes, extra={**stats.extra, "peak_kind": "server-rss"})

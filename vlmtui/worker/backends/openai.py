@@ -218,7 +218,8 @@ class OpenAIBackend(Backend):
             peak.stop()
         return with_tree_peak(stream_stats(timings, usage, chunks=chunks,
                                            client_ttft_s=first - started if first is not None else None,
-                                           span_s=last - first if first is not None else 0.0), peak.bytes)
+                                           span_s=last - first if first is not None else 0.0),
+                              peak.bytes if self.server_pid else None)
 
     def _open_stream(self, messages: list[ChatCompletionMessageParam],
                      request: GenerationRequest) -> openai.Stream[Any]:
