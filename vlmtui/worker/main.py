@@ -51,7 +51,7 @@ from vlmtui.worker.measure import (
     guarded_bytes,
     loaded_message,
 )
-from vlmtui.worker.warm import start_warming
+from vlmtui.worker.warm import start_warming, wait_for_warming
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -153,7 +153,7 @@ class Worker:
         self.send(p.Hello(pid=os.getpid(), python=sys.version.split()[0], executable=sys.executable))
         threading.Thread(target=self._read_commands, args=(stdin,), daemon=True, name="commands").start()
         threading.Thread(target=self._sample_loop, daemon=True, name="sampler").start()
-        start_warming(self.send)  # a worker started ahead of its model imports its framework now
+        self._warming = start_warming(self.send)  # a worker started ahead of its model imports its framework now
         try:
             while not self._interrupts.terminating:
                 try:
@@ -187,6 +187,7 @@ class Worker:
 
     def _load(self, command: p.Load) -> None:
         self._unload(announce=False)
+        wait_for_warming(self._warming, lambda: self._interrupts.terminating)
         spec = ModelSpec.from_dict(command.model)
         self._sample_s = max(command.sample_ms, 10) / 1000
         started = time.perf_counter()

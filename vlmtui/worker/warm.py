@@ -48,12 +48,27 @@ def warm(backend: str) -> tuple[list[str], float]:
     return imported, time.perf_counter() - started
 
 
-def start_warming(send: Callable[[p.Event], None]) -> None:
+def start_warming(send: Callable[[p.Event], None]) -> threading.Thread | None:
     """If this worker was started ahead of its model (``VLMTUI_WARM_BACKEND``), warm it in a thread and say
-    how long the imports took (a ``Log`` the engine shows as a notice)."""
+    how long the imports took (a ``Log`` the engine shows as a notice); the thread, for ``Load`` to wait on."""
     backend = os.environ.get(WARM_ENV)
-    if backend:
-        threading.Thread(target=_warm_and_tell, args=(backend, send), daemon=True, name="warm").start()
+    if not backend:
+        return None
+    thread = threading.Thread(target=_warm_and_tell, args=(backend, send), daemon=True, name="warm")
+    thread.start()
+    return thread
+
+
+def wait_for_warming(thread: threading.Thread | None, stopping: Callable[[], bool]) -> None:
+    """Let the warm-up's imports finish before a load imports the same packages.
+
+    Python's per-module import locks do not make two threads importing one package's web of modules safe:
+    transformers' lazy modules, imported from the warm-up thread and the load at once, gave the load
+    "module 'transformers' has no attribute 'AutoConfig'" (a module met half initialised). Waiting costs
+    nothing the load would not have waited for anyway; ``stopping`` ends the wait for a SIGTERM.
+    """
+    while thread is not None and thread.is_alive() and not stopping():
+        thread.join(0.1)
 
 
 def _warm_and_tell(backend: str, send: Callable[[p.Event], None]) -> None:
