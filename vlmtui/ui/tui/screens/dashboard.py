@@ -180,7 +180,9 @@ class DashboardScreen(DashboardPanes):
         view = self.view
         now = self.clock()
         self.table.sync([view.cases[cid] for cid in view.visible(self.filter_text)], now)
-        self.table.border_title = queue_title(view, self.filter_text)
+        title = queue_title(view, self.filter_text)
+        if self.table.border_title != title:  # setting it, even unchanged, redraws the whole queue
+            self.table.border_title = title
         header = self.header
         header.suite, header.backend, header.guard_level = view.suite, view.backend_device(), view.guard_level
         header.counts = tuple(view.counts().items())
