@@ -50,3 +50,8 @@ def middle(text: str, limit: int) -> str:
         return flat[:limit]
     tail = (limit - 1) // 2
     return flat[: limit - 1 - tail] + "…" + flat[len(flat) - tail:]
+
+
+def plural(n: int, word: str) -> str:
+    """``1 case``, ``3 cases``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -18,7 +18,7 @@ from vlmtui.peak_kind import format_peak
 from vlmtui.reports.model import CaseRow, Report, build_report
 from vlmtui.reports.records import SessionRecords
 from vlmtui.reports.table import format_time
-from vlmtui.text import excerpt
+from vlmtui.text import excerpt, plural
 from vlmtui.units import format_bytes
 from vlmtui.vocab import CaseStatus, count_by_status, counts_text, status_look
 
@@ -377,7 +377,7 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
     verdicts = comparison.verdicts()
     out.append(Text(""))
     out.append(Text(
-        f"{len(comparison.cases)} cases in both: {verdicts['improved']} improved, {verdicts['regressed']} "
+        f"{plural(len(comparison.cases), 'case')} in both: {verdicts['improved']} improved, {verdicts['regressed']} "
         f"regressed, {verdicts['changed']} changed status, {verdicts['same']} same status; "
         f"{len(comparison.only_a)} only in A, {len(comparison.only_b)} only in B" + _flips_line(comparison)))
     return out

@@ -8,6 +8,7 @@ from vlmtui.reports.chart import memory_chart_svg
 from vlmtui.reports.model import Report
 from vlmtui.reports.scatter import accuracy_scatter_svg
 from vlmtui.reports.table import escape, to_html
+from vlmtui.text import plural
 from vlmtui.units import format_bytes
 from vlmtui.vocab import RESULT_STATUSES, CaseStatus, counts_text
 
@@ -45,7 +46,7 @@ def render_html(report: Report) -> str:
         f"<title>vlmtui report: {escape(report.suite)}</title><style>{CSS}</style></head><body>",
         f"<h1>vlmtui report: {escape(report.suite)}</h1>",
         f'<p class="meta">Log <code>{escape(report.log_path)}</code> · {len(report.sessions)} session(s) · '
-        f"{sum(counts.values())} cases: {escape(counts_text(counts))}</p>",
+        f"{plural(sum(counts.values()), 'case')}: {escape(counts_text(counts))}</p>",
     ]
     if report.bad_lines:
         parts.append(f"<p><strong>{report.bad_lines} unreadable line(s) in the log were skipped.</strong></p>")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from vlmtui.reports import tables
 from vlmtui.reports.model import Report
 from vlmtui.reports.table import md_cell, to_markdown
-from vlmtui.text import clean
+from vlmtui.text import clean, plural
 from vlmtui.units import format_bytes
 from vlmtui.vocab import counts_text
 
@@ -15,7 +15,7 @@ def render_markdown(report: Report) -> str:
     out: list[str] = [f"# vlmtui report: {md_cell(report.suite, 200)}", ""]
     counts = report.counts()
     out.append(f"Log `{clean(report.log_path)}` · {len(report.sessions)} session(s) · "
-               f"{sum(counts.values())} cases: {counts_text(counts)}")
+               f"{plural(sum(counts.values()), 'case')}: {counts_text(counts)}")
     if report.bad_lines:
         out += ["", f"**{report.bad_lines} unreadable line(s) in the log were skipped.**"]
     if report.scored:

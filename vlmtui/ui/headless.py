@@ -41,7 +41,7 @@ from vlmtui.reports.summary import ModelSummary, summarise
 from vlmtui.reports.table import to_rich
 from vlmtui.reports.tables import WIDE_ENOUGH_FOR_INTERVALS, compact_summary_table
 from vlmtui.reports.turns import turn_line
-from vlmtui.text import excerpt, one_line
+from vlmtui.text import excerpt, one_line, plural
 from vlmtui.ui.download_bar import download_line, download_status
 from vlmtui.units import format_bytes
 from vlmtui.vocab import GuardAction, RunState, counts_text, status_look
@@ -184,6 +184,3 @@ PIPE_WIDTH = 200
 """Columns the summary table may take when stdout is not a terminal."""
 
 
-def plural(n: int, word: str) -> str:
-    """``1 case``, ``3 cases``."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -9,7 +9,7 @@ from textual.notifications import SeverityLevel
 from vlmtui.engine.events import Event, GuardEvent, ModelLoadFailed, Notice, WorkerExited
 from vlmtui.reports.summary import ModelSummary
 from vlmtui.reports.turns import read_turns
-from vlmtui.text import one_line
+from vlmtui.text import one_line, plural
 from vlmtui.ui.tui.conversation import transcript
 from vlmtui.ui.tui.format import size
 from vlmtui.ui.tui.state import SessionView
@@ -131,4 +131,4 @@ def queue_title(view: SessionView, filter_text: str) -> str:
     shown, total = len(view.visible(filter_text)), len(view.order)
     if filter_text:
         return f"queue · filter “{filter_text}”: {shown} of {total}"
-    return f"queue · {total} cases"
+    return f"queue · {plural(total, 'case')}"
