@@ -67,3 +67,16 @@ def test_compare_never_subtracts_peaks_of_different_kinds(tmp_path: Path) -> Non
     assert by_model["hf"].peak_memory.change == 91 * MiB, "the same kind compares as before"
     found = [r.subject for r in regressions(comparison, 10.0)]
     assert "hf" in found and "mlx" not in found, "2 MiB of MLX against 420 MiB of RSS is no regression"
+
+
+def test_the_queue_column_says_in_four_cells_what_each_peak_measured() -> None:
+    from vlmtui.ui.tui.widgets.case_table import peak_cell
+
+    assert peak_cell({"peak_memory_bytes": 451_500_000, "peak_kind": "server-rss"}) == "431M srv"
+    assert peak_cell({"peak_memory_bytes": 1_153_434, "peak_kind": "mlx-active"}) == "1.1M MLX"
+    assert peak_cell({"peak_memory_bytes": 1_153_434}) == "1.1M"
+    assert peak_cell({"peak_memory_bytes": 1023 * 2**20, "peak_kind": "cuda-reserved"}) == "1.0G CUDA"
+    assert peak_cell({"peak_memory_bytes": 15 * 2**30, "peak_kind": "rss"}) == "15G RSS"
+    assert max(len(peak_cell({"peak_memory_bytes": n, "peak_kind": "cuda-reserved"}))
+               for n in range(1, 2**40, 2**40 // 997)) <= 10
+    assert peak_cell({}) == ""

@@ -46,7 +46,7 @@ def describe_case(row: CaseView, streamed: str = "", *, trust_remote_code: bool 
         m = result.metrics
         attempts.add_row(str(result.attempt), Text(result.status, style=status_mark(result.status)[1]),
                          seconds(m.get("total_s")), seconds(m.get("ttft_s")), rate(m.get("gen_tps")),
-                         str(m.get("gen_tokens", "—")), size(m.get("peak_memory_bytes")),
+                         str(m.get("gen_tokens", "—")), size(m.get("peak_memory_bytes"), m.get("peak_kind")),
                          Text(printable(result.error), style="red"))
     parts: list[RenderableType] = [head, Text(), attempts]
     latest = row.latest

@@ -60,11 +60,11 @@ def answer_cell(row: CaseView, stream: tuple[str, str], width: int) -> Text:
     cell.append("\n")
     metrics = latest.metrics if latest is not None and finished else {}
     figures = []
-    tps, peak = metrics.get("gen_tps"), metrics.get("peak_memory_bytes")
+    tps, peak, kind = metrics.get("gen_tps"), metrics.get("peak_memory_bytes"), metrics.get("peak_kind")
     if isinstance(tps, int | float):
         figures.append(f"{rate(tps)} tok/s")
     if isinstance(peak, int | float):
-        figures.append(f"peak {size(peak)}")
+        figures.append(f"peak {size(peak, kind if isinstance(kind, str) else None)}")
     if figures:
         cell.append(" · ".join(figures) + "\n", style="bright_black")
     error = latest.error if latest is not None and not row.running else ""

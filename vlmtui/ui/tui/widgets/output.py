@@ -40,7 +40,7 @@ def metric_pairs(metrics: dict[str, object]) -> tuple[tuple[str, str], ...]:
         ("ttft", f"{seconds(num('ttft_s'))} s"),
         ("gen", f"{rate(num('gen_tps'))} tok/s"),
         ("tokens", str(metrics.get("gen_tokens") if metrics.get("gen_tokens") is not None else "—")),
-        ("peak", size(num("peak_memory_bytes"))),
+        ("peak", size(num("peak_memory_bytes"), kind if isinstance(kind := metrics.get("peak_kind"), str) else None)),
         ("load", f"{seconds(num('load_s'))} s"),
     ]
     return tuple(pairs) if metrics else ()
