@@ -47,6 +47,9 @@ async def test_the_header_and_the_models_row_show_the_download_and_q_stops_it(
             assert row.model == "smol" and row.download.startswith("download ") and row.state == "loading"
             await pilot.press("q")
             await until(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen), "the quit question")
+            question = app.screen.question  # type: ignore[attr-defined]
+            assert question.startswith("smol is downloading (download "), question
+            assert "stops the download and removes its partial file" in question
             await pilot.press("y")
             await until(pilot, lambda: app.return_code is not None, "the app to exit", timeout=60)
         log.close()

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from vlmtui.text import one_line
+from vlmtui.text import one_line, plural
 from vlmtui.ui.tui.state import SessionView
 from vlmtui.vocab import ModelState
 
@@ -24,11 +24,14 @@ def quit_question(view: SessionView) -> str | None:
     if view.running is not None:
         return (f"{one_line(view.running, 60)} is running; quitting aborts it and stops the worker (and any "
                 "server it started). Its attempt is logged as aborted.")
-    loading = next((m.model for m in view.models.values() if m.state == ModelState.LOADING), None)
+    loading = next((m for m in view.models.values() if m.state == ModelState.LOADING), None)
     if loading is not None:
         waiting = sum(1 for row in view.cases.values() if row.queued)
-        return (f"{one_line(loading, 60)} is loading; quitting drops the load and stops the worker, and "
-                f"{waiting} queued case{'' if waiting == 1 else 's'} will not run.")
+        if loading.download:  # the hub download before the load (issue 18): its partial file is removed
+            return (f"{one_line(loading.model, 60)} is downloading ({loading.download}); quitting stops the "
+                    f"download and removes its partial file, and {plural(waiting, 'queued case')} will not run.")
+        return (f"{one_line(loading.model, 60)} is loading; quitting drops the load and stops the worker, and "
+                f"{plural(waiting, 'queued case')} will not run.")
     return None
 
 
