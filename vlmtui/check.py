@@ -19,6 +19,7 @@ from vlmtui.memory.budget import Budget, resolve_budget
 from vlmtui.memory.preflight import _cached_snapshot, check_fit, estimate_footprint, hub_cache_dir
 from vlmtui.memory.system import probe_system
 from vlmtui.suite.loader import Suite, load_suite
+from vlmtui.text import plural
 from vlmtui.units import format_bytes
 from vlmtui.wire.spec import ModelSpec
 
@@ -63,7 +64,7 @@ def _cases_text(cases: list[Case]) -> str:
     if skipped:
         parts += f"; {skipped} the model cannot do, planned as skipped"
     total = sum(counts.values())
-    return f"{total} case{'' if total == 1 else 's'} ({parts})" if parts else "no cases"
+    return f"{plural(total, 'case')} ({parts})" if parts else "no cases"
 
 
 def check_suite(suite_path: str, overrides: GuardOverrides, *, only: Sequence[str] = (),

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vlmtui.reports.records import LogError, load_log
+from vlmtui.text import plural
 
 
 class LogTargetError(LogError):
@@ -84,6 +85,6 @@ def _why_not_ours(path: Path, suite_name: str, expected_plan: str) -> str | None
     logged_plan = plan_hash(case.case_id for case in start.cases)
     if logged_plan != expected_plan:
         n = len(start.cases)
-        return (f"it is a log of {suite_name!r} with another plan ({n} case{'' if n == 1 else 's'}; the suite or "
+        return (f"it is a log of {suite_name!r} with another plan ({plural(n, 'case')}; the suite or "
                 "--only/--skip changed since)")
     return None

@@ -214,7 +214,8 @@ def _counts(report: Report, model: str) -> dict[str, int]:
 # ----------------------------------------------------------------------------- rendering
 
 
-def _value(value: float | None, unit: str) -> str:
+def metric_value(value: float | None, unit: str) -> str:
+    """A compared figure without its unit (``41.5``, ``1.20``, ``406.3 MiB``); ``—`` when unknown."""
     if value is None:
         return "—"
     if unit == "bytes":
@@ -267,7 +268,7 @@ def _peak_pair(delta: Delta, kinds: tuple[str | None, str | None]) -> str:
 
 def _pair(delta: Delta, unit: str) -> str:
     """``2.00 → 1.00``."""
-    return f"{_value(delta.a, unit)} → {_value(delta.b, unit)}"
+    return f"{metric_value(delta.a, unit)} → {metric_value(delta.b, unit)}"
 
 
 def delta_text(delta: Delta, unit: str, *, higher_is_better: bool) -> Text:
