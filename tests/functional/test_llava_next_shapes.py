@@ -11,7 +11,6 @@ the square arrive as they are. The processor then fits each to one of the model'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,15 +51,6 @@ def hub_geometry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tiny_hf.build_llava_next(folder / "hf", tiny_hf.HUB_LLAVA_NEXT)
     tiny_mlx.build_llava_next(folder / "mlx", tiny_hf.HUB_LLAVA_NEXT)
     return {"transformers": folder / "hf", "mlx-vlm": folder / "mlx"}
-
-
-@pytest.fixture
-def worker() -> Iterator[WorkerDriver]:
-    """A real worker subprocess, closed after the test."""
-    driver = WorkerDriver()
-    driver.wait_for(p.Hello, timeout_s=60)
-    yield driver
-    driver.close()
 
 
 def test_the_worker_hands_the_model_these_sizes(photos: dict[tuple[int, int], Path]) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,6 @@ pytestmark = pytest.mark.slow
 
 IMAGE = str(sorted(SAMPLE_IMAGES.glob("*.jpg"))[0])
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
-
-
-@pytest.fixture
-def worker() -> Iterator[WorkerDriver]:
-    """A real worker subprocess, closed after the test."""
-    driver = WorkerDriver()
-    driver.wait_for(p.Hello, timeout_s=60)
-    yield driver
-    driver.close()
 
 
 def load(worker: WorkerDriver, backend: str, path: str) -> p.Loaded | p.LoadFailed:
