@@ -16,7 +16,7 @@ from vlmtui.engine.selection import select_models
 from vlmtui.engine.setup import GuardOverrides, refuse_oversized_budget
 from vlmtui.exit_codes import EXIT_OK, EXIT_USAGE
 from vlmtui.memory.budget import Budget, resolve_budget
-from vlmtui.memory.preflight import _cached_snapshot, check_fit, estimate_footprint, hub_cache_dir
+from vlmtui.memory.preflight import cached_snapshot, check_fit, estimate_footprint, hub_cache_dir
 from vlmtui.memory.system import probe_system
 from vlmtui.suite.loader import Suite, load_suite
 from vlmtui.text import plural
@@ -43,7 +43,7 @@ def source_check(model: ModelSpec) -> SourceCheck:
             return SourceCheck(f"local {path}")
         return SourceCheck(f"{path}: not found on disk, and not a hub id (owner/name)", problem=True)
     if source.is_hub:
-        snapshot = _cached_snapshot(source.name, source.revision, None)
+        snapshot = cached_snapshot(source.name, source.revision, None)
         if snapshot is not None:
             return SourceCheck(f"hub {source} (cached in {hub_cache_dir()})")
         return SourceCheck(f"hub {source} (not cached: downloaded at its load)")

@@ -117,7 +117,7 @@ def estimate_footprint(
         return None
     if not source.is_hub:
         return None
-    snapshot = _cached_snapshot(source.name, source.revision, cache_dir)
+    snapshot = cached_snapshot(source.name, source.revision, cache_dir)
     if snapshot is not None:
         cached = _from_folder(snapshot, "hf cache", require_complete=True)
         if cached is not None:
@@ -222,7 +222,7 @@ def hub_cache_dir() -> Path:
     return base / "huggingface" / "hub"
 
 
-def _cached_snapshot(repo_id: str, revision: str | None, cache_dir: str | Path | None) -> Path | None:
+def cached_snapshot(repo_id: str, revision: str | None, cache_dir: str | Path | None) -> Path | None:
     """The snapshot folder of ``repo_id`` at ``revision`` (default: main) in the local cache, if any."""
     repo_dir = Path(cache_dir or hub_cache_dir()) / ("models--" + repo_id.replace("/", "--"))
     snapshots = repo_dir / "snapshots"
