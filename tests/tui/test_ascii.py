@@ -1,10 +1,19 @@
 """Plain terminals: ASCII for a locale that cannot show the glyphs, no colour codes under NO_COLOR, mouse reports
-for clicks and the wheel only."""
+for clicks and the wheel only, no focus reports."""
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
+import pty
 import re
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -110,6 +119,57 @@ async def test_mouse_reports_clicks_and_the_wheel_only() -> None:
     off.write = silent.append  # type: ignore[method-assign]
     off._enable_mouse_support()
     assert silent == []
+
+
+QUICK_APP = """
+from textual.app import App
+from textual.widgets import Label
+from vlmtui.ui.tui.terminal import click_mouse_driver
+
+class Quick(App[None]):
+    def compose(self):
+        yield Label("ready")
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.exit)
+
+Quick(driver_class=click_mouse_driver()).run()
+"""
+"""An app that draws one frame through the dashboard's driver and exits."""
+
+
+def terminal_bytes(script: str, timeout: float = 120.0) -> bytes:
+    """Everything ``script`` (run by this Python) writes to a real 80×24 pseudo-terminal until it exits."""
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    seen = b""
+    try:
+        child = subprocess.Popen([sys.executable, "-c", script], stdin=secondary, stdout=secondary,
+                                 stderr=secondary, env={**os.environ, "TERM": "xterm-256color"})
+        os.close(secondary)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the child is gone and the terminal closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert child.wait(timeout=30) == 0, seen.decode("utf-8", "replace")[-2000:]
+    finally:
+        os.close(primary)
+    return seen
+
+
+def test_the_driver_asks_for_no_focus_reports() -> None:
+    # Focus reports (mode 1004) cost a report and a whole-screen redraw on every switch of window or tmux pane.
+    written = terminal_bytes(QUICK_APP)
+    assert b"\x1b[?1000h" in written and b"ready" in written, "the app started and drew through the driver"
+    assert b"\x1b[?1004h" not in written
 
 
 def test_the_flags_parse() -> None:

@@ -1,5 +1,5 @@
-"""What the dashboard asks of the terminal: mouse reports for clicks and the wheel only, ASCII for a locale
-that cannot show the glyphs, and no colour codes at all under NO_COLOR."""
+"""What the dashboard asks of the terminal: mouse reports for clicks and the wheel only, no focus reports,
+ASCII for a locale that cannot show the glyphs, and no colour codes at all under NO_COLOR."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from textual.filter import LineFilter, Monochrome, NoColor
 from vlmtui.ui.tui.format import ASCII_GLYPHS
 
 _ASCII_TABLE = str.maketrans(ASCII_GLYPHS)
+FOCUS_REPORTS_ON = "\x1b[?1004h"
+"""What Textual's driver writes at start to have the terminal report focus in and out (mode 1004)."""
 
 
 @lru_cache(maxsize=4096)
@@ -40,12 +42,21 @@ class AsciiFilter(LineFilter):
 def click_mouse_driver() -> type | None:
     """A Linux/macOS driver that asks for clicks and the wheel (1000) in SGR form, never any-motion reports
     (1003): with those, every move of the mouse over the window crosses the SSH link twice (the report, then
-    Textual's hover redraw). None on Windows (Textual's own driver)."""
+    Textual's hover redraw). Nor does it ask for focus reports (1004): with them, every switch of terminal
+    window or tmux pane sends a report up the link and Textual answers with a redraw of the whole screen (it
+    restyles every widget and takes the focus off the queue on blur, then gives it back), and nothing in the
+    dashboard looks at whether the terminal has focus. Without them Textual keeps ``app_focus`` True, as in a
+    terminal that cannot report focus. None on Windows (Textual's own driver)."""
     if os.name == "nt":
         return None
     from textual.drivers.linux_driver import LinuxDriver
 
     class ClickMouseDriver(LinuxDriver):
+        def write(self, data: str) -> None:
+            # Textual writes the request on its own in start_application_mode; every other write passes.
+            if data != FOCUS_REPORTS_ON:
+                super().write(data)
+
         def _enable_mouse_support(self) -> None:
             if not self._mouse:
                 return
