@@ -141,3 +141,25 @@ def test_corrected_references_come_from_the_suites_datasets(tmp_path: Path) -> N
     assert square.scoring.references == ITEMS[0].references, "the dataset's ten answers, not the log's one"
     assert square.scoring.scores == {"vqa": pytest.approx(0.3), "exact": 1.0}
     assert square.scoring.pass_at == 0.2 and square.status == "passed"
+
+
+def test_an_item_whose_image_went_missing_after_the_run_keeps_the_suites_references(tmp_path: Path) -> None:
+    """The log has an answer for every item; deleting one image since must not drop that item's corrected
+    references (the suite's, not the log's) nor call it "not an item of the suite"."""
+    one_reference = [Item(item.id, item.question, ("red",), item.answer_type) for item in ITEMS]
+    live = write_log(tmp_path / "live.jsonl", session_events(answer_results({"smol": ["maroon"] * 6}, one_reference)))
+    data = write_jsonl_sample(tmp_path / "data")
+    gone = json.loads(data.read_text(encoding="utf-8").splitlines()[0])
+    (data.parent / gone["image"]).unlink()
+    suite = tmp_path / "corrected.toml"
+    suite.write_text(SUITE + f'\n[[datasets]]\nid = "vqa-sample"\nformat = "jsonl"\npath = "{data}"\n'
+                     'metrics = ["vqa", "exact"]\npass_at = 0.2\n', encoding="utf-8")
+    done = vlmtui_score(str(live), "--suite", str(suite))
+    assert done.returncode == 0, done.stderr
+    assert "note:" not in done.stderr, done.stderr
+    latest = load_log(tmp_path / "live.scored.jsonl").latest()
+    for item in ITEMS:
+        scoring = latest[f"smol/vqa-sample/{item.id}"].scoring
+        assert scoring.references == item.references, (item.id, "the dataset's ten answers, not the log's one")
+    square = latest[f"smol/vqa-sample/{gone['id']}"]
+    assert square.scoring.scores == {"vqa": pytest.approx(0.3), "exact": 1.0} and square.status == "passed"

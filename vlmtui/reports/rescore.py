@@ -81,8 +81,8 @@ def suite_items(suite: object) -> dict[tuple[str, str], SuiteItem]:
         dataset_id = str(getattr(entry, "id", ""))
         metrics = check_metrics(getattr(entry, "metrics", ()) or ())
         pass_at = getattr(entry, "pass_at", None)
-        for item in dataset.items:
-            items[(dataset_id, item.id)] = SuiteItem(item.references, item.answer_type, metrics,
+        for item_id, references, answer_type in dataset.answer_keys():  # missing images too: answered before they went
+            items[(dataset_id, item_id)] = SuiteItem(references, answer_type, metrics,
                                                      float(pass_at) if isinstance(pass_at, int | float) else None)
     return items
 

@@ -52,6 +52,10 @@ class MissingImage:
     item_id: str
     looked_for: str
     source: Path
+    references: tuple[str, ...] = ()
+    """The item's reference answers and answer type: scoring a saved log again (``vlmtui score --suite``) needs
+    them for every answered item, and an image may have gone since the run."""
+    answer_type: str | None = None
 
     def message(self) -> str:
         """The one line naming the file, the item and the path looked for."""
@@ -90,6 +94,13 @@ class Dataset:
     missing: tuple[MissingImage, ...]
     total: int
     """Items in the files, before ``limit`` or ``sample``."""
+
+    def answer_keys(self) -> Iterator[tuple[str, tuple[str, ...], str | None]]:
+        """Each selected item's id, references and answer type, its image found or not."""
+        for item in self.items:
+            yield item.id, item.references, item.answer_type
+        for gone in self.missing:
+            yield gone.item_id, gone.references, gone.answer_type
 
     def require_images(self) -> None:
         """Raise :class:`DatasetError` naming the first missing image, for a run without ``--skip-missing``."""
@@ -337,7 +348,7 @@ def _find_images(source: DatasetSource, records: list[_Record]) -> tuple[list[Da
             if image is not None and not image.is_file():
                 image = None
         if image is None and record.image is not None:
-            missing.append(MissingImage(record.id, looked_for, source.file))
+            missing.append(MissingImage(record.id, looked_for, source.file, record.references, record.answer_type))
             continue
         items.append(DatasetItem(record.id, image, record.question, record.references, record.answer_type))
     return items, missing
