@@ -55,3 +55,8 @@ def middle(text: str, limit: int) -> str:
 def plural(n: int, word: str) -> str:
     """``1 case``, ``3 cases``."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def and_more(count: int) -> str:
+    """`` (and 2 more)`` after the first of ``count`` things a one-line message names; nothing for one."""
+    return f" (and {count - 1} more)" if count > 1 else ""

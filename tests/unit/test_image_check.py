@@ -47,6 +47,7 @@ def test_each_kind_of_bad_image_is_one_line(tmp_path: Path) -> None:
     assert all("\n" not in line for line in problems.values())
     note = unreadable_note(problems)
     assert note[0].startswith("4 image(s) cannot be read; their cases fail without loading a model: ")
+    assert note[0].endswith(" (and 3 more)") and len(note) == 1
 
 
 def test_a_truncated_jpeg_that_verify_accepts_is_caught_by_decoding(tmp_path: Path) -> None:

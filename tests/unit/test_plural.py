@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vlmtui.text import plural
+from vlmtui.text import and_more, plural
 from vlmtui.ui.tui.presenter import queue_title
 from vlmtui.ui.tui.state import SessionView
 
@@ -10,6 +10,11 @@ from vlmtui.ui.tui.state import SessionView
 def test_plural() -> None:
     assert plural(1, "case") == "1 case"
     assert [plural(n, "case") for n in (0, 2)] == ["0 cases", "2 cases"]
+
+
+def test_and_more() -> None:
+    """The tail of a one-line message naming the first of several problems (images, dataset items, ...)."""
+    assert [and_more(n) for n in (0, 1, 2, 5)] == ["", "", " (and 1 more)", " (and 4 more)"]
 
 
 def test_the_queue_title_of_one_case() -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from vlmtui.text import and_more
+
 FULL_DECODE_PIXELS = 16_000_000
 """Images up to this many pixels are decoded in full here: a 4000×4000 PNG took 0.36 s on a busy 2-core box,
 the demo's three sample images 47 ms together; a 6000×6000 one, verified only, 0.5 ms."""
@@ -80,5 +82,5 @@ def unreadable_note(problems: dict[str, str]) -> tuple[str, ...]:
     if not problems:
         return ()
     first = next(iter(problems.values()))
-    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return (f"{len(problems)} image(s) cannot be read; their cases fail without loading a model: {first}{more}",)
+    return (f"{len(problems)} image(s) cannot be read; their cases fail without loading a model: {first}"
+            f"{and_more(len(problems))}",)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from vlmtui.text import and_more
+
 FORMATS = ("vqa2", "jsonl", "csv")
 DEFAULT_ANSWER_FORMAT = {"vqa2": "Answer the question using a single word or phrase."}
 """The instruction appended to each question unless the suite says otherwise (VQA's usual one)."""
@@ -105,8 +107,8 @@ class Dataset:
     def require_images(self) -> None:
         """Raise :class:`DatasetError` naming the first missing image, for a run without ``--skip-missing``."""
         if self.missing:
-            more = f" (and {len(self.missing) - 1} more)" if len(self.missing) > 1 else ""
-            raise DatasetError(f"{self.missing[0].message()}{more}; --skip-missing runs without them")
+            raise DatasetError(f"{self.missing[0].message()}{and_more(len(self.missing))}; --skip-missing runs "
+                               "without them")
 
 
 @dataclass(frozen=True)
