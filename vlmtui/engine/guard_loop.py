@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from vlmtui.engine.case_energy import CaseEnergy
@@ -25,16 +24,10 @@ from vlmtui.memory.telemetry import TelemetrySampler
 from vlmtui.suite.loader import GuardConfig
 from vlmtui.vocab import GuardAction, GuardLevel
 from vlmtui.wire import protocol as p
+from vlmtui.wire.sampling import IDLE_SAMPLE_MS, idle_sample_ms_from_env
 from vlmtui.wire.spec import ModelSpec
 
-IDLE_SAMPLE_MS = 1000
-"""Default sampling interval while idle (``VLMTUI_IDLE_SAMPLE_MS`` overrides it)."""
-
-
-def idle_sample_ms_from_env(environ: Mapping[str, str] | None = None) -> int:
-    """``VLMTUI_IDLE_SAMPLE_MS`` if it is a whole number of ms, else ``IDLE_SAMPLE_MS``."""
-    raw = (os.environ if environ is None else environ).get("VLMTUI_IDLE_SAMPLE_MS", "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else IDLE_SAMPLE_MS
+__all__ = ["IDLE_SAMPLE_MS", "GuardLoop", "idle_sample_ms_from_env"]
 
 
 class GuardLoop:
@@ -138,7 +131,12 @@ class GuardLoop:
         pressure = probe_pressure()
         pid = self._session.pid
         rss = probe_process_rss(pid) if pid else None
-        framework = self._session.framework_sample(max(3 * self.config.sample_ms / 1000, 1.0))
+        fresh_s = max(3 * self.config.sample_ms / 1000, 1.0)
+        if self._session.running is None and self._session.loading is None:
+            # The worker samples every idle_sample_ms while it neither loads nor runs (worker/main.py): its
+            # last sample stands that long, not a fall back to RSS between two of them.
+            fresh_s = max(fresh_s, 2 * self.idle_sample_ms / 1000)
+        framework = self._session.framework_sample(fresh_s)
         if framework is not None:
             guarded, source = int(framework["guarded_bytes"]), str(framework["framework"])
         else:

@@ -27,6 +27,7 @@ import psutil
 
 from vlmtui.vocab import Outcome
 from vlmtui.wire import protocol as p
+from vlmtui.wire.sampling import idle_sample_ms_from_env
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends import backend_class
 from vlmtui.worker.backends.base import (
@@ -83,6 +84,11 @@ class Worker:
         self._interrupts = CaseInterrupts(self._commands.put)
         self._said_exiting = False
         self._sample_s = 0.25
+        self._idle_sample_s = idle_sample_ms_from_env() / 1000
+        self._working = False
+        """A ``Load`` or a ``Run`` is being carried out: the sampler runs at ``sample_ms``."""
+        self._work_started = threading.Event()
+        """Wakes the sampler out of its idle wait the moment a load or a case starts."""
         self._case_peak = CasePeak()
         self._process = psutil.Process()
 
@@ -130,14 +136,35 @@ class Worker:
             raise Terminated
 
     def _sample_loop(self) -> None:
-        """Sampler thread: the worker's RSS and framework memory, every ``sample_ms``."""
+        """Sampler thread: the worker's RSS and framework memory, every ``sample_ms`` while a model loads or a
+        case runs, every ``VLMTUI_IDLE_SAMPLE_MS`` (1 s) otherwise, as the parent's guard loop does.
+
+        Idle, nothing the worker does can raise its memory, and four samples a second were four JSON lines a
+        second for the parent to parse, forever, on a dashboard left open. A load or a case wakes the sampler
+        at once: the guard sees a load from its first sample, never up to a second late."""
         while True:
-            time.sleep(self._sample_s)
+            if self._working:
+                time.sleep(self._sample_s)
+            else:
+                self._work_started.wait(max(self._idle_sample_s, self._sample_s))
+            self._work_started.clear()
             try:
                 self.send(self._memory_sample())
             except Exception as exc:  # a probe must never take the worker down
                 self.send(p.Log("warning", f"memory probe failed: {one_line(exc)}"))
                 time.sleep(1.0)
+
+    def _busy(self, command: p.Load | p.Run) -> None:
+        """Carry out a load or a case with the sampler at full rate from its first moment."""
+        self._working = True
+        self._work_started.set()
+        try:
+            if isinstance(command, p.Load):
+                self._load(command)
+            else:
+                self._run(command)
+        finally:
+            self._working = False
 
     def _memory_sample(self) -> p.Memory:
         rss = self._process.memory_info().rss
@@ -162,10 +189,8 @@ class Worker:
                     continue
                 if isinstance(command, p.Shutdown):
                     break
-                if isinstance(command, p.Load):
-                    self._load(command)
-                elif isinstance(command, p.Run):
-                    self._run(command)
+                if isinstance(command, p.Load | p.Run):
+                    self._busy(command)
                 elif isinstance(command, p.Cleanup):
                     self._cleanup(command.reason, by_guard=command.by_guard)
                 elif isinstance(command, p.Unload):
