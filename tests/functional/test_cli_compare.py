@@ -66,3 +66,15 @@ def test_logs_of_another_suite_or_plan_are_compared_with_a_warning(tmp_path: Pat
     assert done.returncode == 0
     assert "vlmtui: warning: the logs are of different suites ('unit' and 'other')" in done.stderr
     assert "vlmtui: warning: the plans differ: 1 case(s) only in A, 0 only in B" in done.stderr
+
+
+def test_markdown_cells_take_untrusted_names_as_text(tmp_path: Path) -> None:
+    """Model and case ids come from the logs: HTML and table breaks in them stay text, as in ``vlmtui report``."""
+    cases = ["m|x/<b>a</b>.png/p0", "m|x/text/t0"]
+    a = write(tmp_path / "a.jsonl", {cases[1]: "crashed"}, 40.0, cases=cases)
+    b = write(tmp_path / "b.jsonl", {cases[1]: "failed"}, 40.0, cases=cases)
+    md = compare(str(a), str(b), "--format", "md").stdout
+    assert "| m\\|x/&lt;b&gt;a&lt;/b&gt;.png/p0 | passed |" in md and "| m\\|x | 2 passed" not in md
+    assert "| m\\|x | 1 passed, 1 crashed | 1 passed, 1 failed |" in md and "<b>" not in md
+    assert "**2 cases in both: 0 better, 0 worse, 1 changed status, 1 same; pass rate 50% → 50%" in md
+    assert "\n\n\n" not in md

@@ -69,11 +69,16 @@ def test_print_comparison_shows_status_changes_and_deltas(logs: tuple[Path, Path
     assert "+10.0 tok/s (+100.0%)" in text and "-512.0 MiB (-50.0%)" in text
     assert "Only in A (1):" in text and "smol/c.png/p0" in text
     assert "Only in B (1):" in text and "smol/d.png/p0  failed  expected the output to contain 'cat'" in text
-    assert "3 cases in both: 1 improved, 1 regressed, 0 changed status, 1 same status" in text
+    assert "in both" not in text, "the one summary line is compare_verdict.summary_line, printed after these"
+    assert text.rstrip().endswith("smol/d.png/p0  failed  expected the output to contain 'cat'")
 
 
 def test_compare_command(logs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["compare", str(logs[0]), str(logs[1])]) == 0
-    assert "crashed → passed" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "crashed → passed" in out
+    summary = ("3 cases in both: 1 better, 1 worse, 1 same; pass rate 75% → 50% (-25 pts); "
+               "tok/s 7.5 → 12.5 (+66.7%)")
+    assert [line for line in out.splitlines() if "in both" in line] == [summary], "one summary line, the verdict's"
     assert main(["compare", str(logs[0]), str(tmp_path / "missing.jsonl")]) == 2
     assert "session log not found" in capsys.readouterr().err

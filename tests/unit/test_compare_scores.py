@@ -10,6 +10,7 @@ from rich.console import Console, Group
 from tests.fixtures.scored_log import ANSWERS, ITEMS, answer_results, session_events, write_log, write_scored_log
 from tests.unit.test_report import LogBuilder, metrics, planned
 from vlmtui.reports.compare import Comparison, compare_logs, comparison_renderables
+from vlmtui.reports.compare_verdict import summary_line
 from vlmtui.reports.records import load_log
 
 BETTER_SMOL = ("red", "No.", "3 circles", "triangle", "yes", "yellow")
@@ -48,7 +49,7 @@ def test_items_that_flipped_right_and_wrong(logs: tuple[Path, Path]) -> None:
     shown = text(comparison)
     assert "Flipped right ↔ wrong (2)" in shown and "0.60 → 0.00" in shown and "▼ wrong" in shown
     assert "0.77 → 0.83 vqa" in shown and "+0.07" in shown
-    assert shown.rstrip().endswith("answers: 1 right → wrong, 1 wrong → right")
+    assert summary_line(comparison).endswith("; answers: 1 right → wrong, 1 wrong → right")
 
 
 def test_right_is_judged_at_each_logs_pass_at(tmp_path: Path) -> None:
@@ -79,4 +80,4 @@ def test_logs_without_scores_compare_as_before(tmp_path: Path) -> None:
     comparison = compare_logs(load_log(paths[0]), load_log(paths[1]))
     assert not comparison.scored and comparison.flips == []
     shown = text(comparison)
-    assert "accuracy" not in shown and "Flipped" not in shown and "answers:" not in shown
+    assert "accuracy" not in shown and "Flipped" not in shown and "answers:" not in summary_line(comparison)

@@ -18,7 +18,7 @@ from vlmtui.peak_kind import format_peak
 from vlmtui.reports.model import CaseRow, Report, build_report
 from vlmtui.reports.records import SessionRecords
 from vlmtui.reports.table import format_time
-from vlmtui.text import excerpt, plural
+from vlmtui.text import excerpt
 from vlmtui.units import format_bytes
 from vlmtui.vocab import CaseStatus, count_by_status, counts_text, status_look
 
@@ -318,7 +318,8 @@ def _log_line(label: str, report: Report) -> Text:
 
 
 def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
-    """The comparison as Rich renderables: the two logs, the per-model table, per-case tables per model."""
+    """The comparison as Rich renderables: the two logs, the per-model table, per-case tables per model, turns,
+    flips and the cases in one log only; the one-line verdict under them is ``compare_verdict.summary_line``."""
     out: list[RenderableType] = [_log_line("A", comparison.a), _log_line("B", comparison.b), Text("")]
     models = Table(title="Per model (A → B)", title_justify="left", pad_edge=False)
     scored, energy = comparison.scored, comparison.has_energy
@@ -375,18 +376,5 @@ def comparison_renderables(comparison: Comparison) -> list[RenderableType]:
             for row in rows:
                 out.append(Text(f"  {row.case_id}  {row.status}" + (f"  {excerpt(row.error, 100)}" if row.error
                                                                     and row.status != CaseStatus.PASSED else "")))
-    verdicts = comparison.verdicts()
-    out.append(Text(""))
-    out.append(Text(
-        f"{plural(len(comparison.cases), 'case')} in both: {verdicts['improved']} improved, {verdicts['regressed']} "
-        f"regressed, {verdicts['changed']} changed status, {verdicts['same']} same status; "
-        f"{len(comparison.only_a)} only in A, {len(comparison.only_b)} only in B" + _flips_line(comparison)))
+    out.append(Text(""))  # the CLI prints compare_verdict.summary_line after this blank line
     return out
-
-
-def _flips_line(comparison: Comparison) -> str:
-    """``; answers: 1 right → wrong, 2 wrong → right`` for scored logs, else nothing."""
-    if not comparison.scored:
-        return ""
-    up = sum(flip.now_right for flip in comparison.flips)
-    return f"; answers: {len(comparison.flips) - up} right → wrong, {up} wrong → right"

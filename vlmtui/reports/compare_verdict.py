@@ -14,10 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlmtui.reports.compare import Comparison, Delta, metric_value
+from vlmtui.reports.table import md_cell
+from vlmtui.reports.tables import CASE
 from vlmtui.text import plural
 from vlmtui.vocab import CaseStatus, counts_text
 
 DEFAULT_THRESHOLD_PCT = 10.0
+_TITLE_LIMIT, _LINE_LIMIT = 200, 300
+"""Characters of the suite name in the Markdown heading, and of a warning or regression line (md_report's)."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,13 @@ def _mean_tps(comparison: Comparison) -> Delta:
 
 
 def summary_line(comparison: Comparison) -> str:
-    """``12 cases in both: 2 better, 1 worse, 9 same; pass rate 75% → 83% (+8 pts); tok/s 41.2 → 44.0 (+6.8%)``."""
+    """``12 cases in both: 2 better, 1 worse, 9 same; pass rate 75% → 83% (+8 pts); tok/s 41.2 → 44.0 (+6.8%)``,
+    with ``, 1 changed status`` where a case went from one failure to another (crashed → failed), and for scored
+    logs ``; answers: 1 right → wrong, 2 wrong → right``: the one verdict of the text, Markdown and JSON forms."""
     verdicts = comparison.verdicts()
-    same = verdicts["same"] + verdicts["changed"]
-    n = len(comparison.cases)
-    line = (f"{plural(n, 'case')} in both: {verdicts['improved']} better, {verdicts['regressed']} "
-            f"worse, {same} same")
+    changed = f", {verdicts['changed']} changed status" if verdicts["changed"] else ""  # crashed → failed
+    line = (f"{plural(len(comparison.cases), 'case')} in both: {verdicts['improved']} better, "
+            f"{verdicts['regressed']} worse{changed}, {verdicts['same']} same")
     rate_a, rate_b = _pass_rate(comparison, "a"), _pass_rate(comparison, "b")
     if rate_a is not None and rate_b is not None:
         line += f"; pass rate {rate_a:.0%} → {rate_b:.0%} ({(rate_b - rate_a) * 100:+.0f} pts)"
@@ -60,6 +65,9 @@ def summary_line(comparison: Comparison) -> str:
     if tps.a is not None and tps.b is not None:
         pct = f" ({tps.pct:+.1f}%)" if tps.pct is not None else ""
         line += f"; tok/s {tps.a:.1f} → {tps.b:.1f}{pct}"
+    if comparison.scored:
+        up = sum(flip.now_right for flip in comparison.flips)
+        line += f"; answers: {len(comparison.flips) - up} right → wrong, {up} wrong → right"
     return line
 
 
@@ -130,29 +138,27 @@ def comparison_json(comparison: Comparison, threshold_pct: float = DEFAULT_THRES
     }
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def comparison_markdown(comparison: Comparison, threshold_pct: float = DEFAULT_THRESHOLD_PCT) -> str:
     """The comparison as GitHub Markdown: the summary, warnings, the per-model and per-case tables."""
-    lines = [f"# Comparison: {_md_cell(comparison.a.suite)}", "",
+    lines = [f"# Comparison: {md_cell(comparison.a.suite, _TITLE_LIMIT)}", "",
              f"- A: `{comparison.a.log_path}`", f"- B: `{comparison.b.log_path}`", "",
-             f"**{summary_line(comparison)}**", ""]
-    lines += [f"> warning: {w}" for w in mismatch_warnings(comparison)]
+             f"**{summary_line(comparison)}**"]
+    if warnings := mismatch_warnings(comparison):
+        lines += ["", *(f"> warning: {md_cell(w, _LINE_LIMIT)}" for w in warnings)]
     lines += ["", "| model | cases A | cases B | mean total s | mean gen tok/s | peak memory |",
               "|---|---|---|--:|--:|--:|"]
     for m in comparison.models:
-        lines.append(f"| {_md_cell(m.model)} | {counts_text(m.counts_a, '—')} | {counts_text(m.counts_b, '—')} | "
-                     f"{_pair(m.total_s, 's')} | {_pair(m.gen_tps, 'tok/s')} | {_pair(m.peak_memory, 'bytes')} |")
+        lines.append(f"| {md_cell(m.model, CASE.limit)} | {counts_text(m.counts_a, '—')} | "
+                     f"{counts_text(m.counts_b, '—')} | {_pair(m.total_s, 's')} | {_pair(m.gen_tps, 'tok/s')} | "
+                     f"{_pair(m.peak_memory, 'bytes')} |")
     lines += ["", "| case | status A → B | total s | gen tok/s | peak memory |", "|---|---|--:|--:|--:|"]
     for c in comparison.cases:
         status = str(c.status_b) if c.status_a == c.status_b else f"{c.status_a} → {c.status_b}"
-        lines.append(f"| {_md_cell(c.case_id)} | {status} | {_pair(c.total_s, 's')} | "
+        lines.append(f"| {md_cell(c.case_id, CASE.limit)} | {status} | {_pair(c.total_s, 's')} | "
                      f"{_pair(c.gen_tps, 'tok/s')} | {_pair(c.peak_memory, 'bytes')} |")
     found = regressions(comparison, threshold_pct)
     lines += ["", f"Regressions (threshold {threshold_pct:g}%): {len(found)}"]
-    lines += [f"- {_md_cell(str(r))}" for r in found]
+    lines += [f"- {md_cell(str(r), _LINE_LIMIT)}" for r in found]
     return "\n".join(lines) + "\n"
 
 
