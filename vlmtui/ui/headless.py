@@ -35,12 +35,13 @@ from vlmtui.engine.events import (
     SessionStarted,
 )
 from vlmtui.peak_kind import format_peak
-from vlmtui.reports.case_scores import value_text
+from vlmtui.reports.case_scores import CaseScores, joined_scores, value_text
 from vlmtui.reports.records import CaseEnd
 from vlmtui.reports.summary import ModelSummary, summarise
 from vlmtui.reports.table import to_rich
 from vlmtui.reports.tables import WIDE_ENOUGH_FOR_INTERVALS, compact_summary_table
 from vlmtui.reports.turns import turn_line
+from vlmtui.scoring.metrics import parse_metric
 from vlmtui.text import excerpt, one_line, plural
 from vlmtui.ui.download_bar import download_line, download_status
 from vlmtui.units import format_bytes
@@ -75,6 +76,8 @@ class HeadlessPrinter:
         )
         self._task = self.progress.add_task("cases", total=0, current="")
         self._results: dict[str, CaseEnd] = {}
+        self._judges: dict[str, list[str]] = {}
+        """The judge cases that graded each answer, by the answer's case id."""
 
     def _print(self, text: str) -> None:
         self.console.print(text, soft_wrap=not self.live, overflow="fold")
@@ -125,7 +128,14 @@ class HeadlessPrinter:
     def _case_line(self, event: CaseFinished) -> None:
         result = event.result
         record = CaseEnd.from_result(result)
+        earlier = self._results.get(result.case_id)
         self._results[result.case_id] = record
+        if record.judging is not None:
+            judges = self._judges.setdefault(record.judging.case_id, [])
+            judges += [] if result.case_id in judges else [result.case_id]
+        if earlier is not None and earlier.attempt == record.attempt:  # the same answer passed or failed by its grade
+            self._grade_line(earlier, record)
+            return
         if not result.warmup:
             self.progress.advance(self._task)
         look = status_look(result.status)
@@ -139,7 +149,7 @@ class HeadlessPrinter:
                 stats += f" {format_peak(m['peak_memory_bytes'], m.get('peak_kind'))}"  # what it measured, too
         scores = record.scoring
         if scores.scored:
-            stats += f" {scores.primary} {value_text(scores.primary_value)}"
+            stats += f" {scores.primary} {_awaiting(scores) or value_text(scores.primary_value)}"
         attempt = f" (attempt {result.attempt})" if result.attempt > 1 else ""
         warm = " [dim](warm-up)[/]" if result.warmup else ""
         tail = excerpt(result.error or result.output, 100)
@@ -148,6 +158,25 @@ class HeadlessPrinter:
         for turn in record.turns:  # a conversation: one line per turn under its case, with its answer's start
             answer = f" [dim]│[/] {escape(excerpt(turn.output, 80))}" if turn.output else ""
             self._print(f"    {escape(turn_line(turn, len(record.turns)))}{answer}")
+
+    def _grade_line(self, before: CaseEnd, after: CaseEnd) -> None:
+        """A judged answer passed or failed by the grade that just came in: one line under the judge's, marked as
+        the grade, not the answer's case line again (its time, speed and answer were printed when it ended)."""
+        look = status_look(after.status)
+        change = after.status if before.status == after.status else f"{before.status} → {after.status}"
+        judges = [self._results[judge_id] for judge_id in self._judges.get(after.case_id, ())]
+        scores = joined_scores([after, *judges])[after.case_id]
+        why = after.error or f"{scores.primary} {value_text(scores.primary_value)}"
+        self._print(f"  [{look.style}]{look.mark} graded[/] {escape(after.case_id)}: {change} [dim]│[/] "
+                    f"{escape(excerpt(why, 100))}")
+
+
+def _awaiting(scores: CaseScores) -> str:
+    """``awaiting its judge`` for an answer whose primary metric is a judge's grade not given yet, else ``""``."""
+    primary = scores.primary
+    if primary is None or scores.primary_value is not None or primary in scores.errors:
+        return ""
+    return "awaiting its judge" if parse_metric(primary).is_judge else ""
 
 
 class JsonlPrinter:
