@@ -146,7 +146,7 @@ class OpenAIBackend(Backend):
         """Start the managed server and wait until it answers; its base URL."""
         server = ManagedServer(
             launch.argv, health_url_template=launch.health_url, startup_timeout_s=self.options["startup_timeout_s"],
-            model_path=launch.model_path, headers=self._headers(), error_line=launch.error_line,
+            env=launch.env, model_path=launch.model_path, headers=self._headers(), error_line=launch.error_line,
             on_loading=lambda: self.log("info", f"{launch.program} is loading {self.spec.id} "
                                                 "(GET /health answers 503 until it is ready)"),
         )

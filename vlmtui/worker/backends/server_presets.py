@@ -29,6 +29,15 @@ GPU_LAYERS = 99
 MLX_VLM_SERVER = ("{python}", "-m", "mlx_vlm.server", "--host", "127.0.0.1", "--port", "{port}",
                   "--model", "{model_path}", "--log-level", "WARNING")
 
+MLX_VLM_SERVER_ENV = {"APC_ENABLED": "0"}
+"""Every case evaluates its whole prompt, as a model in the worker does. mlx_vlm.server (0.7.10) reuses an
+earlier request's KV blocks when its Automatic Prefix Cache is on, which only its environment decides (no
+flag; ``PATCH /v1/settings`` at run time): off by default, but an ``APC_ENABLED=1`` inherited from the user's
+shell turned it on, and a repeat of the tiny Idefics3's image prompt then found 64 of its 67 prompt tokens
+cached (``usage.prompt_tokens_details.cached_tokens``). Its vision feature cache (qwen3_5, gemma4,
+deepseek_v4 only) cannot be turned off: ``--vision-cache-size 0`` fails on the first image (its LRU pops from
+an empty dict), so those families' repeats of one image skip the vision encoder (docs/backends.md)."""
+
 
 @dataclass(frozen=True)
 class ServerLaunch:
@@ -43,6 +52,8 @@ class ServerLaunch:
     notes: list[str] = field(default_factory=list)
     request_extra: Mapping[str, Any] = field(default_factory=dict)
     """Fields every chat request carries beyond the OpenAI API."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Variables set for the server on top of the worker's environment."""
 
 
 def server_launch(spec: ModelSpec, options: Mapping[str, Any], backend: str,
@@ -53,7 +64,8 @@ def server_launch(spec: ModelSpec, options: Mapping[str, Any], backend: str,
         return llama_cpp_launch(spec, options, say)
     if server == "mlx-vlm":
         return ServerLaunch("mlx_vlm.server", [*MLX_VLM_SERVER, *options["server_args"]],
-                            model_path=_plain_model_path(spec, backend))
+                            model_path=_plain_model_path(spec, backend), env=MLX_VLM_SERVER_ENV,
+                            notes=["mlx_vlm.server's prefix cache off (APC_ENABLED=0)"])
     if server is not None:
         raise BackendError(f"unknown server {server!r}: \"llama.cpp\" or \"mlx-vlm\" (command = [...] for any other)")
     if options["command"]:
