@@ -49,6 +49,14 @@ class TestSizes:
 
         assert snap_compare(replay_app(finished_session()), terminal_size=(80, 24), run_before=press_m)
 
+    def test_m_shows_the_models_table_at_60x20(self, snap_compare: Callable[..., bool]) -> None:
+        async def press_m(pilot: Pilot[Any]) -> None:
+            await settle(pilot)
+            await pilot.press("m")
+            await settle(pilot)
+
+        assert snap_compare(replay_app(finished_session()), terminal_size=(60, 20), run_before=press_m)
+
     def test_z_zooms_the_output_at_80x24(self, snap_compare: Callable[..., bool]) -> None:
         async def press_z_twice(pilot: Pilot[Any]) -> None:
             await settle(pilot)
@@ -112,6 +120,21 @@ class TestQueueFirst:
                     assert cell.plain.strip() != "…", f"a bare … in {case_id}"
             names = {table.get_cell(cid, "model").plain for cid in table.shown_cases}
             assert names == {"smolvlm-500m", "moondream2", "llava-1.6-7b"}, "whole names at 60 columns"
+
+
+    async def test_60x20_with_m_names_every_model_in_the_models_table(self) -> None:
+        app = replay_app(finished_session())
+        async with app.run_test(size=(60, 20)) as pilot:
+            await settle(pilot)
+            await pilot.press("m")
+            await settle(pilot)
+            summary = dashboard_of(pilot).query_one("#summary", ModelSummaryTable)
+            assert summary.display
+            lines = [strip.text for strip in summary.render_lines(summary.region.reset_offset)]
+            rows = lines[2:]  # under its border and the column names
+            assert not any("…" in line.split() for line in rows), lines
+            for name, row in zip(("smolvlm-500m", "moondream2", "llava-1.6-7b"), rows, strict=True):
+                assert f" {name} " in row, f"{name} whole: {lines}"
 
 
 class TestKeyBar:
@@ -179,4 +202,24 @@ class TestNames:
                                for name in names)
             await pilot.pause()
             lines = [strip.text for strip in table.render_lines(table.region.reset_offset)[1:3]]
-            assert "smolvlm-500m-…mlx " in lines[0] and "smolvlm-500m-…server " in lines[1], lines
+            assert "smolvlm-500m-in…mlx " in lines[0] and "smolvlm-500m-in…server " in lines[1], lines
+
+    async def test_at_60_columns_the_counts_fold_into_one_column_and_the_names_stay_whole(self) -> None:
+        class SummaryApp(App[None]):
+            def compose(self) -> ComposeResult:
+                yield ModelSummaryTable(id="summary")
+
+        names = ("smolvlm-tiny-hf", "llava-next-tiny-hf", "llava-next-tiny-mlx", "moondream2-tiny-mlx",
+                 "smolvlm-tiny-server")
+        app = SummaryApp()
+        async with app.run_test(size=(58, 8)) as pilot:  # the table's width in a 60-column dashboard
+            table = app.query_one(ModelSummaryTable)
+            table.rows = tuple(SummaryRow(name, ModelState.UNLOADED, (4, i % 2, 0, 0, 0), 0.11, 302.0, 406 * 2**20,
+                                          peak_kind="rss") for i, name in enumerate(names))
+            await pilot.pause()
+            heading, *lines = [strip.text for strip in table.render_lines(table.region.reset_offset)[:6]]
+            assert heading.split() == ["model", "cases", "mean", "s", "tok/s", "peak"], heading
+            for name, line in zip(names, lines, strict=True):
+                assert line.split()[0] == name, "whole names: the five counts gave their cells"
+            assert lines[1].split()[1:3] == ["✓4", "✗1"] and lines[0].split()[1] == "✓4", "counts that are not 0"
+            assert lines[0].rstrip().endswith("406M RSS"), "the short peak, still saying what it measured"
