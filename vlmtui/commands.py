@@ -90,8 +90,8 @@ def _start(args: argparse.Namespace, suite: str | Path | None) -> int:
         else:
             from vlmtui.ui.tui.app import run_app
 
-            code = run_app(session.scheduler, log_path=session.log.path, on_hangup=session.log.close,
-                           ascii_only=args.ascii, mouse=not args.no_mouse)
+            code = run_app(session.engine, log_path=session.log.path, on_hangup=session.log.close,
+                           ascii_only=args.ascii, mouse=not args.no_mouse, preview=session.engine.preview)
     finally:
         session.log.close()
     print(f"session log: {session.log.path}", file=sys.stderr)

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from vlmtui.engine import grading
 from vlmtui.engine.events import CaseResult
-from vlmtui.engine.plan import Case, skip_reason
+from vlmtui.engine.plan import Case, case_info, skip_reason
 from vlmtui.vocab import FAILURE_STATUSES, CaseStatus
 from vlmtui.wire import protocol as p
 from vlmtui.wire.spec import ModelSpec
@@ -175,15 +175,4 @@ class CaseQueue:
 
     def planned(self) -> list[dict[str, Any]]:
         """Every planned case as ``SessionStarted`` carries it."""
-        return [_case_info(self.cases[case_id]) for case_id in self.order]
-
-
-def _case_info(case: Case) -> dict[str, Any]:
-    return {
-        "case_id": case.case_id, "model": case.model.id, "backend": case.model.backend,
-        "image": str(case.image) if case.image else None, "prompt": case.prompt, "kind": case.kind,
-        "warmup": case.warmup, "skip_reason": case.skip_reason,
-        "trust_remote_code": case.model.trust_remote_code,
-        # A conversation's prompts: the dashboard shows "turn 2/3" and each prompt as its turn starts.
-        **({"turns": [turn.text for turn in case.turns]} if case.turns else {}),
-    }
+        return [case_info(self.cases[case_id]) for case_id in self.order]

@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vlmtui.engine.model_config import read_model_type
 from vlmtui.plugins import BackendNotFound, find_backend
@@ -149,6 +150,18 @@ def skip_reason(model: ModelSpec, kind: str, model_type: str | None,
     if kind == TEXT:
         return f"{model.id} is vision-only ({why}): a text-only prompt does not test it"
     return f"{model.id} is text-only ({why}): it cannot see images"
+
+
+def case_info(case: Case) -> dict[str, Any]:
+    """A planned case as ``SessionStarted.cases`` carries it."""
+    return {
+        "case_id": case.case_id, "model": case.model.id, "backend": case.model.backend,
+        "image": str(case.image) if case.image else None, "prompt": case.prompt, "kind": case.kind,
+        "warmup": case.warmup, "skip_reason": case.skip_reason,
+        "trust_remote_code": case.model.trust_remote_code,
+        # A conversation's prompts: the dashboard shows "turn 2/3" and each prompt as its turn starts.
+        **({"turns": [turn.text for turn in case.turns]} if case.turns else {}),
+    }
 
 
 def plan_cases(suite: Suite) -> list[Case]:

@@ -1,16 +1,23 @@
-"""From a suite and the command line's choices to a scheduler with its session log attached."""
+"""From a suite and the command line's choices to an engine with its session log attached.
+
+Everything a user can get wrong is checked here, before any dashboard starts; the scheduler itself is
+built when the engine first runs (engine/deferred.py), so the dashboard's first frame waits for none of
+the engine's imports.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from vlmtui.engine.image_check import start_image_check, unreadable_note
+from vlmtui.engine.deferred import DeferredEngine
+from vlmtui.engine.events import SessionStarted
 from vlmtui.engine.log_target import log_target
-from vlmtui.engine.plan import Case, plan_cases
-from vlmtui.engine.scheduler import Scheduler
+from vlmtui.engine.plan import Case, case_info, plan_cases
 from vlmtui.engine.selection import select_models
 from vlmtui.engine.session_log import SessionLog, default_log_path
 from vlmtui.memory.budget import Budget, resolve_budget
@@ -19,6 +26,9 @@ from vlmtui.reports.records import CaseEnd, SessionRecords, load_log
 from vlmtui.suite.datasets import DatasetError
 from vlmtui.suite.loader import GuardConfig, Suite, SuiteError, load_suite
 from vlmtui.units import format_bytes
+
+if TYPE_CHECKING:
+    from vlmtui.engine.scheduler import Scheduler
 
 
 @dataclass(frozen=True)
@@ -45,13 +55,23 @@ class GuardOverrides:
 
 @dataclass
 class Session:
-    """A ready-to-run scheduler and the log it writes."""
+    """A ready-to-run engine and the log it writes."""
 
     suite: Suite
-    scheduler: Scheduler
+    engine: DeferredEngine
     log: SessionLog
-    notes: tuple[str, ...] = ()
-    """Lines the user should read before the run (dataset items left out by ``--skip-missing``)."""
+
+    @property
+    def scheduler(self) -> Scheduler:
+        """The engine's scheduler (built now if it was not yet)."""
+        return self.engine.scheduler
+
+
+def guard_info(guard: GuardConfig, budget: Budget) -> dict[str, Any]:
+    """The budget and the guard's settings, as ``SessionStarted.info`` carries them."""
+    return {"budget_bytes": budget.bytes, "budget_source": budget.source,
+            "guard": {"warn": guard.warn, "cleanup": guard.cleanup, "abort": guard.abort,
+                      "on_abort": guard.on_abort, "sample_ms": guard.sample_ms}}
 
 
 def _select(cases: list[Case], previous: SessionRecords | None,
@@ -131,7 +151,8 @@ def prepare_session(
     A dataset item whose image is missing is a ``SuiteError`` before anything loads, unless ``skip_missing``.
     ``only``/``skip`` pick the suite's models. The log goes only where ``log_target`` allows (a new file, a
     directory, this suite's own log) and a budget above the machine's memory is refused, unless ``force``.
-    Every image of the plan is verified in a thread meanwhile; an unreadable one fails its cases unloaded.
+    The scheduler is built on the engine's first run: it verifies every image of the plan first (an
+    unreadable one fails its cases unloaded) and writes a resumed log's results into a new log file.
     """
     previous_path = resume or rerun_failed
     previous = load_log(previous_path) if previous_path else None
@@ -144,7 +165,6 @@ def prepare_session(
     guard = (overrides or GuardOverrides()).apply(suite.guard)
     suite = dataclasses.replace(suite, guard=guard)
     cases = plan_cases(suite)
-    images = start_image_check(c.image for c in cases if c.image is not None)
     to_run, finished = _select(cases, previous, rerun_failed is not None)
     system_total = probe_system().total
     try:
@@ -159,27 +179,31 @@ def prepare_session(
     chosen = log_path or previous_path
     path = default_log_path(suite.name) if not chosen else log_target(
         chosen, suite_name=suite.name, case_ids=ids, force=force)
-    scheduler = Scheduler(
-        to_run + finished,
-        suite_name=suite.name,
-        suite_path=str(suite.path),
-        guard=guard,
-        budget=budget,
-        worker_argv=worker_argv,
-        session_id=(previous.starts[0].session_id or None) if previous else None,
-        done_attempts=_attempts_so_far(previous) if previous else None,
-        notices=notes,
-    )
-    # Finished cases stay in the plan (for the queue's view) but are not run again.
-    logged = previous.latest() if previous else {}
-    for case in finished:
-        record = logged.get(case.case_id)
-        scheduler.mark_done(case.case_id, dict(record) if record is not None else None)
     log = SessionLog(path, memory_every_s=guard.log_every_ms / 1000)
-    if previous_path and path.resolve() != Path(previous_path).resolve():
-        # Into another file: the cases not run again keep their results there too.
-        log.carry([logged[c.case_id] for c in finished if c.case_id in logged], previous_path)
-    scheduler.subscribe(log)
-    scheduler.image_problems = images.result()
-    scheduler.notices += unreadable_note(scheduler.image_problems)
-    return Session(suite, scheduler, log, scheduler.notices)
+    session_id = (previous.starts[0].session_id or None) if previous else None
+    session_id = session_id or uuid.uuid4().hex[:12]
+    planned = to_run + finished
+
+    def build() -> Scheduler:
+        from vlmtui.engine.image_check import check_images, unreadable_note
+        from vlmtui.engine.scheduler import Scheduler
+
+        scheduler = Scheduler(planned, suite_name=suite.name, suite_path=str(suite.path), guard=guard,
+                              budget=budget, worker_argv=worker_argv, session_id=session_id,
+                              done_attempts=_attempts_so_far(previous) if previous else None, notices=notes)
+        # Finished cases stay in the plan (for the queue's view) but are not run again.
+        logged = previous.latest() if previous else {}
+        for case in finished:
+            record = logged.get(case.case_id)
+            scheduler.mark_done(case.case_id, dict(record) if record is not None else None)
+        if previous_path and path.resolve() != Path(previous_path).resolve():
+            # Into another file: the cases not run again keep their results there too.
+            log.carry([logged[c.case_id] for c in finished if c.case_id in logged], previous_path)
+        scheduler.subscribe(log)
+        scheduler.image_problems = check_images([c.image for c in planned if c.image is not None])
+        scheduler.notices += unreadable_note(scheduler.image_problems)
+        return scheduler
+
+    preview = SessionStarted(session_id=session_id, suite=suite.name, suite_path=str(suite.path),
+                             info=guard_info(guard, budget), cases=[case_info(c) for c in planned])
+    return Session(suite, DeferredEngine(build, preview), log)

@@ -53,7 +53,7 @@ class VlmApp(App[int]):
     def __init__(self, engine: Engine | None = None, *, log_path: Path | None = None,
                  clock: Callable[[], float] = time.time, fps: float | None = None,
                  replay: Sequence[Event] = (), on_hangup: Callable[[], None] | None = None,
-                 ascii_only: bool = False) -> None:
+                 ascii_only: bool = False, preview: Event | None = None) -> None:
         super().__init__(driver_class=click_mouse_driver())
         set_filters(self, ascii_only=ascii_only)
         self.engine = engine
@@ -62,6 +62,8 @@ class VlmApp(App[int]):
         self.dashboard = DashboardScreen(SessionView(), controls=engine if engine is not None else NullControls(),
                                          log_path=log_path, clock=clock, fps=fps or ui_fps())
         self._replay = list(replay)
+        self._preview = preview
+        """Shown before the engine runs (its planned queue): the engine starts after the first frame."""
         self.engine_task: asyncio.Task[dict[str, int]] | None = None
         self._quitting = False
         self._hung_up = False
@@ -70,14 +72,18 @@ class VlmApp(App[int]):
 
     async def on_mount(self) -> None:
         await self.push_screen(self.dashboard)
+        if self.engine is not None and self._preview is not None:
+            # The planned queue, through the bridge as the engine's events come (measured: 0.13 G fewer
+            # instructions to the first frame with the queue than putting it into the view before compose).
+            self.dashboard.replay([self._preview])
         # Everything built so far lives as long as the app: keep the collector from walking it on
         # every full collection (a 70-80 ms stall of the loop the engine shares otherwise).
         gc.freeze()
         if self.engine is not None:
             self.engine.subscribe(self.dashboard.bridge)
-            self.engine_task = asyncio.create_task(self.engine.run(keep_alive=True), name="scheduler")
-            self.engine_task.add_done_callback(self._engine_done)
             self._loop = asyncio.get_running_loop()
+            # The engine's start (building its scheduler, spawning the worker) waits for the first frame.
+            self.call_after_refresh(self._start_engine)
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 self._loop.add_signal_handler(signal.SIGTERM, self.quit_session, "terminated (SIGTERM)",
                                               EXIT_INTERRUPTED)
@@ -86,6 +92,12 @@ class VlmApp(App[int]):
                 self._previous_sighup = signal.signal(signal.SIGHUP, self._on_sighup)
         elif self._replay:
             self.dashboard.replay(self._replay)
+
+    def _start_engine(self) -> None:
+        if self.engine is None or self.engine_task is not None or self._quitting:
+            return
+        self.engine_task = asyncio.create_task(self.engine.run(keep_alive=True), name="scheduler")
+        self.engine_task.add_done_callback(self._engine_done)
 
     def _engine_done(self, task: asyncio.Task[dict[str, int]]) -> None:
         if task.cancelled() or self._quitting:
@@ -108,7 +120,7 @@ class VlmApp(App[int]):
         with cases left, as when no worker could start)."""
         if self._quitting:
             return
-        engine_running = self.engine_task is not None and not self.engine_task.done()
+        engine_running = self.engine is not None and (self.engine_task is None or not self.engine_task.done())
         if code == EXIT_OK and engine_running and not self.dashboard.view.idle:
             code = EXIT_INTERRUPTED
         self._quitting = True
@@ -189,12 +201,12 @@ class VlmApp(App[int]):
 
 
 def run_app(engine: Engine, *, log_path: Path, on_hangup: Callable[[], None], ascii_only: bool | None = None,
-            mouse: bool = True) -> int:
+            mouse: bool = True, preview: Event | None = None) -> int:
     """Run the dashboard over a prepared session until the user quits; returns the exit code
     (``VlmApp.quit_session``)."""
     if ascii_only is None:  # a client whose locale cannot show the glyphs (LANG=C) gets ASCII
         ascii_only = not locale_draws_glyphs(dict(os.environ))
-    app = VlmApp(engine, log_path=log_path, on_hangup=on_hangup, ascii_only=ascii_only)
+    app = VlmApp(engine, log_path=log_path, on_hangup=on_hangup, ascii_only=ascii_only, preview=preview)
 
     async def main() -> int:
         try:

@@ -43,8 +43,6 @@ from vlmtui.ui.tui.presenter import (
     run_state,
     summary_row,
 )
-from vlmtui.ui.tui.screens.confirm_quit import ConfirmQuitScreen, quit_question
-from vlmtui.ui.tui.screens.filter import FilterScreen
 from vlmtui.ui.tui.screens.panes import DashboardPanes
 from vlmtui.ui.tui.state import SessionView
 from vlmtui.ui.tui.widgets.case_table import CaseTable
@@ -278,6 +276,8 @@ class DashboardScreen(DashboardPanes):
     def action_filter(self) -> None:
         """Ask for the filter words."""
         statuses = [status for status, n in self.view.counts().items() if n]
+        from vlmtui.ui.tui.screens.filter import FilterScreen  # (imported on first use: not in the first frame)
+
         self.app.push_screen(FilterScreen(self.filter_text, statuses, list(self.view.models)), self._set_filter)
 
     def _set_filter(self, text: str | None) -> None:
@@ -286,6 +286,8 @@ class DashboardScreen(DashboardPanes):
 
     def action_quit_session(self) -> None:
         """Quit; while a case runs or a model loads, ask first."""
+        from vlmtui.ui.tui.screens.confirm_quit import ConfirmQuitScreen, quit_question  # (on first use)
+
         question = quit_question(self.view)
         if self.controls.live and question is not None:
             self.app.push_screen(ConfirmQuitScreen(question), self._confirmed_quit)
