@@ -18,6 +18,12 @@ HELLO_TIMEOUT_S = 60.0
 """How long a starting worker may take to say hello (imports on a cold disk) before it is refused."""
 TERM_GRACE_S = 2.0
 """After SIGTERM, how long a worker gets to stop, unload and exit before SIGKILL (``[guard] term_grace_s``)."""
+ANSWER_S = 1.0
+"""After ``Shutdown``, how long a worker gets to say it is exiting before it is taken for stuck and terminated
+(``[guard] grace_s``, passed by the session)."""
+UNLOAD_S = 10.0
+"""After it said it is exiting, how long a worker gets to unload and exit unsignalled: the bound it keeps
+itself once its stdin has closed (worker/main.py ``STDIN_CLOSED_EXIT_S``)."""
 
 # Messages a dying worker leaves on stderr, and what they mean in plain words.
 _CRASH_SIGNATURES = (
@@ -111,6 +117,8 @@ class WorkerClient:
         self.retiring = False
         """SIGTERM was sent, or the worker said it is exiting: it gets no more commands."""
         self.exited = asyncio.Event()
+        self._exiting = asyncio.Event()
+        """The worker said it is exiting (``Exiting``): its main thread has left its command loop."""
 
     @property
     def pid(self) -> int | None:
@@ -190,6 +198,7 @@ class WorkerClient:
             self._on_event(message)
             if isinstance(message, p.Exiting):
                 self.retiring = True
+                self._exiting.set()
         returncode = await self.process.wait()
         if self._kill_timer is not None:
             self._kill_timer.cancel()
@@ -235,8 +244,14 @@ class WorkerClient:
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Ask the worker to unload and exit, closing its stdin; if it does not go, ``terminate`` it."""
+    async def stop(self, answer_s: float = ANSWER_S, unload_s: float = UNLOAD_S) -> None:
+        """Ask the worker to unload and exit (``Shutdown``, then its stdin closed) and wait until it has gone.
+
+        A worker that answers (``Exiting``) within ``answer_s`` is unloading and gets ``unload_s`` to finish
+        unsignalled; one that neither answers nor exits is stuck (a native call, a stopped process) and is
+        ``terminate``d at once. A fixed 5 s went by before the first signal to a stuck worker (5.5 s to stop
+        one with half-second graces, now 1.0 s); a worker that answered could be SIGKILLed 7 s into an unload.
+        """
         self._expected_exit = True
         if self.process is None:
             return
@@ -245,11 +260,15 @@ class WorkerClient:
             if self.process.stdin is not None:
                 with contextlib.suppress(Exception):
                     self.process.stdin.close()
-            try:
-                await asyncio.wait_for(self.process.wait(), timeout)
-            except TimeoutError:
+            gone = asyncio.ensure_future(self.process.wait())
+            answered = asyncio.ensure_future(self._exiting.wait())
+            await asyncio.wait({gone, answered}, timeout=answer_s, return_when=asyncio.FIRST_COMPLETED)
+            answered.cancel()
+            if not gone.done() and self._exiting.is_set():
+                await asyncio.wait({gone}, timeout=unload_s)
+            if not gone.done():
                 self.terminate()
-                await self.process.wait()
+            await gone
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(task, 2.0)

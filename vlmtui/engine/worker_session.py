@@ -241,7 +241,7 @@ class WorkerSession:
         """Ask the worker to unload and exit, and wait for it."""
         worker, self.worker, self.loaded = self.worker, None, None
         if worker is not None:
-            await worker.stop()
+            await worker.stop(answer_s=self._config.grace_s)
         await self.spares.close()
 
     def end_now(self) -> None:

@@ -27,7 +27,6 @@ import psutil
 
 from vlmtui.vocab import Outcome
 from vlmtui.wire import protocol as p
-from vlmtui.wire.sampling import idle_sample_ms_from_env
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.backends import backend_class
 from vlmtui.worker.backends.base import (
@@ -52,6 +51,7 @@ from vlmtui.worker.measure import (
     guarded_bytes,
     loaded_message,
 )
+from vlmtui.worker.sampler import MemorySampler
 from vlmtui.worker.warm import start_warming, wait_for_warming
 
 if TYPE_CHECKING:
@@ -83,12 +83,8 @@ class Worker:
         self._no_history = ""  # why the loaded model cannot take a conversation's history (Loaded.no_history)
         self._interrupts = CaseInterrupts(self._commands.put)
         self._said_exiting = False
-        self._sample_s = 0.25
-        self._idle_sample_s = idle_sample_ms_from_env() / 1000
-        self._working = False
-        """A ``Load`` or a ``Run`` is being carried out: the sampler runs at ``sample_ms``."""
-        self._work_started = threading.Event()
-        """Wakes the sampler out of its idle wait the moment a load or a case starts."""
+        self._sampler = MemorySampler(self._memory_sample, self.send, lambda exc: self.send(
+            p.Log("warning", f"memory probe failed: {one_line(exc)}")))
         self._case_peak = CasePeak()
         self._process = psutil.Process()
 
@@ -135,37 +131,6 @@ class Worker:
         if self._interrupts.terminate() is None and self._loading_backend is not None:
             raise Terminated
 
-    def _sample_loop(self) -> None:
-        """Sampler thread: the worker's RSS and framework memory, every ``sample_ms`` while a model loads or a
-        case runs, every ``VLMTUI_IDLE_SAMPLE_MS`` (1 s) otherwise, as the parent's guard loop does.
-
-        Idle, nothing the worker does can raise its memory, and four samples a second were four JSON lines a
-        second for the parent to parse, forever, on a dashboard left open. A load or a case wakes the sampler
-        at once: the guard sees a load from its first sample, never up to a second late."""
-        while True:
-            if self._working:
-                time.sleep(self._sample_s)
-            else:
-                self._work_started.wait(max(self._idle_sample_s, self._sample_s))
-            self._work_started.clear()
-            try:
-                self.send(self._memory_sample())
-            except Exception as exc:  # a probe must never take the worker down
-                self.send(p.Log("warning", f"memory probe failed: {one_line(exc)}"))
-                time.sleep(1.0)
-
-    def _busy(self, command: p.Load | p.Run) -> None:
-        """Carry out a load or a case with the sampler at full rate from its first moment."""
-        self._working = True
-        self._work_started.set()
-        try:
-            if isinstance(command, p.Load):
-                self._load(command)
-            else:
-                self._run(command)
-        finally:
-            self._working = False
-
     def _memory_sample(self) -> p.Memory:
         rss = self._process.memory_info().rss
         framework = framework_sample(self._backend, self._loading_backend)
@@ -179,7 +144,7 @@ class Worker:
         """Run until a ``Shutdown``, SIGTERM or the end of stdin; the model is unloaded on the way out."""
         self.send(p.Hello(pid=os.getpid(), python=sys.version.split()[0], executable=sys.executable))
         threading.Thread(target=self._read_commands, args=(stdin,), daemon=True, name="commands").start()
-        threading.Thread(target=self._sample_loop, daemon=True, name="sampler").start()
+        self._sampler.start()
         self._warming = start_warming(self.send)  # a worker started ahead of its model imports its framework now
         try:
             while not self._interrupts.terminating:
@@ -188,9 +153,14 @@ class Worker:
                 except queue.Empty:
                     continue
                 if isinstance(command, p.Shutdown):
+                    self._say_exiting("shutdown")  # the parent waits for this before it signals a stuck worker
                     break
-                if isinstance(command, p.Load | p.Run):
-                    self._busy(command)
+                if isinstance(command, p.Load):
+                    with self._sampler.working():
+                        self._load(command)
+                elif isinstance(command, p.Run):
+                    with self._sampler.working():
+                        self._run(command)
                 elif isinstance(command, p.Cleanup):
                     self._cleanup(command.reason, by_guard=command.by_guard)
                 elif isinstance(command, p.Unload):
@@ -203,18 +173,18 @@ class Worker:
         # backend gives back what it changed for the whole process (MLX's wired limit, where it sets one).
         self._unload(announce=False)
 
-    def _say_exiting(self) -> None:
+    def _say_exiting(self, reason: str | None = None) -> None:
         """Tell the parent, once, that no command will run any more."""
         if not self._said_exiting:
             self._said_exiting = True
             with contextlib.suppress(OSError):  # vlmtui is gone: nobody to tell
-                self.send(p.Exiting(reason=self._interrupts.exit_reason))
+                self.send(p.Exiting(reason=reason or self._interrupts.exit_reason))
 
     def _load(self, command: p.Load) -> None:
         self._unload(announce=False)
         wait_for_warming(self._warming, lambda: self._interrupts.terminating)
         spec = ModelSpec.from_dict(command.model)
-        self._sample_s = max(command.sample_ms, 10) / 1000
+        self._sampler.sample_s = max(command.sample_ms, 10) / 1000
         started = time.perf_counter()
         try:
             backend = backend_class(spec.backend)(spec)
@@ -224,6 +194,11 @@ class Worker:
                 # MLX takes the limit as a guideline (it reclaims its cache first), and still gets it.
                 backend.set_memory_limit(command.memory_limit_bytes)
             self._loading_backend = backend
+            if self._interrupts.terminating:
+                # SIGTERM came before the load began (the backend's import: ~1 s for the openai package), when
+                # its handler had no load to drop: the load would have run whole, to a SIGKILL. From here on
+                # the handler itself raises.
+                raise Terminated
             with hub_offline() if spec.source.is_tiny else contextlib.nullcontext():  # demo/offline.py
                 info = backend.load()
         except Terminated:
