@@ -1,4 +1,5 @@
-"""One case's answer full screen, scrollable; ``o`` hands it to ``$PAGER``, ``y`` copies it (OSC 52)."""
+"""One case's answer full screen, scrollable; ``o`` hands it to ``$PAGER`` (``O`` on the dashboard does at
+once), ``y`` copies it (OSC 52)."""
 
 from __future__ import annotations
 
@@ -58,11 +59,16 @@ def copy_text(app: App[object], text: str, what: str) -> None:
     app.notify(f"copied {len(text)} characters of {what} (OSC 52: your terminal must allow it)", timeout=3)
 
 
-def open_in_pager(app: App[object], text: str, what: str) -> None:
-    """Hand the terminal to ``$PAGER`` with ``text`` on its input, then take it back; one line if it cannot."""
+def open_in_pager(app: App[object], text: str, what: str, *, unset: str = "this screen is the pager (q goes back)"
+                  ) -> None:
+    """Hand the terminal to ``$PAGER`` with ``text`` on its input, then take it back; one line if it cannot
+    (``unset`` says where else to read it when ``$PAGER`` is not set)."""
     argv = pager_argv()
     if argv is None:
-        app.notify("$PAGER is not set: this screen is the pager (q goes back)", severity="warning", timeout=4)
+        app.notify(f"$PAGER is not set: {unset}", severity="warning", timeout=4)
+        return
+    if not text:
+        app.notify(f"nothing to page: {what} has no output yet", severity="warning", timeout=3)
         return
     try:
         with app.suspend():
@@ -75,25 +81,30 @@ def open_in_pager(app: App[object], text: str, what: str) -> None:
         app.refresh(layout=True)
 
 
-class PagerScreen(Screen[None]):
-    """The whole answer of one case (its error first, if any), scrolled with the keys of ``less``."""
-
-    BINDINGS: ClassVar[list[BindingType]] = PAGER_KEYS
+class PageScreen(Screen[None]):
+    """A full-screen page: a title line (class ``page-title``) over a scrolled body (``page-body``) and a key
+    bar; the pager and the side-by-side view are two."""
 
     DEFAULT_CSS = """
-    PagerScreen #pager-title {
+    PageScreen .page-title {
         height: 1;
         width: 1fr;
         background: $panel;
         text-style: bold;
         padding: 0 1;
     }
-    PagerScreen #pager-body {
+    PageScreen .page-body {
         height: 1fr;
         padding: 0 1;
         scrollbar-size-vertical: 1;
     }
     """
+
+
+class PagerScreen(PageScreen):
+    """The whole answer of one case (its error first, if any), scrolled with the keys of ``less``."""
+
+    BINDINGS: ClassVar[list[BindingType]] = PAGER_KEYS
 
     def __init__(self, title: str, text: str, error: str = "") -> None:
         super().__init__()
@@ -106,8 +117,8 @@ class PagerScreen(Screen[None]):
         if self.error:
             body.append(printable(self.error) + "\n\n", style="red")
         body.append(printable(self.text) if self.text else "(no output)")
-        yield Label(Text(self.title_text, no_wrap=True, overflow="ellipsis"), id="pager-title")
-        with VerticalScroll(id="pager-body", can_focus=True):
+        yield Label(Text(self.title_text, no_wrap=True, overflow="ellipsis"), id="pager-title", classes="page-title")
+        with VerticalScroll(id="pager-body", classes="page-body", can_focus=True):
             yield Static(body, id="pager-text")
         yield KeyBar(PAGER_KEYS, ("escape,q", "o", "y", "space,pagedown"), id="pager-keys")
 

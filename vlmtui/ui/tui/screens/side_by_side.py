@@ -13,7 +13,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Label
 
@@ -22,6 +21,7 @@ from vlmtui.text import one_line, printable
 from vlmtui.ui.tui.answers import AnswerGroup, answer_groups, answer_text
 from vlmtui.ui.tui.format import rate, size, status_label, status_mark
 from vlmtui.ui.tui.names import end_cut
+from vlmtui.ui.tui.screens.pager import PageScreen
 from vlmtui.ui.tui.state import CaseView, SessionView
 from vlmtui.ui.tui.widgets.key_bar import KeyBar
 
@@ -114,25 +114,10 @@ class AnswersGrid(Widget):
         return Group(*bands[:-1])
 
 
-class SideBySideScreen(Screen[None]):
+class SideBySideScreen(PageScreen):
     """Answers keyed by image × prompt, stepped through with ←/→; opened on the selected case's group."""
 
     BINDINGS: ClassVar[list[BindingType]] = SIDE_BY_SIDE_KEYS
-
-    DEFAULT_CSS = """
-    SideBySideScreen #answers-title {
-        height: 1;
-        width: 1fr;
-        background: $panel;
-        text-style: bold;
-        padding: 0 1;
-    }
-    SideBySideScreen #answers-body {
-        height: 1fr;
-        padding: 0 1;
-        scrollbar-size-vertical: 1;
-    }
-    """
 
     index: reactive[int] = reactive(0)
     """Which group is shown (an index into ``groups``)."""
@@ -148,8 +133,8 @@ class SideBySideScreen(Screen[None]):
         self._drawn: tuple[object, ...] = ()
 
     def compose(self) -> ComposeResult:
-        yield Label("", id="answers-title")
-        with VerticalScroll(id="answers-body", can_focus=True):
+        yield Label("", id="answers-title", classes="page-title")
+        with VerticalScroll(id="answers-body", classes="page-body", can_focus=True):
             yield AnswersGrid(self.stream, id="answers")
         yield KeyBar(SIDE_BY_SIDE_KEYS, ("escape,q,v", "right,l,bracketright", "left,h,bracketleft"),
                      id="answers-keys")
