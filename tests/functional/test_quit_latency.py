@@ -6,13 +6,17 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 
 import psutil
 
-from tests.functional.helpers import model_spec, scheduler_for
+from tests.conftest import ROOT
+from tests.functional.helpers import model_spec, scheduler_for, write_suite
+from tests.functional.test_cli import vlmtui, wait_for_log
 from tests.functional.test_reliability import FAULT_ENV, FAULT_WORKER, fault_case, until
 from tests.functional.worker_driver import WorkerDriver
-from vlmtui.engine.events import CaseFinished, SessionFinished, TokenReceived, WorkerExited
+from vlmtui.engine.events import CaseFinished, Notice, SessionFinished, TokenReceived, WorkerExited
+from vlmtui.engine.worker_session import WorkerSession
 from vlmtui.suite.loader import GuardConfig
 from vlmtui.wire import protocol as p
 from vlmtui.wire.spec import ModelSpec
@@ -109,3 +113,50 @@ def test_a_sigterm_while_the_backend_is_imported_drops_the_load() -> None:
     finally:
         if worker.process.poll() is None:
             worker.process.kill()
+
+
+SLOW_TINY = """
+prompts = ["Describe this image."]
+
+[[models]]
+id = "slow"
+backend = "transformers"
+path = "tiny:idefics3"
+max_tokens = 5000
+"""
+
+
+def test_ctrl_c_mid_generation_ends_vlmtui_at_the_next_token_and_logs_the_aborted_case(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, SLOW_TINY, images=str(ROOT / "sample_images" / "lake.jpg"))
+    log = tmp_path / "log.jsonl"
+    proc = vlmtui("run", str(suite), "--headless", "--log", str(log))
+    try:
+        wait_for_log(log, lambda lines: any(line["event"] == "case_start" for line in lines))
+        time.sleep(1.0)  # mid-generation: 5000 tokens of a tiny model take far longer
+        started = time.monotonic()
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 130, out + err
+    (end,) = [line for line in wait_for_log(log, lambda lines: True) if line["event"] == "case_end"]
+    assert end["status"] == "aborted" and end["output"], end  # nothing lost: what it said before the stop
+    # 0.3-0.9 s here (quit → vlmtui's exit, the worker gone); a grace or a signal would show as seconds.
+    assert elapsed < 10.0, f"{elapsed:.2f} s"
+    print(f"\nCtrl-C mid-generation → exit: {elapsed:.2f} s")
+
+
+async def test_a_worker_retired_for_a_spare_answers_its_shutdown_without_a_warning() -> None:
+    # At a switch to a warmed spare the session still holds the old worker while it stops it: that worker's
+    # answer to Shutdown (Exiting) is expected, not "the worker is exiting; a fresh one takes the next case".
+    events: list[object] = []
+    session = WorkerSession(events.append, GuardConfig(), FAULT_WORKER, FAULT_ENV, lambda cleaned: None)
+    loaded = await session.load(QUICK, 0)
+    assert isinstance(loaded, p.Loaded), loaded
+    old = session.worker
+    assert old is not None
+    await session.spares.succeed(old, None, lambda event: None, lambda returncode: None)
+    assert old.exited.is_set() and old.process is not None and old.process.returncode == 0
+    assert not [e for e in events if isinstance(e, Notice)], events

@@ -257,6 +257,7 @@ class WorkerClient:
             return
         if self.process.returncode is None:
             self.send(p.Shutdown())
+            self.retiring = True  # its answer (Exiting) is expected: no "the worker is exiting" notice
             if self.process.stdin is not None:
                 with contextlib.suppress(Exception):
                     self.process.stdin.close()
