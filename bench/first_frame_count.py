@@ -1,31 +1,46 @@
-"""The first frame in CPU instructions, counted by valgrind: vlmtui beside the bare Textual app, whatever the load.
+"""The first frame in CPU instructions (valgrind) or wall time (a pty): vlmtui beside the bare Textual app.
 
 Wall-clock first frames (bench/tui_bytes.py --first-frames) move with everything else a shared machine runs;
 instruction counts do not (callgrind counts the same total for the same program, inputs and environment).
 Each side runs in a private tmux pane of 80×24 under ``valgrind --tool=callgrind`` and stops itself right
 after its first frame is drawn:
 
-- ``bare``: bench/bare_tui.py's app (one Static), exiting after its first refresh;
-- ``vlmtui``: ``vlmtui run SUITE`` through the real command line (vlmtui.cli.main), the app's mount wrapped
-  so that the process ends (``os._exit``) right after the first refresh that drew the queue's rows (a frame
-  before them would not count as the dashboard's first); ``--tree DIR`` runs another
-  checkout's vlmtui (an older commit's, for before/after).
+- ``bare``: bench/bare_tui.py's app (one Static);
+- ``vlmtui``: ``vlmtui run SUITE`` through the real command line (vlmtui.cli.main); ``--tree DIR`` runs
+  another checkout's vlmtui (an older commit's, for before/after).
+
+Each ends (``os._exit``) at the first write to the terminal that holds the queue's border title
+(bench/tui_bytes.py's mark; the bare app shows the same text): a frame without the queue does not count.
 
 Python's start, imports, the suite's parse and planning, the app's compose, CSS and the first render all
 count; what the engine does after the first frame does not. The ratio is the figure to judge.
 
-    python bench/first_frame_count.py [--suite suites/demo.toml] [--label after]
+``--wall N`` instead launches each side N times (interleaved) on a pseudo-terminal of 80×24 with no tmux
+and no valgrind, and times exec → the queue's border title in what it writes (bench/tui_bytes.py's mark):
+the wall-clock figure, for a machine where tmux or valgrind is missing (the lent GPU machine) or to
+compare machines. vlmtui runs as a user runs it (``python -m vlmtui run SUITE``) and is hung up on after
+the frame, as a closed SSH session would.
+
+    python bench/first_frame_count.py [--suite suites/demo.toml] [--label after] [--wall 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
+import fcntl
 import os
+import pty
 import re
+import select
 import shlex
+import signal
+import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -34,35 +49,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, save
 
+FIRST_FRAME_MARK = re.compile(rb"queue (\xc2\xb7|\.) \d")
+"""The queue's border title (bench/tui_bytes.py's mark): there once the dashboard is drawn."""
+
 
 def child(which: str, suite: str, log: str, tree: str) -> None:
-    """One side, in the pane: draw the first frame, then exit."""
+    """One side, in the pane: run until the first write that holds the mark (the queue's border title), then
+    end at once (``os._exit``: what comes after, a quit stopping the engine, is not the first frame's)."""
     sys.path.insert(0, tree)
+    from textual.drivers.linux_driver import LinuxDriver
+
+    write = LinuxDriver.write
+
+    def write_then_exit(self: LinuxDriver, data: str) -> None:
+        write(self, data)
+        if FIRST_FRAME_MARK.search(data.encode()):
+            os._exit(0)
+
+    LinuxDriver.write = write_then_exit  # type: ignore[method-assign]
     if which == "bare":
         from bench.bare_tui import Bare
 
-        class Once(Bare):
-            def on_mount(self) -> None:
-                self.call_after_refresh(os._exit, 0)
-
-        Once().run()
+        Bare().run()
         return
     import vlmtui.cli
-    from vlmtui.ui.tui.app import VlmApp
 
-    mount = VlmApp.on_mount
-
-    def exit_once_queue_drawn(self: VlmApp) -> None:
-        # Out at once: what a quit does next (stopping the engine) is not the first frame's.
-        if self.dashboard.table.row_count:
-            os._exit(0)
-        self.call_after_refresh(exit_once_queue_drawn, self)  # a frame without the queue is not the first
-
-    async def on_mount(self: VlmApp) -> None:
-        await mount(self)
-        self.call_after_refresh(exit_once_queue_drawn, self)
-
-    VlmApp.on_mount = on_mount  # type: ignore[method-assign]
     sys.argv = ["vlmtui", "run", suite, "--log", log]
     vlmtui.cli.main()
 
@@ -96,19 +107,90 @@ def count(which: str, suite: Path, tmp: Path, tree: str) -> int:
     return int(found.group(1))
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def launch(argv: list[str], env: dict[str, str], cols: int = 80, rows: int = 24) -> tuple[float, float]:
+    """Exec ``argv`` on a new pty; (wall, CPU) seconds until the mark is in its output. Hung up on after."""
+    start = time.monotonic()
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal's size first, as a terminal emulator sets it
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        os.execve(argv[0], argv, env)
+    seen, deadline = b"", start + 120
+    try:
+        while FIRST_FRAME_MARK.search(seen) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no first frame in 120 s from {shlex.join(argv)}:\n{seen[-500:]!r}")
+            ready, _, _ = select.select([fd], [], [], 0.5)
+            if ready:
+                try:
+                    seen += os.read(fd, 65536)
+                except OSError as exc:
+                    raise RuntimeError(f"{shlex.join(argv)} exited before its first frame: {seen[-500:]!r}") from exc
+        wall = time.monotonic() - start
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return wall, (int(fields[11]) + int(fields[12])) / CLK_TCK
+    finally:
+        os.close(fd)  # the hang-up: vlmtui stops its engine and worker itself
+        for _ in range(300):
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def wall(suite: Path, launches: int, tmp: Path) -> dict[str, Any]:
+    """Each side ``launches`` times, interleaved: the medians and the ratio."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TERM": "xterm-256color", "VLMTUI_DATA_DIR": str(tmp / "data"),
+           "COLUMNS": "80", "LINES": "24"}
+    sides = {"bare": [sys.executable, str(ROOT / "bench" / "bare_tui.py")],
+             "vlmtui": [sys.executable, "-m", "vlmtui", "run", str(suite), "--log", str(tmp / "logs")]}
+    (tmp / "logs").mkdir()
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
+    for _ in range(launches):
+        for name, argv in sides.items():
+            runs[name].append(launch(argv, env))
+    result: dict[str, Any] = {"launches": launches, "size": "80x24"}
+    for name, values in runs.items():
+        result[name] = {"wall_s": [round(w, 3) for w, _ in values], "cpu_s": [round(c, 3) for _, c in values],
+                        "median_wall_s": round(statistics.median(w for w, _ in values), 3),
+                        "median_cpu_s": round(statistics.median(c for _, c in values), 3)}
+    result["ratio_wall"] = round(result["vlmtui"]["median_wall_s"] / result["bare"]["median_wall_s"], 2)
+    print(f"first frame, wall ({launches} launches each, medians): vlmtui {result['vlmtui']['median_wall_s']} s "
+          f"({result['vlmtui']['median_cpu_s']} s CPU), bare Textual app {result['bare']['median_wall_s']} s "
+          f"({result['bare']['median_cpu_s']} s CPU), ratio {result['ratio_wall']}x", flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default=str(ROOT / "suites" / "demo.toml"))
     parser.add_argument("--label", default="")
     parser.add_argument("--tree", default=str(ROOT), metavar="DIR", help="count the vlmtui of this source tree")
+    parser.add_argument("--wall", type=int, default=0, metavar="N",
+                        help="wall time on a pty instead, N launches of each side (no tmux, no valgrind)")
     parser.add_argument("--child", choices=["bare", "vlmtui"], help=argparse.SUPPRESS)
     parser.add_argument("--log", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.suite, args.log, args.tree)
         return
+    # A user's vlmtui has its bytecode compiled (pip does it at install); a checkout run with
+    # PYTHONDONTWRITEBYTECODE=1 would compile every module at every start instead (0.3 G of 2.4 G here).
+    compileall.compile_dir(Path(args.tree) / "vlmtui", quiet=1)
+    compileall.compile_dir(ROOT / "bench", quiet=1)
     with tempfile.TemporaryDirectory(prefix="vlmtui-ffcount-") as name:
         tmp = Path(name)
+        if args.wall:
+            path = save("first-frame-wall" + (f"-{args.label}" if args.label else ""),
+                        {"loadavg_at_start": os.getloadavg(), **wall(Path(args.suite), args.wall, tmp),
+                         "loadavg_at_end": os.getloadavg()})
+            print(f"saved {path.relative_to(ROOT)}")
+            return
         counts = {which: count(which, Path(args.suite), tmp, args.tree) for which in ("bare", "vlmtui")}
     result: dict[str, Any] = {"suite": str(Path(args.suite).resolve().relative_to(ROOT)), "tree": args.tree,
                               "instructions": counts, "ratio": round(counts["vlmtui"] / counts["bare"], 2)}

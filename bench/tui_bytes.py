@@ -22,6 +22,7 @@ app switched on (1000 click, 1002 drag, 1003 any motion). ``q`` quits; the exit 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import re
 import shlex
@@ -259,6 +260,10 @@ def main() -> None:
                         help="only the first frame, N launches at the first size (median wall and CPU time)")
     parser.add_argument("extra", nargs="*", help="more vlmtui arguments (after --), e.g. -- --no-mouse")
     args = parser.parse_args()
+    # A user's vlmtui has its bytecode compiled (pip does it at install): so does the tree measured here,
+    # even where PYTHONDONTWRITEBYTECODE=1 would leave every start compiling every module.
+    compileall.compile_dir(Path(args.tree) / "vlmtui", quiet=1)
+    compileall.compile_dir(ROOT / "bench", quiet=1)
     with tempfile.TemporaryDirectory(prefix="vlmtui-bytes-") as name:
         tmp = Path(name)
         images = ", ".join(f'"{p}"' for p in sorted((ROOT / "sample_images").iterdir()))

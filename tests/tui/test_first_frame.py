@@ -9,11 +9,15 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 from tests.functional.helpers import write_suite
 from tests.tui.helpers import ONE_IMAGE, SMOL, until
+from vlmtui.engine.events import SessionStarted
 from vlmtui.engine.setup import prepare_session
 from vlmtui.ui.tui.app import VlmApp
+from vlmtui.ui.tui.screens.dashboard import crowded_before_layout
 
 
 def test_the_dashboard_shows_the_planned_queue_before_the_scheduler_exists(tmp_path: Path) -> None:
@@ -78,3 +82,25 @@ def test_preparing_a_session_imports_no_scheduler_and_no_image_library(tmp_path:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "", f"imported before the first frame: {done.stdout.strip()}"
+
+
+def _plan(models: int) -> SessionStarted:
+    cases = [{"case_id": f"m{i}/text/t{j}", "model": f"model-{i}", "backend": "transformers", "image": None,
+              "prompt": "Hello?", "kind": "text"} for i in range(models) for j in range(4)]
+    return SessionStarted(session_id="s", suite="t", suite_path="t.toml", info={}, cases=cases, t=0.0)
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (100, 30), (120, 40), (80, 34)])
+@pytest.mark.parametrize("models", [1, 3, 7])
+def test_the_models_table_is_placed_before_the_first_layout_as_after_it(size: tuple[int, int], models: int) -> None:
+    """``crowded_before_layout`` (compose, from the terminal's height) agrees with ``fit_panes`` (after layout,
+    from the panes' real heights): otherwise the first frame would be restyled and drawn again."""
+    app = VlmApp(None, replay=[_plan(models)])
+
+    async def drive() -> bool:
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            app.dashboard.fit_panes()
+            return app.dashboard.has_class("-crowded")
+
+    assert asyncio.run(drive()) == crowded_before_layout(size[1], models)

@@ -25,6 +25,7 @@ from vlmtui.memory.system import probe_system
 from vlmtui.reports.records import CaseEnd, SessionRecords, load_log
 from vlmtui.suite.datasets import DatasetError
 from vlmtui.suite.loader import GuardConfig, Suite, SuiteError, load_suite
+from vlmtui.text import and_more
 from vlmtui.units import format_bytes
 
 if TYPE_CHECKING:
@@ -111,9 +112,8 @@ def _left_out(suite: Suite, skip_missing: bool) -> tuple[str, ...]:
                 entry.dataset.require_images()
             except DatasetError as exc:
                 raise SuiteError(f"dataset {entry.id!r}: {exc}") from None
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         notes.append(f"dataset {entry.id!r}: {len(missing)} item(s) left out (--skip-missing): "
-                     f"{missing[0].message()}{more}")
+                     f"{missing[0].message()}{and_more(len(missing))}")
     return tuple(notes)
 
 

@@ -71,11 +71,10 @@ class VlmApp(App[int]):
         self._previous_sighup: Any = None
 
     async def on_mount(self) -> None:
-        await self.push_screen(self.dashboard)
         if self.engine is not None and self._preview is not None:
-            # The planned queue, through the bridge as the engine's events come (measured: 0.13 G fewer
-            # instructions to the first frame with the queue than putting it into the view before compose).
-            self.dashboard.replay([self._preview])
+            # The planned queue is in the view before the dashboard composes: its first frame shows it.
+            self.dashboard.view.apply(self._preview)
+        await self.push_screen(self.dashboard)
         # Everything built so far lives as long as the app: keep the collector from walking it on
         # every full collection (a 70-80 ms stall of the loop the engine shares otherwise).
         gc.freeze()

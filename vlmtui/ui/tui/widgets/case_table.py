@@ -156,7 +156,10 @@ class CaseTable(DataTable[Text]):
         """Show ``rows`` (already filtered), updating only what changed."""
         self._scored = self._scored or any(_has_scores(row) for row in rows)
         models = {row.model for row in rows}
-        widths = column_widths(max(self.size.width - 1, 40), self.cell_padding, scored=self._scored,
+        # Before its first layout the table has no size: it spans the terminal's width (the dashboard's
+        # queue does), so the first frame's columns are the final ones instead of 40 cells rebuilt after it.
+        width = self.size.width or self.app.size.width
+        widths = column_widths(max(width - 1, 40), self.cell_padding, scored=self._scored,
                                model_need=max(map(len, models), default=0),
                                image_need=max((len(row.image_name) for row in rows), default=0))
         ids = [row.case_id for row in rows]
