@@ -1,4 +1,5 @@
-"""One answer full screen (o), handed to $PAGER (o there), and copied to the local clipboard (y, OSC 52)."""
+"""One answer full screen (o), handed to $PAGER (o there, or O from the dashboard), and copied to the local
+clipboard (y, OSC 52)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tests.tui.replay import OUTPUTS, finished_session
 from tests.tui.test_snapshots import replay_app, settle
 from vlmtui.ui.tui.app import VlmApp
 from vlmtui.ui.tui.screens.dashboard import DashboardScreen
+from vlmtui.ui.tui.screens.help import HelpScreen
 from vlmtui.ui.tui.screens.pager import PagerScreen, pager_argv
 
 FIRST = "smolvlm-500m/bicycle.jpg/p0"
@@ -88,6 +90,45 @@ class TestPager:
             await pilot.press("o", "o")
             await settle(pilot)
             assert any("$PAGER is not set" in str(n.message) for n in app._notifications)
+
+    async def test_O_on_the_dashboard_hands_the_answer_straight_to_PAGER(self, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        received = tmp_path / "paged.txt"
+        script = f"import sys, pathlib; pathlib.Path({str(received)!r}).write_text(sys.stdin.read())"
+        monkeypatch.setenv("PAGER", shlex.join([sys.executable, "-c", script]))
+        monkeypatch.setattr(HeadlessDriver, "can_suspend", property(lambda self: True), raising=False)
+        app = replay_app(finished_session())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("g", "j", "O")
+            await settle(pilot)
+            assert received.read_text() == OUTPUTS["lake.jpg"]
+            assert isinstance(app.screen, DashboardScreen), "one key there and back: no pager screen between"
+            received.unlink()
+            await pilot.press("G", "O")  # llava failed to load: no answer to page
+            await settle(pilot)
+            assert not received.exists()
+            assert any("nothing to page" in str(n.message) for n in app._notifications)
+
+    async def test_O_without_PAGER_says_so_and_where_to_read_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv("PAGER", raising=False)
+        app = replay_app(finished_session())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("O")
+            await settle(pilot)
+            assert isinstance(app.screen, DashboardScreen)
+            assert any(str(n.message) == "$PAGER is not set: o reads it full screen" for n in app._notifications)
+
+    async def test_help_lists_O(self) -> None:
+        app = replay_app(finished_session())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("question_mark")
+            await settle(pilot)
+            assert isinstance(app.screen, HelpScreen)
+            assert ("O", "Hand the selected case's output straight to $PAGER.") \
+                in app.screen.keys
 
     def test_pager_argv(self) -> None:
         assert pager_argv({"PAGER": "less -R"}) == ["less", "-R"]

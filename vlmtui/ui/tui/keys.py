@@ -10,6 +10,8 @@ DASHBOARD_KEYS: list[BindingType] = [
     Binding("enter", "details", "details", key_display="⏎",
             tooltip="Show the selected case in full: every attempt, output, metrics, error."),
     Binding("o", "pager", "pager", tooltip="Read the selected case's output full screen (o there: $PAGER)."),
+    Binding("O", "external_pager", "$PAGER",
+            tooltip="Hand the selected case's output straight to $PAGER."),
     Binding("v", "side_by_side", "side by side",
             tooltip="Every model's answer to the selected case's image and prompt, next to each other."),
     Binding("y", "copy_output", "copy", tooltip="Copy the selected case's output to your clipboard (OSC 52)."),
@@ -39,6 +41,7 @@ DASHBOARD_KEYS: list[BindingType] = [
 | g/G, home/end | Select the first or last case. |
 | enter | Show the selected case in full. |
 | o | Read the selected output full screen; o again hands it to $PAGER. |
+| O | Hand the selected output straight to $PAGER. |
 | v | Every model's answer to the same image and prompt, side by side. |
 | y | Copy the selected output to the local clipboard (OSC 52, works over SSH). |
 | n/N | Select the next or previous failed, crashed or aborted case. |
@@ -56,10 +59,10 @@ DASHBOARD_KEYS: list[BindingType] = [
 """
 
 FOOTER_PRIORITY = ("question_mark", "q", "m", "z", "v", "o", "n", "r", "f", "space", "a", "slash", "s", "enter",
-                   "c", "y")
+                   "c", "y", "O")
 """Which keys the footer keeps when it cannot show them all: the first first (help and quit always)."""
 FOOTER_PRIORITY_RUNNING = ("question_mark", "q", "a", "space", "m", "z", "v", "n", "r", "o", "c", "f", "slash",
-                           "s", "enter", "y")
+                           "s", "enter", "y", "O")
 """… while a case runs or a model loads: abort and pause come before the views."""
 
 

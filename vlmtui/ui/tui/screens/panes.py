@@ -138,6 +138,14 @@ class DashboardPanes(Screen[None]):
         title = f"{row.case_id} · {printable(row.prompt)}"
         self.app.push_screen(PagerScreen(title, answer_text(row, self._stream), error))
 
+    def action_external_pager(self) -> None:
+        """Hand the selected case's answer straight to $PAGER (what ``o`` in the pager does)."""
+        from vlmtui.ui.tui.screens.pager import open_in_pager
+
+        row = self._selected()
+        if row is not None:
+            open_in_pager(self.app, answer_text(row, self._stream), row.case_id, unset="o reads it full screen")
+
     def action_side_by_side(self) -> None:
         """Every model's answer to the selected case's image and prompt."""
         from vlmtui.ui.tui.screens.side_by_side import SideBySideScreen
