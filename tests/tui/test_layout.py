@@ -32,6 +32,13 @@ def dashboard_of(pilot: Pilot[Any]) -> DashboardScreen:
     return screen
 
 
+async def press_m(pilot: Pilot[Any]) -> None:
+    """Once the dashboard has settled, show the models table."""
+    await settle(pilot)
+    await pilot.press("m")
+    await settle(pilot)
+
+
 class TestSizes:
     @pytest.mark.parametrize("size", MORE_SIZES)
     def test_finished(self, snap_compare: Callable[..., bool], size: tuple[int, int]) -> None:
@@ -42,19 +49,9 @@ class TestSizes:
         assert snap_compare(replay_app(running_session()), terminal_size=size, run_before=settle)
 
     def test_m_shows_the_models_table_at_80x24(self, snap_compare: Callable[..., bool]) -> None:
-        async def press_m(pilot: Pilot[Any]) -> None:
-            await settle(pilot)
-            await pilot.press("m")
-            await settle(pilot)
-
         assert snap_compare(replay_app(finished_session()), terminal_size=(80, 24), run_before=press_m)
 
     def test_m_shows_the_models_table_at_60x20(self, snap_compare: Callable[..., bool]) -> None:
-        async def press_m(pilot: Pilot[Any]) -> None:
-            await settle(pilot)
-            await pilot.press("m")
-            await settle(pilot)
-
         assert snap_compare(replay_app(finished_session()), terminal_size=(60, 20), run_before=press_m)
 
     def test_z_zooms_the_output_at_80x24(self, snap_compare: Callable[..., bool]) -> None:
@@ -125,9 +122,7 @@ class TestQueueFirst:
     async def test_60x20_with_m_names_every_model_in_the_models_table(self) -> None:
         app = replay_app(finished_session())
         async with app.run_test(size=(60, 20)) as pilot:
-            await settle(pilot)
-            await pilot.press("m")
-            await settle(pilot)
+            await press_m(pilot)
             summary = dashboard_of(pilot).query_one("#summary", ModelSummaryTable)
             assert summary.display
             lines = [strip.text for strip in summary.render_lines(summary.region.reset_offset)]

@@ -41,6 +41,17 @@ def record_writes(app: VlmApp) -> list[str]:
     return written
 
 
+@pytest.fixture
+def received(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where a real $PAGER command writes what it was handed (the file is absent until it runs)."""
+    paged = tmp_path / "paged.txt"
+    script = f"import sys, pathlib; pathlib.Path({str(paged)!r}).write_text(sys.stdin.read())"
+    monkeypatch.setenv("PAGER", shlex.join([sys.executable, "-c", script]))
+    # A headless test has no terminal to hand over; a real one (Linux, macOS) can be suspended.
+    monkeypatch.setattr(HeadlessDriver, "can_suspend", property(lambda self: True), raising=False)
+    return paged
+
+
 class TestPager:
     async def test_o_shows_the_whole_answer_and_escape_goes_back(self) -> None:
         app = replay_app(finished_session())
@@ -67,13 +78,7 @@ class TestPager:
             text = str(app.screen.query_one("#pager-text", Static).render())
             assert text.index("Insufficient Memory") < text.index("A calm mountain")
 
-    async def test_o_in_the_pager_hands_the_answer_to_PAGER(self, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-        received = tmp_path / "paged.txt"
-        script = f"import sys, pathlib; pathlib.Path({str(received)!r}).write_text(sys.stdin.read())"
-        monkeypatch.setenv("PAGER", shlex.join([sys.executable, "-c", script]))
-        # A headless test has no terminal to hand over; a real one (Linux, macOS) can be suspended.
-        monkeypatch.setattr(HeadlessDriver, "can_suspend", property(lambda self: True), raising=False)
+    async def test_o_in_the_pager_hands_the_answer_to_PAGER(self, received: Path) -> None:
         app = replay_app(finished_session())
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
@@ -82,21 +87,23 @@ class TestPager:
             assert received.read_text() == OUTPUTS["bicycle.jpg"]
             assert isinstance(app.screen, PagerScreen), "back in the pager afterwards"
 
-    async def test_o_in_the_pager_without_PAGER_says_so(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    @pytest.mark.parametrize(("keys", "said", "screen"), [
+        (("o", "o"), "$PAGER is not set: this screen is the pager (q goes back)", PagerScreen),
+        (("O",), "$PAGER is not set: o reads it full screen", DashboardScreen),
+    ], ids=["o-in-the-pager", "O-on-the-dashboard"])
+    async def test_without_PAGER_one_line_says_where_to_read_it(self, monkeypatch: pytest.MonkeyPatch,
+                                                                 keys: tuple[str, ...], said: str,
+                                                                 screen: type) -> None:
         monkeypatch.delenv("PAGER", raising=False)
         app = replay_app(finished_session())
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
-            await pilot.press("o", "o")
+            await pilot.press(*keys)
             await settle(pilot)
-            assert any("$PAGER is not set" in str(n.message) for n in app._notifications)
+            assert isinstance(app.screen, screen)
+            assert any(str(n.message) == said for n in app._notifications)
 
-    async def test_O_on_the_dashboard_hands_the_answer_straight_to_PAGER(self, tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-        received = tmp_path / "paged.txt"
-        script = f"import sys, pathlib; pathlib.Path({str(received)!r}).write_text(sys.stdin.read())"
-        monkeypatch.setenv("PAGER", shlex.join([sys.executable, "-c", script]))
-        monkeypatch.setattr(HeadlessDriver, "can_suspend", property(lambda self: True), raising=False)
+    async def test_O_on_the_dashboard_hands_the_answer_straight_to_PAGER(self, received: Path) -> None:
         app = replay_app(finished_session())
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
@@ -109,16 +116,6 @@ class TestPager:
             await settle(pilot)
             assert not received.exists()
             assert any("nothing to page" in str(n.message) for n in app._notifications)
-
-    async def test_O_without_PAGER_says_so_and_where_to_read_it(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.delenv("PAGER", raising=False)
-        app = replay_app(finished_session())
-        async with app.run_test(size=(80, 24)) as pilot:
-            await settle(pilot)
-            await pilot.press("O")
-            await settle(pilot)
-            assert isinstance(app.screen, DashboardScreen)
-            assert any(str(n.message) == "$PAGER is not set: o reads it full screen" for n in app._notifications)
 
     async def test_help_lists_O(self) -> None:
         app = replay_app(finished_session())
