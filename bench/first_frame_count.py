@@ -110,12 +110,15 @@ def count(which: str, suite: Path, tmp: Path, tree: str) -> int:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def launch(argv: list[str], env: dict[str, str], cols: int = 80, rows: int = 24) -> tuple[float, float]:
+def launch(argv: list[str], env: dict[str, str], cols: int = 80, rows: int = 24,
+           cwd: str | None = None) -> tuple[float, float]:
     """Exec ``argv`` on a new pty; (wall, CPU) seconds until the mark is in its output. Hung up on after."""
     start = time.monotonic()
     pid, fd = pty.fork()
     if pid == 0:  # the child: the terminal's size first, as a terminal emulator sets it
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        if cwd is not None:
+            os.chdir(cwd)  # ``python -m vlmtui`` runs that tree's vlmtui
         os.execve(argv[0], argv, env)
     seen, deadline = b"", start + 120
     try:
@@ -143,7 +146,7 @@ def launch(argv: list[str], env: dict[str, str], cols: int = 80, rows: int = 24)
             os.waitpid(pid, 0)
 
 
-def wall(suite: Path, launches: int, tmp: Path) -> dict[str, Any]:
+def wall(suite: Path, launches: int, tmp: Path, tree: str) -> dict[str, Any]:
     """Each side ``launches`` times, interleaved: the medians and the ratio."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TERM": "xterm-256color", "VLMTUI_DATA_DIR": str(tmp / "data"),
            "COLUMNS": "80", "LINES": "24"}
@@ -153,7 +156,7 @@ def wall(suite: Path, launches: int, tmp: Path) -> dict[str, Any]:
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
     for _ in range(launches):
         for name, argv in sides.items():
-            runs[name].append(launch(argv, env))
+            runs[name].append(launch(argv, env, cwd=tree if name == "vlmtui" else None))
     result: dict[str, Any] = {"launches": launches, "size": "80x24"}
     for name, values in runs.items():
         result[name] = {"wall_s": [round(w, 3) for w, _ in values], "cpu_s": [round(c, 3) for _, c in values],
@@ -187,7 +190,8 @@ def main() -> None:
         tmp = Path(name)
         if args.wall:
             path = save("first-frame-wall" + (f"-{args.label}" if args.label else ""),
-                        {"loadavg_at_start": os.getloadavg(), **wall(Path(args.suite), args.wall, tmp),
+                        {"loadavg_at_start": os.getloadavg(), "tree": args.tree,
+                         **wall(Path(args.suite).resolve(), args.wall, tmp, args.tree),
                          "loadavg_at_end": os.getloadavg()})
             print(f"saved {path.relative_to(ROOT)}")
             return

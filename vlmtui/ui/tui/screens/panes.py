@@ -10,8 +10,6 @@ from textual.screen import Screen
 from vlmtui.text import printable
 from vlmtui.ui.tui.answers import answer_text
 from vlmtui.ui.tui.keys import key_help
-from vlmtui.ui.tui.screens.case_detail import CaseDetailScreen
-from vlmtui.ui.tui.screens.help import HelpScreen
 from vlmtui.ui.tui.state import CaseView, SessionView
 from vlmtui.ui.tui.widgets.case_table import CaseTable
 from vlmtui.vocab import FAILURE_STATUSES
@@ -118,10 +116,14 @@ class DashboardPanes(Screen[None]):
             streamed = self._stream[1] if self._stream[0] == row.case_id else ""
             model = self.view.models.get(row.model)
             trust = model.trust_remote_code if model is not None else False
+            from vlmtui.ui.tui.screens.case_detail import CaseDetailScreen  # (on first use: not in the first frame)
+
             self.app.push_screen(CaseDetailScreen(row, streamed, trust_remote_code=trust))
 
     def action_help(self) -> None:
         """Show every key."""
+        from vlmtui.ui.tui.screens.help import HelpScreen  # (on first use)
+
         self.app.push_screen(HelpScreen(key_help(self.BINDINGS)))
 
     # The pager and the side-by-side view are imported when first opened, not before the first frame.
