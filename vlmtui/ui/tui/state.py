@@ -33,7 +33,7 @@ from vlmtui.engine.events import (
 from vlmtui.reports.case_scores import NO_SCORES, CaseScores
 from vlmtui.reports.records import CaseEnd
 from vlmtui.reports.summary import ModelSummary, summarise
-from vlmtui.ui.download_bar import download_brief
+from vlmtui.ui.download_text import download_brief  # (not download_bar: rich.progress is not drawn here)
 from vlmtui.vocab import (
     FAILURE_STATUSES,
     LIVE_STATUSES,
