@@ -117,7 +117,7 @@ async def test_a_conversation_through_a_real_mlx_vlm_server(tmp_path: Path) -> N
 @needs_server
 async def test_a_conversation_through_llama_server(tmp_path: Path) -> None:
     """The tiny Idefics3 as GGUF + mmproj behind a started llama-server: the messages array through its own
-    chat template; its prompt cache keeps the history's prefix, its timings still count the whole prompt."""
+    chat template; every turn's whole prompt is evaluated again (vlmtui sends ``cache_prompt: false``)."""
     model = '[[models]]\nid = "gguf"\nbackend = "openai"\nserver = "llama.cpp"\npath = "tiny:idefics3"\n'
     result = await run_one(conversation_suite(tmp_path, model))
     assert result.status == "passed", (result.error, result.turns)

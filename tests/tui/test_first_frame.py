@@ -60,12 +60,18 @@ def test_a_stop_before_the_scheduler_exists_ends_the_run_without_a_case(tmp_path
     session = prepare_session(write_suite(tmp_path, SMOL, images=ONE_IMAGE), log_path=tmp_path / "s.jsonl")
     engine = session.engine
     seen: list[str] = []
+    started: list[SessionStarted] = []
     engine.subscribe(lambda event: seen.append(type(event).__name__))
+    engine.subscribe(lambda event: started.append(event) if isinstance(event, SessionStarted) else None)
     engine.stop("quit before the first case")
     assert not engine.built and engine.rerun_failed() == [] and engine.abort_current() is None
     counts = asyncio.run(engine.run())
     assert engine.built and seen[0] == "SessionStarted" and seen[-1] == "SessionFinished"
     assert "CaseStarted" not in seen and "ModelLoading" not in seen
+    # What the first frame showed is what the scheduler then said (it adds the machine's details).
+    preview, real = engine.preview, started[0]
+    assert (preview.session_id, preview.cases) == (real.session_id, real.cases)
+    assert preview.info.items() <= real.info.items()
     assert counts == {"pending": 2}, "both cases still to run, in the log's session_end too"
     assert '"stopped": true' in session.log.path.read_text()
 

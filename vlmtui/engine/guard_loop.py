@@ -15,6 +15,7 @@ from typing import Any
 
 from vlmtui.engine.case_energy import CaseEnergy
 from vlmtui.engine.events import BudgetChanged, CaseResult, Event, GuardEvent, MemoryUpdate, Notice
+from vlmtui.engine.guard_info import guard_info
 from vlmtui.engine.worker_session import WorkerSession
 from vlmtui.memory.budget import Budget, resolve_budget
 from vlmtui.memory.guard import Guard, GuardDecision, MemoryReading
@@ -58,10 +59,7 @@ class GuardLoop:
 
     def info(self) -> dict[str, Any]:
         """The budget and the guard's settings, as ``SessionStarted.info`` carries them."""
-        config = self.config
-        return {"budget_bytes": self.budget.bytes, "budget_source": self.budget.source,
-                "guard": {"warn": config.warn, "cleanup": config.cleanup, "abort": config.abort,
-                          "on_abort": config.on_abort, "sample_ms": config.sample_ms}}
+        return guard_info(self.config, self.budget)
 
     @property
     def abort_bytes(self) -> int:

@@ -12,10 +12,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vlmtui.engine.deferred import DeferredEngine
 from vlmtui.engine.events import SessionStarted
+from vlmtui.engine.guard_info import guard_info
 from vlmtui.engine.log_target import log_target
 from vlmtui.engine.plan import Case, case_info, plan_cases
 from vlmtui.engine.selection import select_models
@@ -66,13 +67,6 @@ class Session:
     def scheduler(self) -> Scheduler:
         """The engine's scheduler (built now if it was not yet)."""
         return self.engine.scheduler
-
-
-def guard_info(guard: GuardConfig, budget: Budget) -> dict[str, Any]:
-    """The budget and the guard's settings, as ``SessionStarted.info`` carries them."""
-    return {"budget_bytes": budget.bytes, "budget_source": budget.source,
-            "guard": {"warn": guard.warn, "cleanup": guard.cleanup, "abort": guard.abort,
-                      "on_abort": guard.on_abort, "sample_ms": guard.sample_ms}}
 
 
 def _select(cases: list[Case], previous: SessionRecords | None,
