@@ -13,6 +13,7 @@ from textual.pilot import Pilot
 
 from tests.tui.replay import finished_session, running_session
 from tests.tui.test_snapshots import replay_app, settle
+from vlmtui.engine.events import SessionStarted
 from vlmtui.ui.tui.keys import DASHBOARD_KEYS, FOOTER_PRIORITY
 from vlmtui.ui.tui.names import name_labels
 from vlmtui.ui.tui.screens.dashboard import DashboardScreen
@@ -130,6 +131,24 @@ class TestQueueFirst:
             assert not any("…" in line.split() for line in rows), lines
             for name, row in zip(("smolvlm-500m", "moondream2", "llava-1.6-7b"), rows, strict=True):
                 assert f" {name} " in row, f"{name} whole: {lines}"
+
+
+    async def test_60x20_with_m_and_seven_models_the_screen_does_not_scroll(self) -> None:
+        """The models table shown anyway scrolls in the rows left and says how many it shows; before, the
+        screen overflowed by four rows and its scrollbar took two columns from every pane."""
+        models = [f"model-{i}" for i in range(7)]
+        cases = [{"case_id": f"{m}/text/t0", "model": m, "backend": "transformers", "image": None,
+                  "prompt": "Hello?", "kind": "text"} for m in models]
+        app = replay_app(([SessionStarted(session_id="s", suite="t", suite_path="t.toml", info={}, cases=cases,
+                                          t=0.0)], 0.0))
+        async with app.run_test(size=(60, 20)) as pilot:
+            await press_m(pilot)
+            screen = dashboard_of(pilot)
+            summary = screen.query_one("#summary", ModelSummaryTable)
+            assert summary.display
+            assert screen.max_scroll_y == 0 and not screen.show_vertical_scrollbar
+            assert summary.border_title == "models · 4 of 7"
+            assert summary.region.bottom <= 19, "above the key bar"
 
 
 class TestKeyBar:

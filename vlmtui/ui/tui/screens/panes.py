@@ -20,6 +20,10 @@ MIN_QUEUE_ROWS = 10
 """Cases the queue lists before the models table gives way (``m`` shows it anyway)."""
 CHROME_ROWS = 4
 """Rows that are not panes: the header, the footer, the queue's border and column names."""
+QUEUE_MIN_HEIGHT = 5
+"""The queue's ``min-height`` (app.tcss)."""
+SUMMARY_MAX, SUMMARY_MAX_TALL = 10, 16
+"""The models table's ``max-height`` (app.tcss ``#summary``, and under ``-tall``)."""
 
 
 class DashboardPanes(Screen[None]):
@@ -50,6 +54,18 @@ class DashboardPanes(Screen[None]):
         lower = self.query_one("#lower").outer_size.height
         models = len(self.view.models) + 2  # its border and column names
         self.set_class(self.size.height - CHROME_ROWS - lower - models < MIN_QUEUE_ROWS, "-crowded")
+        # Shown anyway (m) where it does not fit, the models table scrolls in the rows the queue's minimum
+        # leaves: the screen itself never scrolls (at 60x20 with seven models it did, and every pane lost
+        # two columns to its scrollbar). Where it fits, app.tcss's cap holds (no inline rule, no relayout).
+        room = self.size.height - 2 - lower - QUEUE_MIN_HEIGHT  # less the header and the key bar
+        cap = SUMMARY_MAX_TALL if self.has_class("-tall") else SUMMARY_MAX
+        summary = self.query_one("#summary")
+        summary.styles.max_height = max(room, 3) if room < cap else None
+        shown = min(room, cap) - 2  # its border and column names
+        count = len(self.view.models)
+        title = f"models · {max(shown, 1)} of {count}" if shown < count else "models"
+        if summary.border_title != title:  # (setting it, even unchanged, redraws the table)
+            summary.border_title = title
 
     def after_event(self, finished: bool) -> None:
         """After an engine event: the panes fitted again, and the first failure selected once the queue is done."""
