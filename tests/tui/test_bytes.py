@@ -129,3 +129,34 @@ async def test_the_history_is_drawn_against_the_budget_and_moves_only_when_a_col
         chart.show([*samples, (1010.0, 990.0)])
         await pilot.pause()
         assert chart.redraws == drawn
+
+
+async def test_a_changed_cell_redraws_its_row_not_the_whole_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DataTable.update_cell repaints every visible row; the queue sends only the row that changed."""
+    from textual.app import App, ComposeResult
+
+    from vlmtui.engine.events import CaseStarted, SessionStarted
+    from vlmtui.ui.tui.state import SessionView
+    from vlmtui.ui.tui.widgets.case_table import CaseTable
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield CaseTable(id="queue")
+
+    view = SessionView()
+    cases = [{"case_id": f"m/text/t{i}", "model": "m", "backend": "transformers", "image": None,
+              "prompt": f"prompt {i}", "kind": "text"} for i in range(8)]
+    view.apply(SessionStarted(session_id="s", suite="t", suite_path="t.toml", info={}, cases=cases, t=0.0))
+    app = One()
+    async with app.run_test(size=(80, 12)) as pilot:
+        table = app.query_one(CaseTable)
+        table.sync(list(view.cases.values()), 1.0)
+        await pilot.pause()
+        drawn: list[int] = []
+        render_line = CaseTable.render_line
+        monkeypatch.setattr(CaseTable, "render_line", lambda self, y: drawn.append(y) or render_line(self, y))
+        view.apply(CaseStarted("m/text/t3", 1, "m", t=1.0))
+        table.sync(list(view.cases.values()), 2.0)
+        await pilot.pause()
+        assert "run" in table.get_cell("m/text/t3", "status").plain
+        assert drawn and set(drawn) == {drawn[0]}, f"lines drawn again: {sorted(set(drawn))}"

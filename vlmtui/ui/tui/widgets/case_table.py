@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.geometry import Region
 from textual.message import Message
 from textual.widgets import DataTable
 
@@ -130,6 +131,9 @@ class CaseTable(DataTable[Text]):
     | G, end | Select the last case. |
     """
 
+    _row_only = False
+    """While ``sync`` updates one row's cells: a whole-table repaint is left to its row refresh."""
+
     @dataclass
     class CaseHighlighted(Message):
         """The cursor is on another case (moved by the user, or following the running case)."""
@@ -150,6 +154,7 @@ class CaseTable(DataTable[Text]):
         self._labels: dict[str, str] = {}
         """Each model's name as it fits its column."""
 
+
     # ------------------------------------------------------------------ what to show
 
     def sync(self, rows: Sequence[CaseView], now: float) -> None:
@@ -169,15 +174,28 @@ class CaseTable(DataTable[Text]):
         if ids != self._shown:
             self._rebuild_rows(rows, now)
             return
-        for row in rows:
+        for index, row in enumerate(rows):
             cells = row_cells(row, self._widths, now, self._labels.get(row.model))
             old = self._cells.get(row.case_id)
             if old == cells:
                 continue
-            for name, cell, before in zip(self._order, cells, old or (None,) * len(cells), strict=True):
-                if cell != before:
-                    self.update_cell(row.case_id, name, cell)
+            # update_cell repaints the whole table (every visible row sent again for one cell, the biggest
+            # sender while a case streams): its repaint is held back and only this row's line refreshed.
+            self._row_only = True
+            try:
+                for name, cell, before in zip(self._order, cells, old or (None,) * len(cells), strict=True):
+                    if cell != before:
+                        self.update_cell(row.case_id, name, cell)
+            finally:
+                self._row_only = False
+            self.refresh_row(index)
             self._cells[row.case_id] = cells
+
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False,
+                recompose: bool = False) -> Self:
+        if self._row_only and not (regions or layout or recompose):
+            return self  # update_cell's whole-table repaint; sync refreshes the row itself
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def _rebuild_columns(self, widths: dict[str, int]) -> None:
         self._widths = widths
