@@ -17,7 +17,7 @@ from tests.tui.helpers import ONE_IMAGE, SMOL, until
 from vlmtui.engine.events import SessionStarted
 from vlmtui.engine.setup import prepare_session
 from vlmtui.ui.tui.app import VlmApp
-from vlmtui.ui.tui.screens.dashboard import crowded_before_layout
+from vlmtui.ui.tui.screens.panes import crowded_before_layout
 
 
 def test_the_dashboard_shows_the_planned_queue_before_the_scheduler_exists(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from vlmtui.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, session_ex
 from vlmtui.ui.tui.bridge import ui_fps
 from vlmtui.ui.tui.format import locale_draws_glyphs
 from vlmtui.ui.tui.screens.dashboard import DashboardScreen
+from vlmtui.ui.tui.screens.panes import TALL_FROM
 from vlmtui.ui.tui.state import SessionView
 from vlmtui.ui.tui.terminal import click_mouse_driver, set_filters
 
@@ -39,7 +40,7 @@ class VlmApp(App[int]):
     TITLE = "vlmtui"
     ENABLE_COMMAND_PALETTE = False
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012 (Textual's own attribute)
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_FROM, "-tall")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "quit now", show=False, priority=True,
                 tooltip="Quit without asking; the worker is still stopped cleanly."),

@@ -43,7 +43,7 @@ from vlmtui.ui.tui.presenter import (
     run_state,
     summary_row,
 )
-from vlmtui.ui.tui.screens.panes import CHROME_ROWS, MIN_QUEUE_ROWS, DashboardPanes
+from vlmtui.ui.tui.screens.panes import DashboardPanes, crowded_before_layout
 from vlmtui.ui.tui.state import SessionView
 from vlmtui.ui.tui.widgets.case_table import CaseTable
 from vlmtui.ui.tui.widgets.header import SessionHeader
@@ -52,17 +52,6 @@ from vlmtui.ui.tui.widgets.memory import MemoryPanel
 from vlmtui.ui.tui.widgets.output import OutputContent, OutputPane
 from vlmtui.ui.tui.widgets.summary import ModelSummaryTable, SummaryRow
 from vlmtui.vocab import RunState
-
-LOWER_ROWS = {False: 7, True: 14}
-"""The output and memory panes' height (app.tcss ``#lower``), below and from ``TALL_FROM`` rows (``-tall``)."""
-TALL_FROM = 32
-"""Where the ``-tall`` breakpoint starts (app.py's ``VERTICAL_BREAKPOINTS``)."""
-
-
-def crowded_before_layout(height: int, models: int) -> bool:
-    """``fit_panes``' answer from the terminal's height and the number of models, before any layout."""
-    lower = LOWER_ROWS[height >= TALL_FROM]
-    return height - CHROME_ROWS - lower - (models + 2) < MIN_QUEUE_ROWS
 
 
 class DashboardScreen(DashboardPanes):

@@ -24,6 +24,21 @@ QUEUE_MIN_HEIGHT = 5
 """The queue's ``min-height`` (app.tcss)."""
 SUMMARY_MAX, SUMMARY_MAX_TALL = 10, 16
 """The models table's ``max-height`` (app.tcss ``#summary``, and under ``-tall``)."""
+LOWER_ROWS = {False: 7, True: 14}
+"""The output and memory panes' height (app.tcss ``#lower``), below and from ``TALL_FROM`` rows (``-tall``)."""
+TALL_FROM = 32
+"""Where the ``-tall`` breakpoint starts (the app's ``VERTICAL_BREAKPOINTS``)."""
+
+
+def crowded(height: int, lower: int, models: int) -> bool:
+    """Whether the models table would leave the queue fewer than ``MIN_QUEUE_ROWS`` rows: ``height`` of the
+    terminal, ``lower`` of the output and memory panes, one row per model plus its border and column names."""
+    return height - CHROME_ROWS - lower - (models + 2) < MIN_QUEUE_ROWS
+
+
+def crowded_before_layout(height: int, models: int) -> bool:
+    """``crowded`` before any layout: the panes' height from the terminal's (as app.tcss sets it)."""
+    return crowded(height, LOWER_ROWS[height >= TALL_FROM], models)
 
 
 class DashboardPanes(Screen[None]):
@@ -52,8 +67,7 @@ class DashboardPanes(Screen[None]):
         if self.zoom:
             return
         lower = self.query_one("#lower").outer_size.height
-        models = len(self.view.models) + 2  # its border and column names
-        self.set_class(self.size.height - CHROME_ROWS - lower - models < MIN_QUEUE_ROWS, "-crowded")
+        self.set_class(crowded(self.size.height, lower, len(self.view.models)), "-crowded")
         # Shown anyway (m) where it does not fit, the models table scrolls in the rows the queue's minimum
         # leaves: the screen itself never scrolls (at 60x20 with seven models it did, and every pane lost
         # two columns to its scrollbar). Where it fits, app.tcss's cap holds (no inline rule, no relayout).
