@@ -27,7 +27,6 @@ the frame, as a closed SSH session would.
 from __future__ import annotations
 
 import argparse
-import compileall
 import fcntl
 import os
 import pty
@@ -35,7 +34,6 @@ import re
 import select
 import shlex
 import signal
-import statistics
 import struct
 import subprocess
 import sys
@@ -48,9 +46,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, save
-
-FIRST_FRAME_MARK = re.compile(rb"queue (\xc2\xb7|\.) \d")
-"""The queue's border title (bench/tui_bytes.py's mark): there once the dashboard is drawn."""
+from bench.first_frame import BARE_ARGV, FIRST_FRAME_MARK, compile_tree, cpu_seconds, side_by_side
 
 
 def child(which: str, suite: str, log: str, tree: str) -> None:
@@ -107,9 +103,6 @@ def count(which: str, suite: Path, tmp: Path, tree: str) -> int:
     return int(found.group(1))
 
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
 def launch(argv: list[str], env: dict[str, str], cols: int = 80, rows: int = 24,
            cwd: str | None = None) -> tuple[float, float]:
     """Exec ``argv`` on a new pty; (wall, CPU) seconds until the mark is in its output. Hung up on after."""
@@ -131,10 +124,7 @@ def launch(argv: list[str], env: dict[str, str], cols: int = 80, rows: int = 24,
                     seen += os.read(fd, 65536)
                 except OSError as exc:
                     raise RuntimeError(f"{shlex.join(argv)} exited before its first frame: {seen[-500:]!r}") from exc
-        wall = time.monotonic() - start
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return wall, (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return time.monotonic() - start, cpu_seconds(pid)
     finally:
         os.close(fd)  # the hang-up: vlmtui stops its engine and worker itself
         for _ in range(300):
@@ -150,19 +140,14 @@ def wall(suite: Path, launches: int, tmp: Path, tree: str) -> dict[str, Any]:
     """Each side ``launches`` times, interleaved: the medians and the ratio."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TERM": "xterm-256color", "VLMTUI_DATA_DIR": str(tmp / "data"),
            "COLUMNS": "80", "LINES": "24"}
-    sides = {"bare": [sys.executable, str(ROOT / "bench" / "bare_tui.py")],
+    sides = {"bare": BARE_ARGV,
              "vlmtui": [sys.executable, "-m", "vlmtui", "run", str(suite), "--log", str(tmp / "logs")]}
     (tmp / "logs").mkdir()
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
     for _ in range(launches):
         for name, argv in sides.items():
             runs[name].append(launch(argv, env, cwd=tree if name == "vlmtui" else None))
-    result: dict[str, Any] = {"launches": launches, "size": "80x24"}
-    for name, values in runs.items():
-        result[name] = {"wall_s": [round(w, 3) for w, _ in values], "cpu_s": [round(c, 3) for _, c in values],
-                        "median_wall_s": round(statistics.median(w for w, _ in values), 3),
-                        "median_cpu_s": round(statistics.median(c for _, c in values), 3)}
-    result["ratio_wall"] = round(result["vlmtui"]["median_wall_s"] / result["bare"]["median_wall_s"], 2)
+    result: dict[str, Any] = {"launches": launches, "size": "80x24", **side_by_side(runs)}
     print(f"first frame, wall ({launches} launches each, medians): vlmtui {result['vlmtui']['median_wall_s']} s "
           f"({result['vlmtui']['median_cpu_s']} s CPU), bare Textual app {result['bare']['median_wall_s']} s "
           f"({result['bare']['median_cpu_s']} s CPU), ratio {result['ratio_wall']}x", flush=True)
@@ -182,10 +167,7 @@ def main() -> None:
     if args.child:
         child(args.child, args.suite, args.log, args.tree)
         return
-    # A user's vlmtui has its bytecode compiled (pip does it at install); a checkout run with
-    # PYTHONDONTWRITEBYTECODE=1 would compile every module at every start instead (0.3 G of 2.4 G here).
-    compileall.compile_dir(Path(args.tree) / "vlmtui", quiet=1)
-    compileall.compile_dir(ROOT / "bench", quiet=1)
+    compile_tree(args.tree)
     with tempfile.TemporaryDirectory(prefix="vlmtui-ffcount-") as name:
         tmp = Path(name)
         if args.wall:

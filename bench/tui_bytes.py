@@ -22,11 +22,9 @@ app switched on (1000 click, 1002 drag, 1003 any motion). ``q`` quits; the exit 
 from __future__ import annotations
 
 import argparse
-import compileall
 import os
 import re
 import shlex
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,11 +35,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, save
+from bench.first_frame import BARE_ARGV, FIRST_FRAME_MARK, compile_tree, cpu_seconds, side_by_side
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 POLL_S = 0.05
-FIRST_FRAME_MARK = re.compile(rb"queue (\xc2\xb7|\.) \d")
-"""The queue's border title (``queue · N cases``, ``queue . N cases`` in ASCII): there once the dashboard is drawn."""
 MOUSE_MODES = {"1000": "click", "1002": "drag", "1003": "any-motion", "1006": "sgr"}
 TARGETS = {"streaming_kbps": 20.0, "idle_kbps": 1.0, "idle_cpu_pct": 1.0, "first_frame_s": 0.3}
 SUITE = """name = "tui-bytes"
@@ -124,9 +120,7 @@ class Pane:
             return 0
 
     def cpu_s(self) -> float:
-        with open(f"/proc/{self.pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return cpu_seconds(self.pid)
 
     def alive(self) -> bool:
         return Path(f"/proc/{self.pid}").exists()
@@ -212,30 +206,23 @@ def first_frames(tmp: Path, suite: Path, cols: int, rows: int, launches: int) ->
     """Exec to the first frame, ``launches`` times each, side by side: vlmtui, and the bare Textual app
     (bench/bare_tui.py) as the floor this machine sets. Wall and CPU seconds of the process; the ratio is
     the figure to judge (a busy or slow machine moves both)."""
-    bare_argv = [sys.executable, str(ROOT / "bench" / "bare_tui.py")]
-    runs: dict[str, dict[str, list[float]]] = {"vlmtui": {"wall": [], "cpu": []}, "bare": {"wall": [], "cpu": []}}
+    runs: dict[str, list[tuple[float, float]]] = {"bare": [], "vlmtui": []}
     for i in range(launches):
-        for name, argv in (("bare", bare_argv), ("vlmtui", None)):
+        for name, argv in (("bare", BARE_ARGV), ("vlmtui", None)):
             pane = Pane(tmp / f"ff-{name}-{i}", cols, rows, [], argv=argv)
             pane.tmp.mkdir()
             try:
                 pane.start(suite)
                 first = wait_for(lambda p=pane: p.out.exists() and FIRST_FRAME_MARK.search(p.out.read_bytes())
                                  is not None, 60, "the first frame", pane)
-                runs[name]["cpu"].append(pane.cpu_s())
-                runs[name]["wall"].append(time.time() - (time.monotonic() - first) - float(pane.t0_file.read_text()))
+                cpu = pane.cpu_s()
+                runs[name].append((time.time() - (time.monotonic() - first) - float(pane.t0_file.read_text()), cpu))
             finally:
                 pane.stop()  # the hang-up: the app stops its engine and worker itself
                 deadline = time.monotonic() + 30
                 while pane.pid and pane.alive() and time.monotonic() < deadline:
                     time.sleep(POLL_S)
-    result: dict[str, Any] = {"size": f"{cols}x{rows}", "launches": launches}
-    for name, values in runs.items():
-        result[name] = {"wall_s": [round(w, 3) for w in values["wall"]], "cpu_s": [round(c, 3) for c in values["cpu"]],
-                        "median_wall_s": round(statistics.median(values["wall"]), 3),
-                        "median_cpu_s": round(statistics.median(values["cpu"]), 3)}
-    result["ratio_wall"] = round(result["vlmtui"]["median_wall_s"] / result["bare"]["median_wall_s"], 2)
-    result["ratio_cpu"] = round(result["vlmtui"]["median_cpu_s"] / result["bare"]["median_cpu_s"], 2)
+    result: dict[str, Any] = {"size": f"{cols}x{rows}", "launches": launches, **side_by_side(runs)}
     # Kept at the top level too, where earlier results had them.
     result["median_wall_s"] = result["vlmtui"]["median_wall_s"]
     result["median_cpu_s"] = result["vlmtui"]["median_cpu_s"]
@@ -260,10 +247,7 @@ def main() -> None:
                         help="only the first frame, N launches at the first size (median wall and CPU time)")
     parser.add_argument("extra", nargs="*", help="more vlmtui arguments (after --), e.g. -- --no-mouse")
     args = parser.parse_args()
-    # A user's vlmtui has its bytecode compiled (pip does it at install): so does the tree measured here,
-    # even where PYTHONDONTWRITEBYTECODE=1 would leave every start compiling every module.
-    compileall.compile_dir(Path(args.tree) / "vlmtui", quiet=1)
-    compileall.compile_dir(ROOT / "bench", quiet=1)
+    compile_tree(args.tree)
     with tempfile.TemporaryDirectory(prefix="vlmtui-bytes-") as name:
         tmp = Path(name)
         images = ", ".join(f'"{p}"' for p in sorted((ROOT / "sample_images").iterdir()))
