@@ -24,7 +24,7 @@ from vlmtui.engine.events import CaseFinished, DownloadFinished, DownloadProgres
 from vlmtui.engine.scheduler import Scheduler
 from vlmtui.engine.session_log import SessionLog
 from vlmtui.memory.budget import Budget
-from vlmtui.ui.download_bar import download_brief
+from vlmtui.ui.download_text import download_brief
 from vlmtui.wire.spec import ModelSpec
 from vlmtui.worker.demo.tiny import tiny_model_dir
 

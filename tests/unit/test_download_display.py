@@ -10,7 +10,8 @@ from rich.console import Console
 
 from vlmtui.engine.events import DownloadFinished, DownloadProgress, ModelLoadFailed, SessionStarted
 from vlmtui.engine.session_log import SessionLog
-from vlmtui.ui.download_bar import DownloadBar, download_brief, download_line, download_status
+from vlmtui.ui.download_bar import DownloadBar
+from vlmtui.ui.download_text import download_brief, download_line, download_status
 from vlmtui.ui.headless import HeadlessPrinter
 from vlmtui.ui.tui.presenter import summary_row
 from vlmtui.ui.tui.state import SessionView

@@ -12,9 +12,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from rich.progress import TimeRemainingColumn as RemainingColumn
 
 from vlmtui.engine.events import DownloadFinished, DownloadProgress, Event
-from vlmtui.ui.download_text import download_brief as download_brief
-from vlmtui.ui.download_text import download_line as download_line
-from vlmtui.ui.download_text import download_status as download_status
+from vlmtui.ui.download_text import download_line
 from vlmtui.units import format_bytes
 
 

@@ -43,7 +43,7 @@ from vlmtui.reports.tables import WIDE_ENOUGH_FOR_INTERVALS, compact_summary_tab
 from vlmtui.reports.turns import turn_line
 from vlmtui.scoring.metrics import parse_metric
 from vlmtui.text import excerpt, one_line, plural
-from vlmtui.ui.download_bar import download_line, download_status
+from vlmtui.ui.download_text import download_line, download_status
 from vlmtui.units import format_bytes
 from vlmtui.vocab import GuardAction, RunState, counts_text, status_look
 
